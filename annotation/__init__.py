@@ -1,0 +1,1 @@
+"""Claims, datasets and (later) human studies: the annotation side of FrameLab."""

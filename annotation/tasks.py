@@ -1,0 +1,38 @@
+"""Celery tasks of the annotation app: thin wrappers that load a row by id and call a service."""
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from .claim_files import ClaimFileError
+from .models import ClaimImport
+from .services import claim_import_run
+
+
+@shared_task(bind=True, name="annotation.run_claim_import")
+def run_claim_import(self, claim_import_id: int) -> dict:
+    """Runs a queued `ClaimImport`; a retried or duplicated message does nothing twice."""
+    claimed = ClaimImport.objects.filter(
+        pk=claim_import_id, status=ClaimImport.Status.QUEUED
+    ).update(status=ClaimImport.Status.RUNNING, started=timezone.now())
+    job = ClaimImport.objects.get(pk=claim_import_id)
+    if not claimed:
+        return {"status": job.status, "skipped": True}
+    last_report = 0.0
+    state = {"bytes": 0, "rows": 0}
+
+    def report(byte_count: int, rows: int) -> None:
+        nonlocal last_report
+        state["bytes"] += byte_count
+        state["rows"] = rows
+        now = time.monotonic()
+        if now - last_report >= 1.0 and self.request.id and not self.request.is_eager:
+            last_report = now
+            self.update_state(state="PROGRESS", meta=dict(state))
+
+    claim_import_run(claim_import=job, progress=report)
+    job.refresh_from_db()
+    return {"status": job.status, "rows_imported": job.rows_imported}

@@ -1,0 +1,1 @@
+"""Personas: LoRA fine-tuning with framing-conditioned loss attenuation, scoring, calibration."""

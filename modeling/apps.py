@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ModelingConfig(AppConfig):
+    name = "modeling"
+    verbose_name = "Personas"

@@ -1,0 +1,9 @@
+"""A liveness probe for deployments and the start-up script: answers once the database does."""
+from django.db import connection
+from django.http import JsonResponse
+
+
+def healthz(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok", "database": connection.vendor})

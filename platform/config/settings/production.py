@@ -1,0 +1,11 @@
+"""Settings for a deployment: no insecure defaults, HTTPS assumed behind a proxy."""
+from .base import *  # noqa: F401,F403
+from .base import env
+
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+DEBUG = False
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
+SECURE_CONTENT_TYPE_NOSNIFF = True

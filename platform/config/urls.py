@@ -1,0 +1,16 @@
+"""The platform's URL map: researcher pages, the admin and account views."""
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from . import health
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="annotation:dataset-list"), name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("", include("annotation.urls")),
+]

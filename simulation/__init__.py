@@ -1,0 +1,1 @@
+"""Monte Carlo information-health trajectories under recommender-like exposure policies."""
