@@ -4,10 +4,8 @@ from __future__ import annotations
 import time
 
 from celery import shared_task
-from django.db import transaction
 from django.utils import timezone
 
-from .claim_files import ClaimFileError
 from .models import ClaimImport
 from .services import claim_import_run
 
@@ -18,7 +16,9 @@ def run_claim_import(self, claim_import_id: int) -> dict:
     claimed = ClaimImport.objects.filter(
         pk=claim_import_id, status=ClaimImport.Status.QUEUED
     ).update(status=ClaimImport.Status.RUNNING, started=timezone.now())
-    job = ClaimImport.objects.get(pk=claim_import_id)
+    job = ClaimImport.objects.filter(pk=claim_import_id).first()
+    if job is None:
+        return {"status": "missing", "skipped": True}
     if not claimed:
         return {"status": job.status, "skipped": True}
     last_report = 0.0

@@ -1,13 +1,19 @@
-"""Settings for the test suite: the same environment-driven base, made fast and isolated."""
+"""Settings for the test suite: the same environment-driven base, made fast and isolated.
+
+A Celery worker started by a test runs with these settings too (see
+tests/integration/conftest.py), so everything it must share with the test process, the
+database, the broker and the artifact store, is set here or passed in the environment.
+"""
 import os
+from pathlib import Path
 
 from .base import *  # noqa: F401,F403
-from .base import DATABASES, VAR_DIR
+from .base import CELERY_BROKER_URL, CELERY_FILESYSTEM_BROKER_DIR, DATABASES, VAR_DIR, env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests call tasks eagerly unless they start a real worker (tests/integration/).
 CELERY_TASK_ALWAYS_EAGER = True
-MEDIA_ROOT = VAR_DIR / "test-media" / str(os.getpid())
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "test-media" / str(os.getpid()))))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -15,3 +21,20 @@ STORAGES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a worker process started by a test sees the same rows.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-framelab.sqlite3")}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # Apart from the folders a development worker on this machine reads, so that neither
+    # takes the other's messages.
+    _test_broker = CELERY_FILESYSTEM_BROKER_DIR.parent / "test-broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_test_broker / "queue"),
+        "data_folder_out": str(_test_broker / "queue"),
+        "control_folder": str(_test_broker / "control"),
+        "processed_folder": str(_test_broker / "processed"),
+        "store_processed": False,
+    }
+    CELERY_RESULT_BACKEND = env(
+        "CELERY_RESULT_BACKEND", default=f"file://{VAR_DIR / 'celery' / 'test-results'}"
+    )
+# Serve static files from the app folders without a collectstatic step.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,98 @@
+"""Researcher pages: datasets, claims, and an import started from the web (eager Celery here;
+tests/integration runs the same flow through a real worker)."""
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.urls import reverse
+
+from annotation.models import ClaimImport, Dataset, FramedClaim
+from tests.conftest import claim_records, frameref_record, write_jsonl
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def researcher(client):
+    user = get_user_model().objects.create_user("ada", password="pw-for-tests")
+    client.force_login(user)
+    return user
+
+
+def jsonl_upload(name, records):
+    import orjson
+
+    return SimpleUploadedFile(name, b"".join(orjson.dumps(r) + b"\n" for r in records))
+
+
+def test_pages_need_a_login(client):
+    response = client.get(reverse("annotation:dataset-list"))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_login_page_and_demo_login_work(client):
+    call_command("load_demo")
+    assert client.get(reverse("login")).status_code == 200
+    response = client.post(reverse("login"), {"username": "demo", "password": "demo"}, follow=True)
+    assert response.status_code == 200
+    assert b"FrameLab demo" in response.content
+
+
+def test_dataset_pages_show_composition_and_filter_claims(client, researcher, tmp_path):
+    call_command("load_demo", no_user=True)
+    dataset = Dataset.objects.get(name="FrameLab demo")
+    page = client.get(reverse("annotation:dataset-list"))
+    assert b"FrameLab demo" in page.content and b"64" in page.content
+
+    detail = client.get(reverse("annotation:dataset-detail", args=[dataset.pk]),
+                        {"framing": "sensationalist", "true_label": "REFUTES", "split": "test"})
+    assert detail.status_code == 200
+    claims = list(detail.context["page"])
+    assert len(claims) == 3
+    assert {c.framing for c in claims} == {"sensationalist"}
+    assert {c.base_claim.true_label for c in claims} == {"REFUTES"}
+    assert detail.context["composition"]["framed_claims"] == 384
+
+
+def test_upload_runs_the_import_and_shows_the_result(client, researcher, media_root, django_capture_on_commit_callbacks):
+    upload = jsonl_upload("train-0000.jsonl", claim_records(3))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("annotation:claim-import-new"), {
+            "dataset_name": "uploaded", "files": [upload], "default_split": "none",
+            "verification": "passed",
+        })
+    job = ClaimImport.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("annotation:claim-import-detail", args=[job.pk])
+    assert job.status == "succeeded" and job.rows_imported == 18
+    assert set(FramedClaim.objects.values_list("base_claim__split", flat=True)) == {"train"}
+    assert set(FramedClaim.objects.exclude(framing="original").values_list("verification", flat=True)) == {"passed"}
+    page = client.get(response["Location"])
+    assert b"Imported 18 framed claims" in page.content
+
+
+def test_a_failed_upload_names_the_line_and_imports_nothing(client, researcher, media_root, django_capture_on_commit_callbacks):
+    records = claim_records(2) + [frameref_record("bad-1", "original", "x", "MAYBE")]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("annotation:claim-import-new"), {
+            "dataset_name": "uploaded", "files": [jsonl_upload("claims.jsonl", records)],
+            "default_split": "none", "verification": "unverified",
+        })
+    job = ClaimImport.objects.get()
+    assert job.status == "failed"
+    assert job.error.endswith("claims.jsonl:13: field 'true_label': value 'MAYBE': unknown label; "
+                              "accepted: SUPPORTS or REFUTES")
+    assert not Dataset.objects.filter(name="uploaded").exists()
+    page = client.get(reverse("annotation:claim-import-detail", args=[job.pk]))
+    assert b"Nothing was imported" in page.content and b"MAYBE" in page.content
+
+
+def test_an_upload_of_an_unknown_file_type_is_refused_on_the_form(client, researcher, media_root):
+    response = client.post(reverse("annotation:claim-import-new"), {
+        "dataset_name": "x", "files": [SimpleUploadedFile("claims.xlsx", b"PK")],
+        "default_split": "none", "verification": "unverified",
+    })
+    assert response.status_code == 200
+    assert b"unknown file type" in response.content
+    assert not ClaimImport.objects.exists()
