@@ -37,7 +37,8 @@ VERIFICATION_STATES = ("not_applicable", "unverified", "passed", "failed")
 # Folder names that carry a split; `unsplit` holds base claims outside any split, and is
 # what the exporter writes for them.
 SPLIT_FOLDERS = {**{name: name for name in SPLITS}, "unsplit": NO_SPLIT, NO_SPLIT: NO_SPLIT}
-MAX_LENGTHS = {"claim_id": 200, "topic": 200, "source": 500, "generator": 200}
+MAX_BASE_ID_LENGTH = 200
+MAX_LENGTHS = {"topic": 200, "source": 500, "generator": 200}
 NOT_ENOUGH_INFO = {"NOT ENOUGH INFO", "NOT_ENOUGH_INFO", "NEI", "NOTENOUGHINFO"}
 
 _FRAMING_SET = frozenset(FRAMINGS)
@@ -243,7 +244,7 @@ class RowChecker:
             and verification is _MISSING and generator is _MISSING
             and type(claim_id) is str and type(text) is str and type(framing) is str
             and type(label) is str and framing in _FRAMING_SET and label in _LABEL_SET
-            and len(claim_id) <= 200 and "\x00" not in text and text.strip()
+            and len(claim_id) <= MAX_BASE_ID_LENGTH and "\x00" not in text and text.strip()
         ):
             base_id, colon, suffix = claim_id.partition(":")
             if (suffix == framing or not colon) and base_id.strip():
@@ -266,6 +267,10 @@ class RowChecker:
             raise self.error(line, field="claim_id", value=claim_id,
                              problem="the base id (the part before the first ':') is empty",
                              accepted="ids like fever-75397:authoritative")
+        if len(base_id) > MAX_BASE_ID_LENGTH:
+            raise self.error(line, field="claim_id", value=claim_id,
+                             problem=f"the base id is too long ({len(base_id)} characters)",
+                             accepted=f"at most {MAX_BASE_ID_LENGTH} characters before the ':'")
         if colon and suffix != framing:
             raise self.error(line, field="claim_id", value=claim_id,
                              problem=f"the framing suffix '{suffix}' disagrees with "

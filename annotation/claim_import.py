@@ -93,16 +93,10 @@ class ClaimImporter:
         dataset_id = self.dataset.pk
         framing_bit = _FRAMING_BIT
         rows_read = rows_imported = rows_skipped = base_claims_created = 0
-        rows_at_last_report = 0
-        pending_bytes = 0
+        report = self.progress or (lambda byte_count, rows: None)
 
         def on_bytes(count: int) -> None:
-            nonlocal pending_bytes, rows_at_last_report
-            pending_bytes += count
-            if self.progress is not None:
-                self.progress(pending_bytes, rows_read)
-                pending_bytes = 0
-            rows_at_last_report = rows_read
+            report(count, rows_read)
 
         for file_index, claim_file in enumerate(self.claim_files):
             checker = RowChecker(claim_file=claim_file, **self.checker_options)
@@ -151,8 +145,7 @@ class ClaimImporter:
                                          row.generator))
                 rows_imported += 1
         writer.flush()
-        if self.progress is not None and (pending_bytes or rows_read != rows_at_last_report):
-            self.progress(pending_bytes, rows_read)
+        report(0, rows_read)
         return rows_read, rows_imported, rows_skipped, base_claims_created
 
     def _where(self, state: _BaseClaimState) -> str:
