@@ -94,6 +94,9 @@ class ClaimImporter:
         framing_bit = _FRAMING_BIT
         rows_read = rows_imported = rows_skipped = base_claims_created = 0
         report = self.progress or (lambda byte_count, rows: None)
+        next_base_claim_id = writer.next_base_claim_id
+        add_base_claim = writer.add_base_claim
+        add_framed_claim = writer.add_framed_claim
 
         def on_bytes(count: int) -> None:
             report(count, rows_read)
@@ -101,48 +104,49 @@ class ClaimImporter:
         for file_index, claim_file in enumerate(self.claim_files):
             checker = RowChecker(claim_file=claim_file, **self.checker_options)
             for row in read_claim_rows(claim_file, checker, on_bytes):
+                # Plain locals: this loop runs once per row, a million times for FrameRef.
+                line, base_id, framing, text, true_label, split, topic, source, verification, \
+                    generator = row
                 rows_read += 1
-                state = bases.get(row.base_id)
-                bit = framing_bit[row.framing]
+                state = bases.get(base_id)
+                bit = framing_bit[framing]
                 if state is None:
                     state = _BaseClaimState(
-                        writer.next_base_claim_id(), row.true_label, row.split,
-                        (file_index, row.line),
+                        next_base_claim_id(), true_label, split, (file_index, line)
                     )
-                    bases[row.base_id] = state
-                    writer.add_base_claim((state.pk, dataset_id, row.base_id, row.true_label,
-                                           row.split, row.topic, row.source))
+                    bases[base_id] = state
+                    add_base_claim((state.pk, dataset_id, base_id, true_label, split, topic,
+                                    source))
                     base_claims_created += 1
                 else:
-                    if state.true_label != row.true_label:
+                    if state.true_label != true_label:
                         raise checker.error(
-                            row.line, field="true_label", value=row.true_label,
-                            problem=f"base claim '{row.base_id}' has the label "
+                            line, field="true_label", value=true_label,
+                            problem=f"base claim '{base_id}' has the label "
                                     f"{state.true_label} {self._where(state)}; all framings of "
                                     f"a base claim share one label",
                         )
-                    if state.split != row.split:
+                    if state.split != split:
                         raise checker.error(
-                            row.line, field="split", value=row.split,
-                            problem=f"base claim '{row.base_id}' is in the split "
+                            line, field="split", value=split,
+                            problem=f"base claim '{base_id}' is in the split "
                                     f"'{state.split}' {self._where(state)}; all framings of a "
                                     f"base claim belong to one split",
                         )
                     if state.framings & bit:
                         if state.stored & bit and self.skip_existing:
-                            if stored_texts[(state.pk, row.framing)] == hash(row.text):
+                            if stored_texts[(state.pk, framing)] == hash(text):
                                 rows_skipped += 1
                                 continue
                             raise checker.error(
-                                row.line, field="restated_claim", value=row.text,
-                                problem=f"claim '{row.base_id}:{row.framing}' is already in "
+                                line, field="restated_claim", value=text,
+                                problem=f"claim '{base_id}:{framing}' is already in "
                                         f"dataset '{self.dataset.name}' with a different text; "
                                         f"--skip-existing only skips identical rows",
                             )
                         raise self._duplicate_error(checker, file_index, row, state)
                 state.framings |= bit
-                writer.add_framed_claim((state.pk, row.framing, row.text, row.verification,
-                                         row.generator))
+                add_framed_claim(state.pk, framing, text, verification, generator)
                 rows_imported += 1
         writer.flush()
         report(0, rows_read)
@@ -222,8 +226,8 @@ class ClaimWriter:
     def add_base_claim(self, row: tuple) -> None:
         self.base_claims.append(row)
 
-    def add_framed_claim(self, row: tuple) -> None:
-        self.framed_claims.append(row)
+    def add_framed_claim(self, base_claim_id, framing, text, verification, generator) -> None:
+        self.framed_claims.append((base_claim_id, framing, text, verification, generator))
         if len(self.framed_claims) >= self.chunk_rows:
             self.flush()
 
@@ -296,8 +300,7 @@ class PostgresClaimWriter(ClaimWriter):
             self._free_ids.reverse()
         return self._free_ids.pop()
 
-    def add_framed_claim(self, row: tuple) -> None:
-        base_claim_id, framing, text, verification, generator = row
+    def add_framed_claim(self, base_claim_id, framing, text, verification, generator) -> None:
         # COPY's text format, built here rather than by psycopg's write_row: one f-string
         # per row and one write per chunk cost a third of the per-row calls.
         self.framed_claims.append(

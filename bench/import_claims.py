@@ -70,6 +70,7 @@ class Result:
     rows: int
     peak_rss_mib: float | None  # None for the COPY baselines: the work is the server's
     note: str = ""  # the import's own summary line
+    all_seconds: tuple[float, ...] = ()  # every repetition, when the run was repeated
 
     @property
     def rows_per_second(self) -> float:
@@ -314,6 +315,9 @@ def copy_baselines(files: BaselineFiles) -> list[Result]:
 
 def bench_sqlite(data_dir: Path, work_dir: Path, expected: BaselineFiles) -> Result:
     db_path = work_dir / "bench.sqlite3"
+    for stale in (db_path, db_path.with_name(db_path.name + "-wal"),
+                  db_path.with_name(db_path.name + "-shm")):
+        stale.unlink(missing_ok=True)  # a fresh database for every repetition
     database_url = f"sqlite:///{db_path}"
     manage("migrate", "-v0", database_url=database_url)
     result = timed_import("SQLite import", database_url, data_dir, work_dir / "logs",
@@ -327,6 +331,16 @@ def bench_sqlite(data_dir: Path, work_dir: Path, expected: BaselineFiles) -> Res
 
 # ---------------------------------------------------------------------------------------
 # Checks and report
+
+
+def median_result(runs: tuple[Result, ...]) -> Result:
+    """The repetition with the median time (the upper median for an even count), with the
+    highest peak RSS of all repetitions and every repetition's time kept for the report."""
+    ordered = sorted(runs, key=lambda r: r.seconds)
+    middle = ordered[len(ordered) // 2]
+    peaks = [r.peak_rss_mib for r in runs if r.peak_rss_mib is not None]
+    return Result(middle.name, middle.seconds, middle.rows, max(peaks) if peaks else None,
+                  middle.note, tuple(r.seconds for r in runs))
 
 
 def check_counts(name: str, expected: BaselineFiles, framed: int,
@@ -405,6 +419,11 @@ def print_report(results: list[Result], targets: list[Target], fk_ratio: float |
     print("  base claims and checks the deferred foreign key at commit, in one transaction.")
     print("  Their memory is the server's and not measured. 'vs COPY' is rows/s relative to")
     print("  the plain COPY baseline.")
+    if any(len(result.all_seconds) > 1 for result in results):
+        print("  Each figure is the median of the repetitions; peak RSS is the highest. Seconds of")
+        print("  every repetition:")
+        for result in results:
+            print(f"    {result.name:<34}" + "  ".join(f"{t:.1f}" for t in result.all_seconds))
     for result in results:
         if result.note:
             print(f"  {result.name} reported: {result.note}")
@@ -452,6 +471,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-postgres", action="store_true",
                         help="skip the PostgreSQL import and the COPY baselines")
+    parser.add_argument("--repeat", type=int, default=3, metavar="N",
+                        help="measure every run N times and report the median (default 3): "
+                             "single runs on a shared 2-core machine vary by 30%% or more")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     args = parser.parse_args()
     if args.skip_sqlite and args.skip_postgres:
@@ -483,12 +505,18 @@ def main() -> int:
         if expected.framed_rows != args.rows:
             raise BenchmarkError(
                 f"generated {expected.framed_rows:,} rows, asked for {args.rows:,}")
-        if not args.skip_postgres:
-            step(f"PostgreSQL: import into scratch database {SCRATCH_DB}, then COPY baselines")
-            results += bench_postgres(data_dir, log_dir, expected)
-        if not args.skip_sqlite:
-            step("SQLite: import into a temporary database file")
-            results.append(bench_sqlite(data_dir, work_dir, expected))
+        repetitions: list[list[Result]] = []
+        for repetition in range(1, args.repeat + 1):
+            runs: list[Result] = []
+            if not args.skip_postgres:
+                step(f"[{repetition}/{args.repeat}] PostgreSQL: import into scratch database "
+                     f"{SCRATCH_DB}, then COPY baselines")
+                runs += bench_postgres(data_dir, log_dir, expected)
+            if not args.skip_sqlite:
+                step(f"[{repetition}/{args.repeat}] SQLite: import into a temporary database file")
+                runs.append(bench_sqlite(data_dir, work_dir, expected))
+            repetitions.append(runs)
+        results = [median_result(same_run) for same_run in zip(*repetitions)]
         targets, fk_ratio = evaluate_targets({r.name: r for r in results})
         print_report(results, targets, fk_ratio, args.rows)
         if args.json:
