@@ -121,14 +121,21 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Redis or RabbitMQ to spread workers over several machines.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 CELERY_FILESYSTEM_BROKER_DIR = VAR_DIR / "celery" / "broker"
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(CELERY_FILESYSTEM_BROKER_DIR / "queue"),
-        "data_folder_out": str(CELERY_FILESYSTEM_BROKER_DIR / "queue"),
-        "control_folder": str(CELERY_FILESYSTEM_BROKER_DIR / "control"),
-        "processed_folder": str(CELERY_FILESYSTEM_BROKER_DIR / "processed"),
+
+
+def filesystem_broker_options(folder: Path) -> dict:
+    """kombu's filesystem transport, producers and workers sharing one queue folder."""
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "control_folder": str(folder / "control"),
+        "processed_folder": str(folder / "processed"),
         "store_processed": False,
     }
+
+
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(CELERY_FILESYSTEM_BROKER_DIR)
 CELERY_RESULT_BACKEND = env(
     "CELERY_RESULT_BACKEND", default=f"file://{VAR_DIR / 'celery' / 'results'}"
 )

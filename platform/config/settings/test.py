@@ -8,7 +8,14 @@ import os
 from pathlib import Path
 
 from .base import *  # noqa: F401,F403
-from .base import CELERY_BROKER_URL, CELERY_FILESYSTEM_BROKER_DIR, DATABASES, VAR_DIR, env
+from .base import (
+    CELERY_BROKER_URL,
+    CELERY_FILESYSTEM_BROKER_DIR,
+    DATABASES,
+    VAR_DIR,
+    env,
+    filesystem_broker_options,
+)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests call tasks eagerly unless they start a real worker (tests/integration/).
@@ -24,14 +31,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # Apart from the folders a development worker on this machine reads, so that neither
     # takes the other's messages.
-    _test_broker = CELERY_FILESYSTEM_BROKER_DIR.parent / "test-broker"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_test_broker / "queue"),
-        "data_folder_out": str(_test_broker / "queue"),
-        "control_folder": str(_test_broker / "control"),
-        "processed_folder": str(_test_broker / "processed"),
-        "store_processed": False,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(
+        CELERY_FILESYSTEM_BROKER_DIR.parent / "test-broker"
+    )
     CELERY_RESULT_BACKEND = env(
         "CELERY_RESULT_BACKEND", default=f"file://{VAR_DIR / 'celery' / 'test-results'}"
     )
