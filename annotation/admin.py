@@ -53,3 +53,55 @@ class ClaimImportAdmin(admin.ModelAdmin):
     list_display = ("id", "dataset_name", "status", "rows_imported", "rows_skipped", "created", "finished")
     list_filter = ("status",)
     readonly_fields = ("task_id", "started", "finished", "rows_imported", "rows_skipped", "error")
+
+
+from .assignment import participant_mark  # noqa: E402
+from .models import AttentionCheck, Batch, Judgment, Participant, Study  # noqa: E402
+
+
+class AttentionCheckInline(admin.TabularInline):
+    model = AttentionCheck
+    extra = 0
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ("name", "dataset", "status", "batch_size", "raters_per_batch", "created")
+    list_filter = ("status",)
+    search_fields = ("name",)
+    inlines = [AttentionCheckInline]
+    readonly_fields = ("base_claim_count", "base_claim_ids", "framings", "split", "batch_size",
+                       "raters_per_batch", "seed", "dataset")
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "quota", "active_count", "completed_count")
+    list_filter = ("study",)
+    readonly_fields = ("active_count", "completed_count")
+
+
+def _mark(status):
+    def action(modeladmin, request, queryset):
+        for participant in queryset:
+            participant_mark(participant=participant, status=status, note=f"marked in the admin by {request.user}")
+    action.__name__ = f"mark_{status}"
+    action.short_description = f"Mark selected participants {status.replace('_', ' ')} (reopens their slots)"
+    return action
+
+
+@admin.register(Participant)
+class ParticipantAdmin(admin.ModelAdmin):
+    list_display = ("external_id", "study", "source", "batch", "status", "created", "completed_at")
+    list_filter = ("study", "status", "source")
+    search_fields = ("external_id",)
+    readonly_fields = ("token", "batch", "status", "attention_failures", "consented_at",
+                       "last_seen_at", "completed_at", "status_changed_at")
+    actions = [_mark(status) for status in ("returned", "timed_out", "rejected", "excluded")]
+
+
+@admin.register(Judgment)
+class JudgmentAdmin(admin.ModelAdmin):
+    list_display = ("participant", "position", "accept", "confidence", "familiarity", "answered_at", "revisions")
+    list_filter = ("participant__study",)
+    raw_id_fields = ("participant", "item")

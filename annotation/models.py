@@ -6,7 +6,7 @@ known framings, labels, splits and verification states.
 """
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from .vocabulary import FRAMINGS, NO_SPLIT, SPLITS, TRUTH_LABELS
 
@@ -176,3 +176,273 @@ class ClaimImport(models.Model):
 
     def __str__(self) -> str:
         return f"import #{self.pk} into {self.dataset_name} ({self.status})"
+
+
+# --- Human studies ----------------------------------------------------------------------
+
+DEFAULT_INSTRUCTIONS = """\
+In this study you will read a series of short statements, one at a time. For each statement,
+please answer three questions:
+
+1. Is this accurate? Answer Yes if you believe the statement is true, No if you believe it is false.
+2. How confident are you in your answer? From 1 (not at all confident) to 5 (very confident).
+3. How familiar are you with this topic? From 1 (not at all familiar) to 5 (very familiar).
+
+Use only what you already know. Please do not look anything up, ask anyone, or use any tool:
+there are no trick questions, and we are interested in your own judgment, whatever it is.
+Some statements are true and some are false. You can use the keyboard: Y or N for the first
+question, 1 to 5 for the scales, and Enter to go on."""
+
+DEFAULT_CONSENT = """\
+You are invited to take part in a research study on how people judge short factual
+statements. You will read statements on general topics and say whether you think each is
+accurate, how confident you are, and how familiar the topic is to you. It takes about
+10 to 15 minutes.
+
+Taking part is voluntary. You may stop at any time by closing this page or returning the
+study on the platform that sent you, without giving a reason. We record your answers, how
+long each answer took, and the participant ID your recruitment platform passes to us; we do
+not ask for your name or contact details. The anonymised answers may be published and shared
+with other researchers. Some statements are false: please do not take any statement here as
+fact. If you have questions, contact the research team through the recruitment platform.
+
+By continuing you confirm that you are 18 or older, that you have read this information, and
+that you agree to take part."""
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        OPEN = "open"
+        PAUSED = "paused"
+        CLOSED = "closed"
+
+    class AttentionFailPolicy(models.TextChoices):
+        RECORD = "record", "record the outcome only"
+        EXCLUDE = "exclude", "let the participant finish, then exclude them"
+        END = "end", "end the session at once and exclude the participant"
+
+    name = models.CharField(max_length=200, unique=True)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="studies")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="studies",
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    created = models.DateTimeField(auto_now_add=True)
+    # Item selection, kept so the design can be reproduced from the seed.
+    base_claim_count = models.PositiveIntegerField(null=True, blank=True)
+    base_claim_ids = models.JSONField(default=list, blank=True,
+                                      help_text="An explicit list of base claim ids, if chosen by hand.")
+    framings = models.JSONField(default=list)
+    split = models.CharField(max_length=5, blank=True,
+                             help_text="Only base claims of this split; blank for any split.")
+    batch_size = models.PositiveIntegerField()
+    raters_per_batch = models.PositiveIntegerField()
+    seed = models.BigIntegerField(default=0)
+    # What participants read.
+    question_accurate = models.CharField(max_length=300, default="Is this accurate?")
+    question_confidence = models.CharField(
+        max_length=300, default="How confident are you in your answer?")
+    question_familiarity = models.CharField(
+        max_length=300, default="How familiar are you with this topic?")
+    confidence_low_label = models.CharField(max_length=100, default="Not at all confident")
+    confidence_high_label = models.CharField(max_length=100, default="Very confident")
+    familiarity_low_label = models.CharField(max_length=100, default="Not at all familiar")
+    familiarity_high_label = models.CharField(max_length=100, default="Very familiar")
+    instructions = models.TextField(default=DEFAULT_INSTRUCTIONS)
+    consent_text = models.TextField(default=DEFAULT_CONSENT)
+    completion_code = models.CharField(max_length=100, blank=True)
+    completion_url = models.URLField(
+        blank=True, help_text="Where a finished participant is sent, e.g. Prolific's completion URL.")
+    time_limit_minutes = models.PositiveIntegerField(
+        default=60, help_text="A session idle this long is timed out and its slot reopened.")
+    attention_fail_policy = models.CharField(
+        max_length=8, choices=AttentionFailPolicy.choices, default=AttentionFailPolicy.RECORD)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(condition=Q(batch_size__gte=1), name="study_batch_size_positive"),
+            models.CheckConstraint(condition=Q(raters_per_batch__gte=1),
+                                   name="study_raters_per_batch_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def accepts_participants(self) -> bool:
+        return self.status == self.Status.OPEN
+
+
+class AttentionCheck(models.Model):
+    """A statement with a known answer, shown at a fixed position in every batch."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="attention_checks")
+    text = models.TextField()
+    expected_accept = models.BooleanField(help_text="True if the right answer is Yes (accurate).")
+    position = models.PositiveIntegerField(help_text="1-based position within each batch.")
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "position"], name="attention_check_unique_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"check at {self.position}: {self.text[:40]}"
+
+
+class Batch(models.Model):
+    """One rater's set of items; `quota` raters complete it.
+
+    The two counters are kept in the same transactions that start, finish or release a
+    session, so that assignment reads one row per batch instead of counting sessions.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="batches")
+    index = models.PositiveIntegerField()
+    quota = models.PositiveIntegerField()
+    active_count = models.IntegerField(default=0)
+    completed_count = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["study", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "index"], name="batch_unique_index"),
+            models.CheckConstraint(condition=Q(completed_count__lte=F("quota")),
+                                   name="batch_completed_within_quota"),
+            models.CheckConstraint(condition=Q(active_count__gte=0) & Q(completed_count__gte=0),
+                                   name="batch_counts_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study} batch {self.index + 1}"
+
+
+class BatchItem(models.Model):
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField(help_text="1-based order in which it is shown.")
+    framed_claim = models.ForeignKey(FramedClaim, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="batch_items")
+    attention_check = models.ForeignKey(AttentionCheck, null=True, blank=True,
+                                        on_delete=models.CASCADE, related_name="batch_items")
+
+    class Meta:
+        ordering = ["batch", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "position"], name="batch_item_unique_position"),
+            models.CheckConstraint(
+                condition=(Q(framed_claim__isnull=False, attention_check__isnull=True)
+                           | Q(framed_claim__isnull=True, attention_check__isnull=False)),
+                name="batch_item_claim_or_check",
+            ),
+        ]
+
+    @property
+    def text(self) -> str:
+        return self.framed_claim.text if self.framed_claim_id else self.attention_check.text
+
+
+class Participant(models.Model):
+    """One person's session in a study, keyed by the id their recruitment platform gives."""
+
+    class Source(models.TextChoices):
+        PROLIFIC = "prolific"
+        MTURK = "mturk"
+        GENERIC = "generic"
+
+    class Status(models.TextChoices):
+        CONSENTING = "consenting", "has not consented yet"
+        ACTIVE = "active"
+        COMPLETED = "completed"
+        RETURNED = "returned"
+        TIMED_OUT = "timed_out", "timed out"
+        REJECTED = "rejected"
+        EXCLUDED = "excluded"
+
+    # A participant in one of these holds a slot of their batch (counted in active_count).
+    HOLDS_SLOT = (Status.ACTIVE,)
+    # Excluded from analysis: they returned, were rejected or excluded, or never finished.
+    EXCLUDED_FROM_ANALYSIS = (Status.RETURNED, Status.TIMED_OUT, Status.REJECTED, Status.EXCLUDED)
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
+    external_id = models.CharField(max_length=200)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.GENERIC)
+    platform_study_id = models.CharField(max_length=200, blank=True)
+    platform_session_id = models.CharField(max_length=200, blank=True)
+    mturk_hit_id = models.CharField(max_length=200, blank=True)
+    token = models.CharField(max_length=64, unique=True)
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="participants")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CONSENTING)
+    attention_failures = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["created"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "external_id"],
+                                    name="participant_one_session_per_study"),
+            models.CheckConstraint(
+                condition=~Q(status__in=["active", "completed"]) | Q(batch__isnull=False),
+                name="participant_active_has_batch",
+            ),
+        ]
+        indexes = [models.Index(fields=["study", "status", "last_seen_at"],
+                                name="participant_status_seen")]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} in {self.study}"
+
+
+class Judgment(models.Model):
+    """A participant's current answer to one item; earlier answers live in JudgmentRevision."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="judgments")
+    item = models.ForeignKey(BatchItem, on_delete=models.PROTECT, related_name="judgments")
+    accept = models.BooleanField(help_text="Yes to 'Is this accurate?' (the rater's SUPPORTS).")
+    confidence = models.PositiveSmallIntegerField()
+    familiarity = models.PositiveSmallIntegerField()
+    position = models.PositiveIntegerField(help_text="Order in which the item was shown (1-based).")
+    shown_at = models.DateTimeField()
+    answered_at = models.DateTimeField()
+    response_time_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Measured in the browser, when JavaScript ran.")
+    attention_passed = models.BooleanField(null=True, blank=True)
+    submission_key = models.UUIDField()
+    revisions = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["participant", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "item"], name="judgment_one_per_item"),
+            models.CheckConstraint(condition=Q(confidence__gte=1, confidence__lte=5),
+                                   name="judgment_confidence_1_to_5"),
+            models.CheckConstraint(condition=Q(familiarity__gte=1, familiarity__lte=5),
+                                   name="judgment_familiarity_1_to_5"),
+        ]
+
+
+class JudgmentRevision(models.Model):
+    """An answer that was later changed with "Previous": kept, never overwritten."""
+
+    judgment = models.ForeignKey(Judgment, on_delete=models.CASCADE, related_name="history")
+    accept = models.BooleanField()
+    confidence = models.PositiveSmallIntegerField()
+    familiarity = models.PositiveSmallIntegerField()
+    shown_at = models.DateTimeField()
+    answered_at = models.DateTimeField()
+    response_time_ms = models.PositiveIntegerField(null=True, blank=True)
+    submission_key = models.UUIDField()
+    replaced_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["judgment", "answered_at"]

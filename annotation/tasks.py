@@ -36,3 +36,11 @@ def run_claim_import(self, claim_import_id: int) -> dict:
     claim_import_run(claim_import=job, progress=report)
     job.refresh_from_db()
     return {"status": job.status, "rows_imported": job.rows_imported}
+
+
+@shared_task(name="annotation.reclaim_expired_sessions")
+def reclaim_expired_sessions() -> int:
+    """Times out idle sessions of every study and reopens their slots (run by beat)."""
+    from .assignment import sessions_reclaim_expired
+
+    return sessions_reclaim_expired()

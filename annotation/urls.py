@@ -1,12 +1,27 @@
 from django.urls import path
 
-from . import views
+from . import participant_views, study_views, views
 
 app_name = "annotation"
+
+participant = "s/<int:study_id>/p/<str:token>/"
 
 urlpatterns = [
     path("datasets/", views.dataset_list, name="dataset-list"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset-detail"),
     path("datasets/import/", views.claim_import_new, name="claim-import-new"),
     path("datasets/imports/<int:pk>/", views.claim_import_detail, name="claim-import-detail"),
+    path("studies/", study_views.study_list, name="study-list"),
+    path("studies/<int:pk>/", study_views.study_detail, name="study-detail"),
+    path("studies/<int:pk>/status/", study_views.study_status, name="study-status"),
+    # What participants see: /s/<study>/ is the link given to the recruitment platform.
+    path("s/<int:study_id>/", participant_views.study_entry, name="study-entry"),
+    path(participant, participant_views.participant_home, name="participant-home"),
+    path(participant + "consent/", participant_views.participant_consent_page,
+         name="participant-consent"),
+    path(participant + "instructions/", participant_views.participant_instructions,
+         name="participant-instructions"),
+    path(participant + "item/<int:position>/", participant_views.participant_item,
+         name="participant-item"),
+    path(participant + "done/", participant_views.participant_done, name="participant-done"),
 ]

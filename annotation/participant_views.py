@@ -1,0 +1,228 @@
+"""The rater's pages: entry from a recruitment platform, consent, instructions, one claim at a
+time, completion. They work without JavaScript; a small script adds keyboard shortcuts and
+measures response time.
+
+A participant is identified by the unguessable token in their URL, handed out at entry, so
+these pages need no login or cookie; that token is also why they skip CSRF checks (a forged
+request would need it).
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django import forms
+from django.core import signing
+from django.http import Http404, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from .assignment import StudyUnavailable, participant_consent, participant_enter
+from .judgments import Answer, JudgmentRefused, judgment_record
+from .models import BatchItem, Judgment, Participant, Study
+
+TICKET_SALT = "framelab.participant.item"
+MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
+SCALE = [(str(n), str(n)) for n in range(1, 6)]
+
+
+class JudgmentForm(forms.Form):
+    accurate = forms.ChoiceField(choices=[("yes", "Yes"), ("no", "No")], widget=forms.RadioSelect,
+                                 error_messages={"required": "Please answer Yes or No."})
+    confidence = forms.TypedChoiceField(choices=SCALE, coerce=int, widget=forms.RadioSelect,
+                                        error_messages={"required": "Please choose 1 to 5."})
+    familiarity = forms.TypedChoiceField(choices=SCALE, coerce=int, widget=forms.RadioSelect,
+                                         error_messages={"required": "Please choose 1 to 5."})
+    response_time_ms = forms.IntegerField(required=False, min_value=0, max_value=86_400_000,
+                                          widget=forms.HiddenInput)
+    ticket = forms.CharField(widget=forms.HiddenInput)
+
+
+def _participant(study_id: int, token: str) -> Participant:
+    return get_object_or_404(Participant.objects.select_related("study", "batch"),
+                             study_id=study_id, token=token)
+
+
+def _page(request, template, participant=None, study=None, status=200, **context):
+    study = study or participant.study
+    return render(request, f"annotation/participant/{template}",
+                  {"study": study, "participant": participant, **context}, status=status)
+
+
+def _next_position(participant: Participant) -> int | None:
+    answered = set(Judgment.objects.filter(participant=participant).values_list("item__position", flat=True))
+    positions = BatchItem.objects.filter(batch_id=participant.batch_id).values_list("position", flat=True)
+    return next((p for p in sorted(positions) if p not in answered), None)
+
+
+def _participant_url(participant: Participant, name: str = "participant-home", **kwargs) -> str:
+    return reverse(f"annotation:{name}", kwargs={"study_id": participant.study_id,
+                                                  "token": participant.token, **kwargs})
+
+
+@csrf_exempt
+@require_http_methods(["GET"])
+def study_entry(request, study_id: int):
+    study = get_object_or_404(Study, pk=study_id)
+    query = request.GET
+    if query.get("assignmentId") == MTURK_PREVIEW:
+        return _page(request, "preview.html", study=study)
+    if query.get("PROLIFIC_PID"):
+        identity = dict(external_id=query["PROLIFIC_PID"], source=Participant.Source.PROLIFIC,
+                        platform_study_id=query.get("STUDY_ID", ""),
+                        platform_session_id=query.get("SESSION_ID", ""))
+    elif query.get("workerId"):
+        identity = dict(external_id=query["workerId"], source=Participant.Source.MTURK,
+                        platform_session_id=query.get("assignmentId", ""),
+                        mturk_hit_id=query.get("hitId", ""))
+    elif query.get("participant"):
+        identity = dict(external_id=query["participant"], source=Participant.Source.GENERIC)
+    else:
+        return _page(request, "ask_id.html", study=study)
+    if len(identity["external_id"]) > 200:
+        return HttpResponseBadRequest("participant id too long")
+    try:
+        participant = participant_enter(study=study, **identity)
+    except StudyUnavailable as unavailable:
+        return _page(request, "unavailable.html", study=study, reason=unavailable.reason, status=403)
+    return redirect(_participant_url(participant))
+
+
+@require_http_methods(["GET"])
+def participant_home(request, study_id: int, token: str):
+    """Sends a returning participant to wherever they are in the study."""
+    participant = _participant(study_id, token)
+    status = participant.status
+    if status == Participant.Status.CONSENTING:
+        return redirect(_participant_url(participant, "participant-consent"))
+    if status == Participant.Status.ACTIVE:
+        position = _next_position(participant)
+        if position is None:
+            return redirect(_participant_url(participant, "participant-done"))
+        return redirect(_participant_url(participant, "participant-item", position=position))
+    if status == Participant.Status.COMPLETED or participant.completed_at:
+        return redirect(_participant_url(participant, "participant-done"))
+    return _page(request, "unavailable.html", participant, status=403,
+                 reason=_closed_reason(participant))
+
+
+def _closed_reason(participant: Participant) -> str:
+    from .judgments import _why_closed
+
+    return _why_closed(participant)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def participant_consent_page(request, study_id: int, token: str):
+    participant = _participant(study_id, token)
+    if participant.status != Participant.Status.CONSENTING:
+        return redirect(_participant_url(participant))
+    if request.method == "POST":
+        if request.POST.get("consent") != "yes":
+            return _page(request, "consent.html", participant, status=400,
+                         error="To take part, please tick the box to give your consent.")
+        try:
+            participant_consent(participant=participant)
+        except StudyUnavailable as unavailable:
+            return _page(request, "unavailable.html", participant, reason=unavailable.reason,
+                         status=403)
+        return redirect(_participant_url(participant, "participant-instructions"))
+    return _page(request, "consent.html", participant)
+
+
+@require_http_methods(["GET"])
+def participant_instructions(request, study_id: int, token: str):
+    participant = _participant(study_id, token)
+    if participant.status != Participant.Status.ACTIVE:
+        return redirect(_participant_url(participant))
+    return _page(request, "instructions.html", participant,
+                 first_item=_participant_url(participant, "participant-item",
+                                             position=_next_position(participant) or 1))
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def participant_item(request, study_id: int, token: str, position: int):
+    participant = _participant(study_id, token)
+    if participant.status != Participant.Status.ACTIVE:
+        return redirect(_participant_url(participant))
+    item = BatchItem.objects.select_related("framed_claim", "attention_check").filter(
+        batch_id=participant.batch_id, position=position).first()
+    if item is None:
+        raise Http404("No such item in your session.")
+    next_open = _next_position(participant)
+    if next_open is not None and position > next_open:
+        # Items are answered in order; a hand-typed later position goes to the first open one.
+        return redirect(_participant_url(participant, "participant-item", position=next_open))
+    total = BatchItem.objects.filter(batch_id=participant.batch_id).count()
+    previous = Judgment.objects.filter(participant=participant, item=item).first()
+
+    if request.method == "POST":
+        form = JudgmentForm(request.POST)
+        ticket = _read_ticket(request.POST.get("ticket", ""), participant, item)
+        if ticket is None:
+            return _page(request, "unavailable.html", participant, status=400,
+                         reason="This page was out of date or altered. Please go back to the study.",
+                         retry_url=_participant_url(participant))
+        if form.is_valid():
+            answer = Answer(
+                accept=form.cleaned_data["accurate"] == "yes",
+                confidence=form.cleaned_data["confidence"],
+                familiarity=form.cleaned_data["familiarity"],
+                shown_at=ticket[0], submission_key=ticket[1],
+                response_time_ms=form.cleaned_data["response_time_ms"],
+            )
+            try:
+                recorded = judgment_record(participant=participant, item=item, answer=answer)
+            except JudgmentRefused as refused:
+                return _page(request, "unavailable.html", participant, status=409,
+                             reason=refused.reason, retry_url=_participant_url(participant))
+            if recorded.finished:
+                return redirect(_participant_url(participant, "participant-done"))
+            following = _next_position(participant)
+            if following is None:
+                return redirect(_participant_url(participant, "participant-done"))
+            return redirect(_participant_url(participant, "participant-item", position=following))
+        status = 400
+    else:
+        initial = {}
+        if previous is not None:
+            initial = {"accurate": "yes" if previous.accept else "no",
+                       "confidence": str(previous.confidence), "familiarity": str(previous.familiarity)}
+        form = JudgmentForm(initial={**initial, "ticket": _new_ticket(participant, item)})
+        status = 200
+    return _page(
+        request, "item.html", participant, status=status, form=form, item=item,
+        position=position, total=total,
+        previous_url=(_participant_url(participant, "participant-item", position=position - 1)
+                      if position > 1 else None),
+        action=_participant_url(participant, "participant-item", position=position),
+    )
+
+
+@require_http_methods(["GET"])
+def participant_done(request, study_id: int, token: str):
+    participant = _participant(study_id, token)
+    if participant.completed_at is None:
+        return redirect(_participant_url(participant))
+    return _page(request, "done.html", participant)
+
+
+def _new_ticket(participant: Participant, item: BatchItem) -> str:
+    """A signed note of who was shown which item when, and the key its submission carries."""
+    return signing.dumps([participant.pk, item.pk, timezone.now().isoformat(), uuid.uuid4().hex],
+                         salt=TICKET_SALT, compress=False)
+
+
+def _read_ticket(value: str, participant: Participant, item: BatchItem):
+    try:
+        participant_pk, item_pk, shown_at, key = signing.loads(value, salt=TICKET_SALT)
+    except (signing.BadSignature, ValueError, TypeError):
+        return None
+    if participant_pk != participant.pk or item_pk != item.pk:
+        return None
+    return datetime.fromisoformat(shown_at), uuid.UUID(key)
