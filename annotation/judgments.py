@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from .assignment import participant_complete
 from .models import BatchItem, Judgment, JudgmentRevision, Participant, Study
+from .selectors import batch_items
 
 
 class JudgmentRefused(Exception):
@@ -35,6 +36,7 @@ class Recorded:
     judgment: Judgment
     created: bool  # False when the same submission arrived before (a retry or double click)
     finished: bool  # the participant has now answered every item
+    answered_positions: frozenset[int] = frozenset()
 
 
 def judgment_record(*, participant: Participant, item: BatchItem, answer: Answer) -> Recorded:
@@ -98,8 +100,9 @@ def judgment_record(*, participant: Participant, item: BatchItem, answer: Answer
             participant_complete(participant=participant,
                                  excluded_note="failed an attention check (session ended)")
             return Recorded(judgment, created=True, finished=True)
-        answered = Judgment.objects.filter(participant=participant).count()
-        finished = answered >= BatchItem.objects.filter(batch_id=participant.batch_id).count()
+        answered = frozenset(
+            Judgment.objects.filter(participant=participant).values_list("position", flat=True))
+        finished = len(answered) >= len(batch_items(participant.batch_id))
         if finished:
             excluded = (policy == Study.AttentionFailPolicy.EXCLUDE
                         and participant.attention_failures > 0)
@@ -107,7 +110,7 @@ def judgment_record(*, participant: Participant, item: BatchItem, answer: Answer
                 participant=participant,
                 excluded_note="failed an attention check" if excluded else "",
             )
-        return Recorded(judgment, created=True, finished=finished)
+        return Recorded(judgment, created=True, finished=finished, answered_positions=answered)
 
 
 def _why_closed(participant: Participant) -> str:

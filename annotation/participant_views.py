@@ -23,6 +23,7 @@ from django.views.decorators.http import require_http_methods
 from .assignment import StudyUnavailable, participant_consent, participant_enter
 from .judgments import Answer, JudgmentRefused, judgment_record
 from .models import BatchItem, Judgment, Participant, Study
+from .selectors import batch_items
 
 TICKET_SALT = "framelab.participant.item"
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
@@ -52,10 +53,14 @@ def _page(request, template, participant=None, study=None, status=200, **context
                   {"study": study, "participant": participant, **context}, status=status)
 
 
-def _next_position(participant: Participant) -> int | None:
-    answered = set(Judgment.objects.filter(participant=participant).values_list("item__position", flat=True))
-    positions = BatchItem.objects.filter(batch_id=participant.batch_id).values_list("position", flat=True)
-    return next((p for p in sorted(positions) if p not in answered), None)
+def answered_positions(participant: Participant) -> set[int]:
+    return set(Judgment.objects.filter(participant=participant).values_list("position", flat=True))
+
+
+def _next_position(participant: Participant, answered: set[int] | None = None) -> int | None:
+    if answered is None:
+        answered = answered_positions(participant)
+    return next((p for p in sorted(batch_items(participant.batch_id)) if p not in answered), None)
 
 
 def _participant_url(participant: Participant, name: str = "participant-home", **kwargs) -> str:
@@ -150,16 +155,16 @@ def participant_item(request, study_id: int, token: str, position: int):
     participant = _participant(study_id, token)
     if participant.status != Participant.Status.ACTIVE:
         return redirect(_participant_url(participant))
-    item = BatchItem.objects.select_related("framed_claim", "attention_check").filter(
-        batch_id=participant.batch_id, position=position).first()
+    items = batch_items(participant.batch_id)
+    item = items.get(position)
     if item is None:
         raise Http404("No such item in your session.")
-    next_open = _next_position(participant)
+    answered = answered_positions(participant)
+    next_open = _next_position(participant, answered)
     if next_open is not None and position > next_open:
         # Items are answered in order; a hand-typed later position goes to the first open one.
         return redirect(_participant_url(participant, "participant-item", position=next_open))
-    total = BatchItem.objects.filter(batch_id=participant.batch_id).count()
-    previous = Judgment.objects.filter(participant=participant, item=item).first()
+    total = len(items)
 
     if request.method == "POST":
         form = JudgmentForm(request.POST)
@@ -183,13 +188,15 @@ def participant_item(request, study_id: int, token: str, position: int):
                              reason=refused.reason, retry_url=_participant_url(participant))
             if recorded.finished:
                 return redirect(_participant_url(participant, "participant-done"))
-            following = _next_position(participant)
+            following = _next_position(participant, recorded.answered_positions)
             if following is None:
                 return redirect(_participant_url(participant, "participant-done"))
             return redirect(_participant_url(participant, "participant-item", position=following))
         status = 400
     else:
         initial = {}
+        previous = (Judgment.objects.filter(participant=participant, item=item).first()
+                    if position in answered else None)
         if previous is not None:
             initial = {"accurate": "yes" if previous.accept else "no",
                        "confidence": str(previous.confidence), "familiarity": str(previous.familiarity)}

@@ -1,9 +1,11 @@
 """Reads of datasets and claims that pages, commands and tests share."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from django.db.models import Count, Q, QuerySet
 
-from .models import BaseClaim, Dataset, FramedClaim, Framing, Split, TruthLabel
+from .models import BaseClaim, BatchItem, Dataset, FramedClaim, Framing, Split, TruthLabel
 
 
 def dataset_list_with_counts() -> QuerySet[Dataset]:
@@ -54,3 +56,14 @@ def framed_claims_filtered(
     if search:
         claims = claims.filter(Q(text__icontains=search) | Q(base_claim__external_id=search))
     return claims.order_by("id")
+
+
+@lru_cache(maxsize=4096)
+def batch_items(batch_id: int) -> dict[int, BatchItem]:
+    """A batch's items by position, with their texts.
+
+    A batch's items never change once its study exists and ids are never reused, so each
+    process keeps them rather than asking the database on every participant page.
+    """
+    items = BatchItem.objects.filter(batch_id=batch_id).select_related("framed_claim", "attention_check")
+    return {item.position: item for item in items}

@@ -66,3 +66,13 @@ def write_parquet(path: Path, records: list[dict]) -> Path:
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _forget_cached_batches():
+    # Rolled-back test transactions reuse ids, which a real database never does.
+    from annotation.selectors import batch_items
+
+    batch_items.cache_clear()
+    yield
+    batch_items.cache_clear()
