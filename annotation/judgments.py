@@ -58,8 +58,11 @@ def judgment_record(*, participant: Participant, item: BatchItem, answer: Answer
             raise JudgmentRefused("This item is not part of your session.")
         existing = Judgment.objects.filter(participant=participant, item=item).first()
         if existing is not None and existing.submission_key == answer.submission_key:
+            answered = frozenset(
+                Judgment.objects.filter(participant=participant).values_list("position", flat=True))
             return Recorded(existing, created=False,
-                            finished=participant.status != Participant.Status.ACTIVE)
+                            finished=participant.status != Participant.Status.ACTIVE,
+                            answered_positions=answered)
         if participant.status != Participant.Status.ACTIVE:
             raise JudgmentRefused(_why_closed(participant))
         attention_passed = None

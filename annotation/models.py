@@ -181,33 +181,20 @@ class ClaimImport(models.Model):
 # --- Human studies ----------------------------------------------------------------------
 
 DEFAULT_INSTRUCTIONS = """\
-In this study you will read a series of short statements, one at a time. For each statement,
-please answer three questions:
+In this study you will read a series of short statements, one at a time. For each statement, please answer three questions:
 
 1. Is this accurate? Answer Yes if you believe the statement is true, No if you believe it is false.
 2. How confident are you in your answer? From 1 (not at all confident) to 5 (very confident).
 3. How familiar are you with this topic? From 1 (not at all familiar) to 5 (very familiar).
 
-Use only what you already know. Please do not look anything up, ask anyone, or use any tool:
-there are no trick questions, and we are interested in your own judgment, whatever it is.
-Some statements are true and some are false. You can use the keyboard: Y or N for the first
-question, 1 to 5 for the scales, and Enter to go on."""
+Use only what you already know. Please do not look anything up, ask anyone, or use any tool: there are no trick questions, and we are interested in your own judgment, whatever it is. Some statements are true and some are false. You can use the keyboard: Y or N for the first question, 1 to 5 for the scales, and Enter to go on."""
 
 DEFAULT_CONSENT = """\
-You are invited to take part in a research study on how people judge short factual
-statements. You will read statements on general topics and say whether you think each is
-accurate, how confident you are, and how familiar the topic is to you. It takes about
-10 to 15 minutes.
+You are invited to take part in a research study on how people judge short factual statements. You will read statements on general topics and say whether you think each is accurate, how confident you are, and how familiar the topic is to you. It takes about 10 to 15 minutes.
 
-Taking part is voluntary. You may stop at any time by closing this page or returning the
-study on the platform that sent you, without giving a reason. We record your answers, how
-long each answer took, and the participant ID your recruitment platform passes to us; we do
-not ask for your name or contact details. The anonymised answers may be published and shared
-with other researchers. Some statements are false: please do not take any statement here as
-fact. If you have questions, contact the research team through the recruitment platform.
+Taking part is voluntary. You may stop at any time by closing this page or returning the study on the platform that sent you, without giving a reason. We record your answers, how long each answer took, and the participant ID your recruitment platform passes to us; we do not ask for your name or contact details. The anonymised answers may be published and shared with other researchers. Some statements are false: please do not take any statement here as fact. If you have questions, contact the research team through the recruitment platform.
 
-By continuing you confirm that you are 18 or older, that you have read this information, and
-that you agree to take part."""
+By continuing you confirm that you are 18 or older, that you have read this information, and that you agree to take part."""
 
 
 class Study(models.Model):

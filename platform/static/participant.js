@@ -4,6 +4,8 @@
   var form = document.getElementById("judgment");
   if (!form) return;
   var started = performance.now();
+  var summary = document.getElementById("error-summary");
+  if (summary) summary.focus();  // after a refused submission, say why first
   var timing = form.querySelector("input[name=response_time_ms]");
   var sent = false;
 

@@ -99,6 +99,8 @@ def test_a_double_submit_stores_one_judgment(client, study):
     first = answer(client, participant, 1, ticket=ticket)
     second = answer(client, participant, 1, ticket=ticket, accurate="no")
     assert first.status_code == second.status_code == 302
+    # The retry goes on to the next item, like the first submission did.
+    assert first["Location"] == second["Location"] == item_url(participant, 2)
     judgment = Judgment.objects.get(participant=participant)
     assert judgment.accept is True and judgment.revisions == 0
 
