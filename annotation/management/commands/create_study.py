@@ -46,6 +46,8 @@ class Command(BaseCommand):
                             metavar="POSITION:yes|no:TEXT")
         parser.add_argument("--attention-fail-policy", default=Study.AttentionFailPolicy.RECORD,
                             choices=Study.AttentionFailPolicy.values)
+        parser.add_argument("--owner", help="username of the researcher who owns the study "
+                                               "(others see it only if they are superusers)")
         parser.add_argument("--draft", action="store_true",
                             help="create it as a draft instead of open for participants")
         parser.add_argument("--base-url", default="http://127.0.0.1:8000",
@@ -59,6 +61,13 @@ class Command(BaseCommand):
             raise CommandError(f"no dataset named '{options['dataset']}' (datasets: {known})") from None
         if Study.objects.filter(name=options["name"]).exists():
             raise CommandError(f"a study named '{options['name']}' already exists")
+        owner = None
+        if options["owner"]:
+            from django.contrib.auth import get_user_model
+
+            owner = get_user_model().objects.filter(username=options["owner"]).first()
+            if owner is None:
+                raise CommandError(f"no user named '{options['owner']}'")
         framings = (list(FRAMINGS) if options["framings"] == "all"
                     else [f.strip() for f in options["framings"].split(",") if f.strip()])
         unknown = [f for f in framings if f not in FRAMINGS]
@@ -68,6 +77,7 @@ class Command(BaseCommand):
             study = study_create(
                 dataset=dataset,
                 name=options["name"],
+                owner=owner,
                 base_claims=None if options["base_claim_ids"] else options["base_claims"],
                 base_claim_external_ids=options["base_claim_ids"],
                 framings=framings,
