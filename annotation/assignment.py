@@ -7,6 +7,10 @@ choice of batch reads one row per batch and claims it with a row lock on Postgre
 (`select_for_update(skip_locked=True)`: two participants entering at once take different
 batches instead of queueing) and with a compare-and-set update on SQLite, where row locks
 do not exist. The database's check constraint keeps completed sessions within the quota.
+
+Row locks are FOR NO KEY UPDATE, and only of the row meant: a plain FOR UPDATE would also
+block every foreign-key check against that row (a participant joining the batch, a
+judgment of the participant) until the locking transaction ends.
 """
 from __future__ import annotations
 
@@ -66,7 +70,7 @@ def participant_consent(*, participant: Participant) -> Participant:
     """Records consent and assigns the open batch with the fewest completed plus active
     sessions. Raises `StudyUnavailable` when the study is closed, paused or full."""
     with transaction.atomic():
-        participant = Participant.objects.select_for_update().get(pk=participant.pk)
+        participant = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
         if participant.batch_id is not None:
             return participant  # a double click, or a second tab
         study = participant.study
@@ -93,7 +97,7 @@ def _claim_batch_slot(study: Study) -> Batch | None:
         .order_by("fill", "index")
     )
     if connection.features.has_select_for_update_skip_locked:
-        batch = open_batches.select_for_update(skip_locked=True, of=("self",)).first()
+        batch = open_batches.select_for_update(skip_locked=True, no_key=True, of=("self",)).first()
         if batch is not None:
             Batch.objects.filter(pk=batch.pk).update(active_count=F("active_count") + 1)
         return batch
@@ -147,7 +151,7 @@ def participant_mark(*, participant: Participant, status: str, note: str = "") -
     if status not in MARKABLE:
         raise ValueError(f"cannot mark a participant '{status}'; accepted: {', '.join(MARKABLE)}")
     with transaction.atomic():
-        participant = Participant.objects.select_for_update().get(pk=participant.pk)
+        participant = Participant.objects.select_for_update(no_key=True).get(pk=participant.pk)
         if participant.status == status:
             return participant
         _release_slot(participant)

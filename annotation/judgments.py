@@ -52,7 +52,7 @@ def judgment_record(*, participant: Participant, item: BatchItem, answer: Answer
             raise JudgmentRefused(f"{field} must be between 1 and 5, not {value}")
     now = timezone.now()
     with transaction.atomic():
-        participant = Participant.objects.select_for_update().select_related("study").get(
+        participant = Participant.objects.select_for_update(no_key=True, of=("self",)).select_related("study").get(
             pk=participant.pk)
         if item.batch_id != participant.batch_id:
             raise JudgmentRefused("This item is not part of your session.")
