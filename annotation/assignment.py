@@ -98,6 +98,10 @@ def _claim_batch_slot(study: Study) -> Batch | None:
     )
     if connection.features.has_select_for_update_skip_locked:
         batch = open_batches.select_for_update(skip_locked=True, no_key=True, of=("self",)).first()
+        if batch is None:
+            # Every batch with room may be locked by other consents in flight, and some of
+            # those may still leave a slot: wait for the locks before saying "full".
+            batch = open_batches.select_for_update(no_key=True, of=("self",)).first()
         if batch is not None:
             Batch.objects.filter(pk=batch.pk).update(active_count=F("active_count") + 1)
         return batch

@@ -63,3 +63,89 @@ def celery_worker_process(transactional_db, settings, tmp_path):
             worker.kill()
         log.close()
         print((tmp_path / "worker.log").read_text()[-3000:])
+
+
+class GunicornServer:
+    """A real gunicorn serving the platform on the test database; `url` has no trailing slash."""
+
+    def __init__(self, process: subprocess.Popen, url: str, log_path: Path, workers: int) -> None:
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+        self.workers = workers
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def gunicorn_start(*, log_path: Path, workers: int = 2, threads: int = 4,
+                   extra_env: dict | None = None, timeout: float = 60.0) -> GunicornServer:
+    """Starts gunicorn with the platform's config on the live test database and waits until
+    /healthz answers. Requests are logged (gunicorn's access log) to `log_path`."""
+    from annotation.bots import free_port, wait_until_serving
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": database_url_of_live_connection(),
+        **(extra_env or {}),
+    }
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "platform" / "gunicorn.conf.py"),
+             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+             "config.wsgi"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    server = GunicornServer(process, f"http://127.0.0.1:{port}", log_path, workers)
+    try:
+        wait_until_serving(server.url, timeout=timeout, alive=lambda: process.poll() is None)
+    except Exception:  # noqa: BLE001  (any failure to start: stop it and show its log)
+        server.stop()
+        raise RuntimeError(f"gunicorn did not start:\n{server.log_tail()}") from None
+    return server
+
+
+@pytest.fixture
+def gunicorn_server(transactional_db, settings, tmp_path):
+    """The platform served by a real gunicorn (2 workers) over HTTP, on the test database.
+
+    `transactional_db`, so that the rows a test writes are committed and the server sees
+    them (and the rows the server writes are flushed after the test)."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    server = gunicorn_start(log_path=tmp_path / "gunicorn.log", workers=2,
+                            extra_env={"MEDIA_ROOT": str(settings.MEDIA_ROOT)})
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gunicorn_servers(transactional_db, settings, tmp_path):
+    """Starts servers on demand: `gunicorn_servers(workers=4)`; all are stopped afterwards."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    started: list[GunicornServer] = []
+
+    def start(workers: int = 2, threads: int = 4) -> GunicornServer:
+        server = gunicorn_start(log_path=tmp_path / f"gunicorn-{len(started)}.log", workers=workers,
+                                threads=threads, extra_env={"MEDIA_ROOT": str(settings.MEDIA_ROOT)})
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()

@@ -70,7 +70,11 @@ DATABASES = {
         "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'framelab.sqlite3'}"
     )
 }
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Persistent connections: opening one per request cost PostgreSQL more CPU than the
+# participant pages' queries did (bench/raters.py). Health checks drop a connection the
+# server closed instead of failing the next request.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite cannot create the folder of its file; the embedded default must just work.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
