@@ -373,8 +373,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     parser.add_argument("--think-ms", default="0,500",
                         help="comma-separated mean think times, one phase each (default 0,500)")
-    parser.add_argument("--conn-max-age", type=int, default=0,
-                        help="DATABASE_CONN_MAX_AGE for the server (default 0, the platform's default)")
+    parser.add_argument("--conn-max-age", type=int, default=60,
+                        help="DATABASE_CONN_MAX_AGE for the server (default 60, as the platform ships)")
     parser.add_argument("--healthz-seconds", type=float, default=5.0)
     parser.add_argument("--healthz-concurrency", type=int, default=32)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database and logs")
