@@ -8,6 +8,15 @@ from django.db.models import Count, Q, QuerySet
 from .models import BaseClaim, BatchItem, Dataset, FramedClaim, Framing, Split, TruthLabel
 
 
+def dataset_lookup(name: str) -> Dataset:
+    """The dataset called `name`; the error lists the datasets there are."""
+    try:
+        return Dataset.objects.get(name=name)
+    except Dataset.DoesNotExist:
+        known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none yet"
+        raise Dataset.DoesNotExist(f"no dataset named '{name}' (datasets: {known})") from None
+
+
 def dataset_list_with_counts() -> QuerySet[Dataset]:
     return Dataset.objects.annotate(
         base_claim_count=Count("base_claims", distinct=True),

@@ -205,7 +205,7 @@ BAD_JSONL_CASES = {
 @pytest.mark.parametrize("target", ["new dataset", "existing dataset"])
 def test_a_bad_row_is_named_and_nothing_is_written(tmp_path, existing_dataset, case, target):
     lines, line_no, field, problem = BAD_JSONL_CASES[case]
-    path = write_jsonl(tmp_path / "data" / "train" / "train-0000.jsonl", lines)
+    write_jsonl(tmp_path / "data" / "train" / "train-0000.jsonl", lines)
     dataset = "fresh" if target == "new dataset" else "existing"
     before = database_snapshot()
 

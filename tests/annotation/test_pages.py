@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from annotation.models import ClaimImport, Dataset, FramedClaim
-from tests.conftest import claim_records, frameref_record, write_jsonl
+from tests.conftest import claim_records, frameref_record
 
 pytestmark = pytest.mark.django_db
 

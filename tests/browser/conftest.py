@@ -12,19 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
-from tests.integration.conftest import database_url_of_live_connection
+# The same live gunicorn as the integration tests: two workers, so that two submissions of
+# one form really run side by side.
+from tests.integration.conftest import gunicorn_server  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = ("install them with: apt-get install -y --no-install-recommends chromium chromium-driver "
@@ -51,75 +45,6 @@ def browser_unavailable(reason: str):
     pytest.skip(f"{reason}; {INSTALL_HINT}")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class LiveServer:
-    url: str
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-@pytest.fixture
-def gunicorn_server(transactional_db, tmp_path):
-    """gunicorn serving FrameLab on 127.0.0.1:<free port> against the test database."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": database_url_of_live_connection(),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_DEBUG": "false",
-        "MEDIA_ROOT": str(tmp_path / "media"),
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        # Two processes, so that two submissions of one form can really run side by side.
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_THREADS": "2",
-        "GUNICORN_TIMEOUT": "60",
-    }
-    log_path = tmp_path / "gunicorn.log"
-    log = open(log_path, "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "platform" / "gunicorn.conf.py"),
-         # No control socket: its default path in $HOME would be shared with any other gunicorn.
-         "--no-control-socket", "config.wsgi:application"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    live = LiveServer(url=f"http://127.0.0.1:{port}", log_path=log_path)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"gunicorn exited with status {server.returncode}:\n{live.log()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{live.url}/healthz", timeout=2) as response:
-                    body = response.read().decode()
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not answer on {live.url} in 60 s:\n{live.log()[-3000:]}")
-                time.sleep(0.2)
-        assert f'"database": "{connection.vendor}"' in body, body
-        yield live
-    finally:
-        # Stopped before the test database is flushed or dropped, which its connections would block.
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
-        print(live.log()[-3000:])
-
-
 @pytest.fixture(scope="session")
 def browser_paths() -> tuple[str, str]:
     """Chromium and chromedriver, or a skip (a failure in CI) saying how to install them."""
@@ -137,7 +62,7 @@ def browser_paths() -> tuple[str, str]:
 
 
 @pytest.fixture
-def chromium(browser_paths, gunicorn_server, tmp_path):
+def chromium(browser_paths, gunicorn_server, tmp_path):  # noqa: F811  (the imported fixture)
     """Headless Chromium (Debian's package) under Selenium, with a fresh profile.
 
     It depends on the server so that a missing browser is noticed before the server starts,

@@ -74,6 +74,9 @@ class GunicornServer:
         self.log_path = log_path
         self.workers = workers
 
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
@@ -105,7 +108,8 @@ def gunicorn_start(*, log_path: Path, workers: int = 2, threads: int = 4,
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "platform" / "gunicorn.conf.py"),
              "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
-             "config.wsgi"],
+             # No control socket: its default path in $HOME would be shared with any other gunicorn.
+             "--no-control-socket", "config.wsgi"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     server = GunicornServer(process, f"http://127.0.0.1:{port}", log_path, workers)

@@ -1,7 +1,6 @@
 """An import started from the web runs on a real Celery worker process, end to end."""
 import time
 
-import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse

@@ -5,6 +5,7 @@ from annotation.design import DesignError
 from annotation.models import Dataset, Study
 from annotation.study_setup import study_create
 from annotation.vocabulary import FRAMINGS, NO_SPLIT, SPLITS
+from annotation.selectors import dataset_lookup
 
 
 def _attention_check(value: str):
@@ -55,10 +56,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            dataset = Dataset.objects.get(name=options["dataset"])
-        except Dataset.DoesNotExist:
-            known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none yet"
-            raise CommandError(f"no dataset named '{options['dataset']}' (datasets: {known})") from None
+            dataset = dataset_lookup(options["dataset"])
+        except Dataset.DoesNotExist as exc:
+            raise CommandError(str(exc)) from None
         if Study.objects.filter(name=options["name"]).exists():
             raise CommandError(f"a study named '{options['name']}' already exists")
         owner = None

@@ -6,6 +6,7 @@ from tqdm import tqdm
 
 from annotation.claim_export import SHARD_ROWS, export_dataset
 from annotation.models import Dataset, FramedClaim
+from annotation.selectors import dataset_lookup
 
 
 class Command(BaseCommand):
@@ -22,10 +23,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            dataset = Dataset.objects.get(name=options["dataset"])
-        except Dataset.DoesNotExist:
-            known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none yet"
-            raise CommandError(f"no dataset named '{options['dataset']}' (datasets: {known})") from None
+            dataset = dataset_lookup(options["dataset"])
+        except Dataset.DoesNotExist as exc:
+            raise CommandError(str(exc)) from None
         total = FramedClaim.objects.filter(base_claim__dataset=dataset).count()
         with tqdm(total=total, desc="export", unit=" rows", unit_scale=True, mininterval=0.5,
                   disable=options["no_progress"]) as bar:
