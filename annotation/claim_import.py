@@ -156,9 +156,7 @@ class ClaimImporter:
         if state.first_seen is None:
             return f"in dataset '{self.dataset.name}'"
         file_index, line = state.first_seen
-        claim_file = self.claim_files[file_index]
-        unit = "row " if claim_file.format == "parquet" else ""
-        return f"at {claim_file.display}:{unit}{line}"
+        return f"at {_location(self.claim_files[file_index], line)}"
 
     def _duplicate_error(self, checker, file_index, row: ClaimRow, state) -> ClaimFileError:
         claim_id = f"{row.base_id}:{row.framing}"
@@ -176,8 +174,7 @@ class ClaimImporter:
             checker = RowChecker(claim_file=claim_file, **self.checker_options)
             for row in read_claim_rows(claim_file, checker):
                 if row.base_id == duplicate.base_id and row.framing == duplicate.framing:
-                    unit = "row " if claim_file.format == "parquet" else ""
-                    return f"{claim_file.display}:{unit}{row.line}"
+                    return _location(claim_file, row.line)
         return "an earlier row"
 
     def _load_stored_claims(self) -> tuple[dict[str, _BaseClaimState], dict]:
@@ -202,6 +199,11 @@ class ClaimImporter:
             if self.skip_existing:
                 stored_texts[(record[0], record[1])] = hash(record[2])
         return bases, stored_texts
+
+
+def _location(claim_file: ClaimFile, line: int) -> str:
+    """`file:line`, or `file:row N` for Parquet, which has rows rather than lines."""
+    return f"{claim_file.display}:{'row ' if claim_file.format == 'parquet' else ''}{line}"
 
 
 class ClaimWriter:

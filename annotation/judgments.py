@@ -64,7 +64,7 @@ def judgment_record(*, participant: Participant, item: BatchItem, answer: Answer
                             finished=participant.status != Participant.Status.ACTIVE,
                             answered_positions=answered)
         if participant.status != Participant.Status.ACTIVE:
-            raise JudgmentRefused(_why_closed(participant))
+            raise JudgmentRefused(closed_reason(participant))
         attention_passed = None
         if item.attention_check_id is not None:
             attention_passed = answer.accept == item.attention_check.expected_accept
@@ -116,7 +116,8 @@ def judgment_record(*, participant: Participant, item: BatchItem, answer: Answer
         return Recorded(judgment, created=True, finished=finished, answered_positions=answered)
 
 
-def _why_closed(participant: Participant) -> str:
+def closed_reason(participant: Participant) -> str:
+    """Why a participant can no longer answer, in words for their page."""
     return {
         Participant.Status.CONSENTING: "Please give your consent first.",
         Participant.Status.COMPLETED: "You have already finished this study.",

@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from .assignment import StudyUnavailable, participant_consent, participant_enter
-from .judgments import Answer, JudgmentRefused, judgment_record
+from .judgments import Answer, JudgmentRefused, closed_reason, judgment_record
 from .models import BatchItem, Judgment, Participant, Study
 from .selectors import batch_items
 
@@ -44,7 +44,7 @@ class JudgmentForm(forms.Form):
 
 
 def _participant(study_id: int, token: str) -> Participant:
-    return get_object_or_404(Participant.objects.select_related("study", "batch"),
+    return get_object_or_404(Participant.objects.select_related("study"),
                              study_id=study_id, token=token)
 
 
@@ -112,13 +112,7 @@ def participant_home(request, study_id: int, token: str):
     if status == Participant.Status.COMPLETED or participant.completed_at:
         return redirect(_participant_url(participant, "participant-done"))
     return _page(request, "unavailable.html", participant, status=403,
-                 reason=_closed_reason(participant))
-
-
-def _closed_reason(participant: Participant) -> str:
-    from .judgments import _why_closed
-
-    return _why_closed(participant)
+                 reason=closed_reason(participant))
 
 
 @csrf_exempt
