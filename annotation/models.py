@@ -215,6 +215,10 @@ class Study(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="studies",
     )
+    collaborators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="shared_studies",
+        help_text="Researchers who may see and manage this study besides its owner.",
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     created = models.DateTimeField(auto_now_add=True)
     # Item selection, kept so the design can be reproduced from the seed.
@@ -433,3 +437,46 @@ class JudgmentRevision(models.Model):
 
     class Meta:
         ordering = ["judgment", "answered_at"]
+
+
+class DataExport(models.Model):
+    """A tidy-table export of a study's judgments written to a file by a Celery job.
+
+    Small exports stream straight from the API or the command; this row tracks the large
+    ones: their progress, the file under MEDIA_ROOT and who asked for it.
+    """
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        JSONL = "jsonl", "JSON Lines"
+        PARQUET = "parquet", "Parquet"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="exports")
+    format = models.CharField(max_length=8, choices=Format.choices)
+    options = models.JSONField(default=dict, blank=True,
+                               help_text="Filters and switches the export was asked with.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    task_id = models.CharField(max_length=64, blank=True)
+    rows_total = models.PositiveBigIntegerField(default=0)
+    rows_written = models.PositiveBigIntegerField(default=0)
+    file = models.CharField(max_length=500, blank=True, help_text="Path relative to MEDIA_ROOT.")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="data_exports",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.study} as {self.format} ({self.status})"

@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from django.db.models import Count, Q, QuerySet
 
-from .models import BaseClaim, BatchItem, Dataset, FramedClaim, Framing, Split, TruthLabel
+from .models import BaseClaim, BatchItem, Dataset, FramedClaim, Framing, Split, Study, TruthLabel
 
 
 def dataset_lookup(name: str) -> Dataset:
@@ -76,3 +76,20 @@ def batch_items(batch_id: int) -> dict[int, BatchItem]:
     """
     items = BatchItem.objects.filter(batch_id=batch_id).select_related("framed_claim", "attention_check")
     return {item.position: item for item in items}
+
+
+def studies_visible_to(user) -> QuerySet[Study]:
+    """The studies `user` may see and manage: their own and those shared with them.
+
+    Superusers see every study. Pages, the API and the report all filter through this, so
+    that a researcher never sees another researcher's study.
+    """
+    studies = Study.objects.select_related("dataset", "owner")
+    if not user.is_authenticated:
+        return studies.none()
+    if user.is_superuser:
+        return studies
+    # A subquery, not a join on collaborators: a join would repeat rows and inflate any
+    # count annotated on the result.
+    shared = Study.collaborators.through.objects.filter(user=user).values("study_id")
+    return studies.filter(Q(owner=user) | Q(pk__in=shared))

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from .models import Judgment, Participant, Study
+from .selectors import studies_visible_to
 from .study_setup import study_set_status
 
 
@@ -17,14 +18,9 @@ PROLIFIC_PARAMETERS = ("?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}
                        "&SESSION_ID={{%SESSION_ID%}}")
 
 
-def _visible_studies(user):
-    studies = Study.objects.select_related("dataset")
-    return studies if user.is_superuser else studies.filter(owner=user)
-
-
 @login_required
 def study_list(request):
-    studies = _visible_studies(request.user).annotate(
+    studies = studies_visible_to(request.user).annotate(
         completed=Count("participants", filter=Q(participants__status=Participant.Status.COMPLETED)),
         active=Count("participants", filter=Q(participants__status=Participant.Status.ACTIVE)),
     )
@@ -53,7 +49,7 @@ def study_progress(study: Study) -> dict:
 
 @login_required
 def study_detail(request, pk):
-    study = get_object_or_404(_visible_studies(request.user), pk=pk)
+    study = get_object_or_404(studies_visible_to(request.user), pk=pk)
     participants = study.participants.select_related("batch").annotate(
         answered=Count("judgments")).order_by("-created")[:500]
     entry = request.build_absolute_uri(reverse("annotation:study-entry", args=[study.pk]))
@@ -70,7 +66,7 @@ def study_detail(request, pk):
 @login_required
 @require_POST
 def study_status(request, pk):
-    study = get_object_or_404(_visible_studies(request.user), pk=pk)
+    study = get_object_or_404(studies_visible_to(request.user), pk=pk)
     status = request.POST.get("status", "")
     if status in Study.Status.values:
         study_set_status(study=study, status=status)

@@ -16,6 +16,7 @@ stamp=".venv/.requirements-$(cat requirements/*.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "Installing requirements into .venv (first run takes a minute)" >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/test.txt
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/no-deps.txt
     rm -f .venv/.requirements-*
     touch "$stamp"
 fi
