@@ -116,6 +116,9 @@ STORAGES = {
 # The artifact store: uploaded datasets, embeddings, score tables, adapters, exports.
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
+# Base models converted for training (e.g. SmolLM2 from its GGUF file) are cached here once
+# per machine, apart from MEDIA_ROOT so that test runs with their own media reuse them.
+MODEL_CACHE_DIR = Path(env("FRAMELAB_MODEL_CACHE_DIR", default=str(VAR_DIR / "model-cache")))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
