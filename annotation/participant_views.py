@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from .assignment import StudyUnavailable, participant_consent, participant_enter
-from .judgments import Answer, JudgmentRefused, closed_reason, judgment_record
+from .judgments import Answer, JudgmentOutOfOrder, JudgmentRefused, closed_reason, judgment_record
 from .models import BatchItem, Judgment, Participant, Study
 from .selectors import batch_items
 
@@ -154,12 +154,13 @@ def participant_item(request, study_id: int, token: str, position: int):
     item = items.get(position)
     if item is None:
         raise Http404("No such item in your session.")
-    answered = answered_positions(participant)
-    next_open = _next_position(participant, answered)
-    if next_open is not None and position > next_open:
-        # Items are answered in order; a hand-typed later position goes to the first open one.
-        return redirect(_participant_url(participant, "participant-item", position=next_open))
     total = len(items)
+    if request.method == "GET":
+        answered = answered_positions(participant)
+        next_open = _next_position(participant, answered)
+        if next_open is not None and position > next_open:
+            # Items are answered in order; a hand-typed later position goes to the first open one.
+            return redirect(_participant_url(participant, "participant-item", position=next_open))
 
     if request.method == "POST":
         form = JudgmentForm(request.POST)
@@ -178,6 +179,9 @@ def participant_item(request, study_id: int, token: str, position: int):
             )
             try:
                 recorded = judgment_record(participant=participant, item=item, answer=answer)
+            except JudgmentOutOfOrder as out_of_order:
+                return redirect(_participant_url(participant, "participant-item",
+                                                 position=out_of_order.next_position))
             except JudgmentRefused as refused:
                 return _page(request, "unavailable.html", participant, status=409,
                              reason=refused.reason, retry_url=_participant_url(participant))

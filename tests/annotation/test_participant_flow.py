@@ -93,6 +93,19 @@ def test_returning_participant_resumes_where_they_left(client, study):
     assert client.get(item_url(participant, 6))["Location"] == item_url(participant, 3)
 
 
+def test_an_answer_to_a_later_item_is_not_stored(client, study):
+    """Items are answered in order, also when a submission skips ahead with a valid ticket."""
+    from annotation.participant_views import _new_ticket
+    from annotation.selectors import batch_items
+
+    participant = start(client, study)
+    answer(client, participant, 1)
+    later = batch_items(participant.batch_id)[5]
+    response = answer(client, participant, 5, ticket=_new_ticket(participant, later))
+    assert response.status_code == 302 and response["Location"] == item_url(participant, 2)
+    assert list(Judgment.objects.filter(participant=participant).values_list("position", flat=True)) == [1]
+
+
 def test_a_double_submit_stores_one_judgment(client, study):
     participant = start(client, study)
     ticket = ticket_of(client.get(item_url(participant, 1)))
