@@ -518,6 +518,16 @@ def report(args, healthz, phases, pages) -> None:
             print(f"  {p.label}: {1000 * p.cpu['gunicorn'] / p.judgments:.1f} ms gunicorn CPU and "
                   f"{1000 * p.cpu['postgres'] / p.judgments:.1f} ms PostgreSQL CPU per judgment")
 
+    # A judgment costs two requests (POST, then GET of the next item): even if every page
+    # cost the server no more than the trivial endpoint, judgments/s could not exceed this.
+    ceiling = healthz["requests_per_second"] / 2
+    print(f"\nceiling from the baseline: /healthz {healthz['requests_per_second']:,.0f} req/s / 2 "
+          f"requests per judgment = {ceiling:,.0f} judgments/s if every page were as cheap as "
+          f"/healthz; target {MIN_JUDGMENTS_PER_SECOND:g} is {MIN_JUDGMENTS_PER_SECOND / ceiling:.2f}x that")
+    for p in phases:
+        if p.judgments_per_second:
+            print(f"  {p.label}: {p.judgments_per_second / ceiling:.2f} of the ceiling")
+
     print("\nper request, in-process without contention (Django test client, one participant):")
     print(f"  {'page':<24}{'queries':>8}{'median ms':>11}")
     for name, queries, ms in pages:
