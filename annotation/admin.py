@@ -105,3 +105,15 @@ class JudgmentAdmin(admin.ModelAdmin):
     list_display = ("participant", "position", "accept", "confidence", "familiarity", "answered_at", "revisions")
     list_filter = ("participant__study",)
     raw_id_fields = ("participant", "item")
+
+
+from .models import DataExport  # noqa: E402
+
+
+@admin.register(DataExport)
+class DataExportAdmin(admin.ModelAdmin):
+    list_display = ("id", "study", "format", "status", "rows_written", "rows_total", "created_by", "created", "finished")
+    list_filter = ("status", "format")
+    list_select_related = ("study", "created_by")
+    readonly_fields = ("study", "format", "options", "status", "task_id", "rows_total", "rows_written",
+                       "file", "error", "created_by", "started", "finished")

@@ -44,3 +44,21 @@ def reclaim_expired_sessions() -> int:
     from .assignment import sessions_reclaim_expired
 
     return sessions_reclaim_expired()
+
+
+@shared_task(name="annotation.run_data_export")
+def run_data_export(export_id: int) -> dict:
+    """Writes a queued `DataExport`'s file; a retried or duplicated message does nothing twice."""
+    from .export_services import data_export_run
+    from .models import DataExport
+
+    claimed = DataExport.objects.filter(pk=export_id, status=DataExport.Status.QUEUED).update(
+        status=DataExport.Status.RUNNING, started=timezone.now())
+    job = DataExport.objects.select_related("study").filter(pk=export_id).first()
+    if job is None:
+        return {"status": "missing", "skipped": True}
+    if not claimed:
+        return {"status": job.status, "skipped": True}
+    data_export_run(data_export=job)
+    job.refresh_from_db()
+    return {"status": job.status, "rows_written": job.rows_written, "file": job.file}

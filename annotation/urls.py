@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import participant_views, study_views, views
+from . import export_views, participant_views, study_views, views
 
 app_name = "annotation"
 
@@ -14,6 +14,11 @@ urlpatterns = [
     path("studies/", study_views.study_list, name="study-list"),
     path("studies/<int:pk>/", study_views.study_detail, name="study-detail"),
     path("studies/<int:pk>/status/", study_views.study_status, name="study-status"),
+    path("studies/<int:pk>/exports/", export_views.study_exports, name="study-exports"),
+    path("studies/<int:pk>/exports/download/", export_views.study_export_stream,
+         name="study-export-stream"),
+    path("exports/<int:pk>/", export_views.export_detail, name="export-detail"),
+    path("exports/<int:pk>/download/", export_views.export_download, name="export-download"),
     # What participants see: /s/<study>/ is the link given to the recruitment platform.
     path("s/<int:study_id>/", participant_views.study_entry, name="study-entry"),
     path(participant, participant_views.participant_home, name="participant-home"),
