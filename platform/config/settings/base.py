@@ -29,6 +29,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "annotation",
     "modeling",
     "simulation",
@@ -172,9 +174,60 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
+# --- REST API (annotation/api.py) ---------------------------------------------------------
+# Researchers only: a session (the researcher pages' login) or a token from
+# `manage.py drf_create_token USERNAME` / POST /api/auth/token/. Rates are per client and
+# per web process unless the default cache is shared (e.g. Redis).
 REST_FRAMEWORK = {
+    # Token first: an unauthenticated request then gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["annotation.permissions.IsResearcher"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "annotation.throttling.AnonRateThrottle",
+        "annotation.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("API_THROTTLE_ANON", default="60/minute"),
+        "user": env("API_THROTTLE_USER", default="5000/hour"),
+        "token": env("API_THROTTLE_TOKEN", default="10/minute"),
+    },
+    # `format` stays DRF's content negotiation; exports take `file_format`.
+    "URL_FORMAT_OVERRIDE": "format",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "FrameLab API",
+    "DESCRIPTION": (
+        "Researchers' API of FrameLab: claim datasets and their imports, human studies, "
+        "participants, judgments, exports and analyses. Every endpoint needs an authenticated "
+        "researcher (session or `Authorization: Token <key>`); a researcher sees only the "
+        "studies they own or that were shared with them."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "ENUM_NAME_OVERRIDES": {
+        "StudyStatusEnum": "annotation.models.Study.Status",
+        "ParticipantStatusEnum": "annotation.models.Participant.Status",
+        "JobStatusEnum": "annotation.models.ClaimImport.Status",
+        "FramingEnum": "annotation.models.Framing",
+        "TruthLabelEnum": "annotation.models.TruthLabel",
+        "SplitEnum": "annotation.models.Split",
+        "MarkableStatusEnum": "annotation.assignment.MARKABLE",
+    },
+    "TAGS": [
+        {"name": "auth", "description": "API tokens for scripts."},
+        {"name": "datasets", "description": "Claim datasets and imports of claim files."},
+        {"name": "studies", "description": "Human studies: design, status, progress, sharing."},
+        {"name": "participants", "description": "Participants' sessions and their status."},
+        {"name": "judgments", "description": "Participants' answers, read-only."},
+        {"name": "exports", "description": "The tidy judgments table as CSV, JSON Lines or Parquet."},
+        {"name": "analysis", "description": "Per-framing effects and their statistics."},
+    ],
 }

@@ -1,0 +1,657 @@
+"""The researchers' REST API: datasets, studies, participants, judgments, exports, analyses.
+
+Thin by design: each view parses its input with a serializer, calls the same service or
+selector the pages and commands use, and renders the result. Every study-scoped query
+starts from `studies_visible_to(request.user)`, so another researcher's study, and anything
+inside it, answers 404 exactly as a study that does not exist. Every endpoint needs an
+authenticated researcher (`annotation.permissions.IsResearcher`); only the token endpoint
+and the schema pages are open, and those are rate-limited.
+"""
+from __future__ import annotations
+
+from celery.result import AsyncResult
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Prefetch
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import generics, serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import serializers as s
+from .assignment import MARKABLE, participant_mark
+from .claim_files import ClaimFileError
+from .design import DesignError
+from .models import AttentionCheck, ClaimImport, Framing, Judgment, Participant, Study, TruthLabel
+from .permissions import MayChangeSharing, may_share
+from .selectors import dataset_composition, dataset_list_with_counts, studies_visible_to
+from .services import claim_import_create
+from .study_setup import study_create, study_set_status
+from .study_views import study_progress
+from .throttling import TokenRateThrottle
+
+NOT_FOUND = OpenApiResponse(s.ErrorSerializer, description="No such object among those you may see.")
+BAD_REQUEST = OpenApiResponse(description="Invalid input; the body names each field and what is wrong.")
+
+
+class Pagination(PageNumberPagination):
+    """`?page=N&page_size=M` (at most 1,000 a page); the response has count, next, previous."""
+
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+def visible_study(request, pk) -> Study:
+    """The study `pk` if the requesting researcher may see it; 404 otherwise."""
+    return get_object_or_404(studies_visible_to(request.user), pk=pk)
+
+
+def _parse_query(serializer_class, request) -> dict:
+    """Validated query parameters: a bad value is a 400 naming the parameter and value."""
+    data = {}
+    for name, field in serializer_class().fields.items():
+        if isinstance(field, serializers.ListField):
+            values = [v for raw in request.query_params.getlist(name) for v in raw.split(",") if v]
+            if values:
+                data[name] = values
+        elif name in request.query_params:
+            data[name] = request.query_params[name]
+    parsed = serializer_class(data=data)
+    parsed.is_valid(raise_exception=True)
+    return parsed.validated_data
+
+
+# --- Authentication -------------------------------------------------------------------------
+
+@extend_schema(tags=["auth"])
+class TokenView(APIView):
+    """A researcher's API token, for scripts: `Authorization: Token <key>`."""
+
+    throttle_classes = [TokenRateThrottle]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [AllowAny()]
+        return super().get_permissions()
+
+    def get_throttles(self):
+        if self.request.method == "POST":
+            return super().get_throttles()
+        return []
+
+    @extend_schema(
+        summary="Get your API token",
+        description="Exchanges a researcher's username and password for their token (created on "
+                    "first use; the same token afterwards). Limited to a few attempts a minute "
+                    "per address (`API_THROTTLE_TOKEN`). `manage.py drf_create_token USERNAME` "
+                    "does the same on the server.",
+        request=AuthTokenSerializer,
+        responses={200: inline_serializer("Token", {"token": serializers.CharField()}),
+                   400: BAD_REQUEST, 429: OpenApiResponse(description="Too many attempts.")},
+        auth=[],
+    )
+    def post(self, request):
+        credentials = AuthTokenSerializer(data=request.data, context={"request": request})
+        credentials.is_valid(raise_exception=True)
+        token, _ = Token.objects.get_or_create(user=credentials.validated_data["user"])
+        return Response({"token": token.key})
+
+    @extend_schema(summary="Revoke your API token",
+                   description="Deletes your token; scripts using it stop working. The next "
+                               "POST creates a new one.",
+                   request=None, responses={204: None})
+    def delete(self, request):
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Datasets and imports -------------------------------------------------------------------
+
+class DatasetQuery(serializers.Serializer):
+    name = serializers.CharField(required=False, help_text="Only datasets whose name contains this.")
+
+
+@extend_schema(tags=["datasets"], summary="List datasets",
+               parameters=[DatasetQuery])
+class DatasetListView(generics.ListAPIView):
+    """Every claim dataset with its number of base claims. Datasets are shared by all
+    researchers of the platform (studies are not)."""
+
+    serializer_class = s.DatasetSerializer
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        query = _parse_query(DatasetQuery, self.request)
+        datasets = dataset_list_with_counts()
+        if query.get("name"):
+            datasets = datasets.filter(name__icontains=query["name"])
+        return datasets
+
+
+@extend_schema(tags=["datasets"], summary="A dataset and its composition",
+               responses={200: s.DatasetDetailSerializer, 404: NOT_FOUND})
+class DatasetDetailView(APIView):
+    """A dataset with the counts a researcher checks first: base claims by split and truth,
+    framed claims by framing."""
+
+    def get(self, request, pk):
+        dataset = get_object_or_404(dataset_list_with_counts(), pk=pk)
+        context = {"request": request, "composition": dataset_composition(dataset=dataset)}
+        return Response(s.DatasetDetailSerializer(dataset, context=context).data)
+
+
+def visible_imports(user):
+    """A researcher sees the imports they started; a superuser sees all."""
+    imports = ClaimImport.objects.all()
+    imports = imports if user.is_superuser else imports.filter(created_by=user)
+    return imports.order_by("-created", "-id")
+
+
+def _import_progress(jobs) -> dict[int, dict]:
+    """What running imports' workers last reported (bytes and rows read)."""
+    progress = {}
+    for job in jobs:
+        if job.status == ClaimImport.Status.RUNNING and job.task_id:
+            result = AsyncResult(job.task_id)
+            if result.state == "PROGRESS" and isinstance(result.info, dict):
+                progress[job.pk] = result.info
+    return progress
+
+
+@extend_schema_view(
+    get=extend_schema(summary="List your claim imports", responses=s.ClaimImportSerializer(many=True)),
+    post=extend_schema(
+        summary="Upload claim files to import",
+        description="Stores the uploaded files and queues their import into `dataset_name` "
+                    "(created if new) as a background job; answers 202 at once with the job, "
+                    "whose `url` reports its status. The import is all or nothing: a bad row "
+                    "fails the job with a message naming the file, line, field and value, and "
+                    "leaves the dataset as it was.",
+        request={"multipart/form-data": s.ClaimImportCreateSerializer},
+        responses={202: s.ClaimImportSerializer, 400: BAD_REQUEST},
+    ),
+)
+@extend_schema(tags=["datasets"])
+class ClaimImportListCreateView(generics.ListAPIView):
+    serializer_class = s.ClaimImportSerializer
+    pagination_class = Pagination
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        return visible_imports(self.request.user)
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["progress"] = _import_progress(
+            self.get_queryset().filter(status=ClaimImport.Status.RUNNING))
+        return context
+
+    def post(self, request):
+        data = request.data.copy()
+        upload = s.ClaimImportCreateSerializer(
+            data={**{key: data.get(key) for key in data if key != "files"},
+                  "files": request.FILES.getlist("files")})
+        upload.is_valid(raise_exception=True)
+        try:
+            job = claim_import_create(**upload.validated_data, created_by=request.user)
+        except ClaimFileError as exc:
+            raise ValidationError({"files": [str(exc)]}) from None
+        job.refresh_from_db()  # with eager Celery (debugging) the import has run already
+        body = s.ClaimImportSerializer(job, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+@extend_schema(tags=["datasets"], summary="Status of a claim import",
+               responses={200: s.ClaimImportSerializer, 404: NOT_FOUND})
+class ClaimImportDetailView(APIView):
+    """queued, running (with bytes and rows read so far), succeeded (rows imported and
+    skipped, the dataset's id) or failed (the error naming file, line, field and value)."""
+
+    def get(self, request, pk):
+        job = get_object_or_404(visible_imports(request.user), pk=pk)
+        context = {"request": request, "progress": _import_progress([job])}
+        return Response(s.ClaimImportSerializer(job, context=context).data)
+
+
+# --- Studies --------------------------------------------------------------------------------
+
+class StudyQuery(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Study.Status.choices, required=False)
+    dataset = serializers.IntegerField(required=False, help_text="Only studies of this dataset (id).")
+    name = serializers.CharField(required=False, help_text="Only studies whose name contains this.")
+
+
+def _studies(user):
+    return studies_visible_to(user).annotate(batch_count=Count("batches")).prefetch_related(
+        Prefetch("attention_checks", queryset=AttentionCheck.objects.order_by("position"))
+    ).order_by("-created", "-id")
+
+
+@extend_schema_view(
+    get=extend_schema(summary="List your studies", parameters=[StudyQuery],
+                      description="The studies you own, those shared with you, and (for a "
+                                  "superuser) all studies; newest first."),
+    post=extend_schema(
+        summary="Create a study",
+        description="Designs a balanced study from a dataset (base claims balanced by truth, "
+                    "every framing dealt into batches so that no batch holds two framings of one "
+                    "claim) and stores it with you as its owner. An infeasible design is a 400 "
+                    "saying why.",
+        request=s.StudyCreateSerializer,
+        responses={201: s.StudySerializer, 400: BAD_REQUEST},
+        examples=[OpenApiExample("FrameRef's design", request_only=True, value={
+            "dataset": 1, "name": "FrameRef replication", "base_claims": 40, "batch_size": 20,
+            "raters_per_batch": 3, "seed": 123,
+            "completion_url": "https://app.prolific.com/submissions/complete?cc=YOURCODE",
+            "completion_code": "YOURCODE",
+            "attention_checks": [{"text": "Water boils at 20 degrees Celsius at sea level.",
+                                  "expected_accept": False, "position": 10}],
+        })],
+    ),
+)
+@extend_schema(tags=["studies"])
+class StudyListCreateView(generics.ListAPIView):
+    serializer_class = s.StudySerializer
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        query = _parse_query(StudyQuery, self.request)
+        studies = _studies(self.request.user)
+        if "status" in query:
+            studies = studies.filter(status=query["status"])
+        if "dataset" in query:
+            studies = studies.filter(dataset_id=query["dataset"])
+        if query.get("name"):
+            studies = studies.filter(name__icontains=query["name"])
+        return studies
+
+    def post(self, request):
+        form = s.StudyCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        checks = [(c["text"], c["expected_accept"], c["position"]) for c in data.pop("attention_checks")]
+        external_ids = data.pop("base_claim_ids", None)
+        try:
+            study = study_create(**data, base_claim_external_ids=external_ids,
+                                 attention_checks=checks, owner=request.user)
+        except DesignError as exc:
+            raise ValidationError({"non_field_errors": [str(exc)]}) from None
+        except IntegrityError:
+            # Two requests creating the same name at once: the unique constraint decides.
+            raise ValidationError({"name": [f"a study named '{data['name']}' already exists"]}) from None
+        study = _studies(request.user).get(pk=study.pk)
+        body = s.StudySerializer(study, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
+
+
+def study_update(*, study: Study, changes: dict) -> Study:
+    """Saves the editable fields in `changes` (validated by `StudyUpdateSerializer`)."""
+    with transaction.atomic():
+        for field, value in changes.items():
+            setattr(study, field, value)
+        study.save(update_fields=list(changes))
+    return study
+
+
+@extend_schema_view(
+    get=extend_schema(summary="A study", responses={200: s.StudySerializer, 404: NOT_FOUND}),
+    patch=extend_schema(
+        summary="Change a study's editable fields",
+        description="Name, completion code and URL, time limit and attention-check policy can "
+                    "change at any time. The texts participants read (questions, scale labels, "
+                    "instructions, consent) can change only until the first participant enters. "
+                    "The design (dataset, claims, framings, batches, seed) never changes.",
+        request=s.StudyUpdateSerializer,
+        responses={200: s.StudySerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    ),
+)
+@extend_schema(tags=["studies"])
+class StudyDetailView(APIView):
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get(self, request, pk):
+        study = get_object_or_404(_studies(request.user), pk=pk)
+        return Response(s.StudySerializer(study, context={"request": request}).data)
+
+    def patch(self, request, pk):
+        study = visible_study(request, pk)
+        form = s.StudyUpdateSerializer(study, data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        try:
+            study_update(study=study, changes=dict(form.validated_data))
+        except IntegrityError:
+            raise ValidationError({"name": ["a study with this name already exists"]}) from None
+        study = _studies(request.user).get(pk=pk)
+        return Response(s.StudySerializer(study, context={"request": request}).data)
+
+
+# Which status each action may start from; the same status again is a no-op.
+STATUS_ACTIONS = {
+    "open": (Study.Status.OPEN, (Study.Status.DRAFT, Study.Status.PAUSED, Study.Status.CLOSED)),
+    "pause": (Study.Status.PAUSED, (Study.Status.OPEN,)),
+    "close": (Study.Status.CLOSED, (Study.Status.DRAFT, Study.Status.OPEN, Study.Status.PAUSED)),
+}
+
+
+class StudyStatusView(APIView):
+    """Open, pause or close a study (the `action` comes from the URL)."""
+
+    action = ""
+
+    def post(self, request, pk):
+        study = visible_study(request, pk)
+        target, allowed_from = STATUS_ACTIONS[self.action]
+        if study.status != target:
+            if study.status not in allowed_from:
+                return Response(
+                    {"detail": f"a {study.status} study cannot be {target}; "
+                               f"this needs a study that is {' or '.join(allowed_from)}"},
+                    status=status.HTTP_409_CONFLICT)
+            study_set_status(study=study, status=target)
+        study = _studies(request.user).get(pk=pk)
+        return Response(s.StudySerializer(study, context={"request": request}).data)
+
+
+def _status_view(action: str, summary: str, description: str):
+    view = type(f"Study{action.title()}View", (StudyStatusView,), {"action": action})
+    return extend_schema(
+        tags=["studies"], summary=summary, description=description, request=None,
+        responses={200: s.StudySerializer, 404: NOT_FOUND,
+                   409: OpenApiResponse(s.ErrorSerializer, description="Not from this status.")},
+    )(view)
+
+
+StudyOpenView = _status_view(
+    "open", "Open a study", "New participants may enter. From draft, paused or closed.")
+StudyPauseView = _status_view(
+    "pause", "Pause a study", "No new participants; sessions in progress go on. From open only.")
+StudyCloseView = _status_view(
+    "close", "Close a study", "No new participants; sessions in progress go on until they end.")
+
+
+@extend_schema(tags=["studies"], summary="A study's progress",
+               responses={200: s.StudyProgressSerializer, 404: NOT_FOUND})
+class StudyProgressView(APIView):
+    """Batch fill, participants by status and the median time per item, as on the study page."""
+
+    def get(self, request, pk):
+        study = visible_study(request, pk)
+        progress = study_progress(study)
+        statuses = [value for value, _ in Participant.Status.choices]
+        return Response(s.StudyProgressSerializer({
+            "status": study.status,
+            "slots": progress["slots"],
+            "completed": progress["completed"],
+            "active": progress["active"],
+            "judgments": progress["judgments"],
+            "median_seconds_per_item": progress["median_seconds_per_item"],
+            # study_progress lists (label, count) in the order of the choices.
+            "participants_by_status": {value: count for value, (_, count)
+                                       in zip(statuses, progress["by_status"])},
+            "batches": progress["batches"],
+        }).data)
+
+
+# --- Sharing --------------------------------------------------------------------------------
+
+def _collaborators(study):
+    return s.UserSerializer(study.collaborators.order_by("username"), many=True).data
+
+
+@extend_schema_view(
+    get=extend_schema(summary="A study's collaborators", responses={200: s.UserSerializer(many=True),
+                                                                     404: NOT_FOUND}),
+    post=extend_schema(
+        summary="Share a study with a researcher",
+        description="Owner (or superuser) only. Collaborators see and manage the study (status, "
+                    "participants, exports, analyses) but cannot change its sharing.",
+        request=s.CollaboratorAddSerializer,
+        responses={200: s.UserSerializer(many=True), 400: BAD_REQUEST,
+                   403: OpenApiResponse(s.ErrorSerializer, description="Not the study's owner."),
+                   404: NOT_FOUND},
+    ),
+)
+@extend_schema(tags=["studies"])
+class StudyCollaboratorsView(APIView):
+    permission_classes = [*APIView.permission_classes, MayChangeSharing]
+
+    def get(self, request, pk):
+        study = visible_study(request, pk)
+        return Response(_collaborators(study))
+
+    def post(self, request, pk):
+        study = visible_study(request, pk)
+        self.check_object_permissions(request, study)
+        form = s.CollaboratorAddSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        user = form.validated_data["username"]
+        if user.pk == study.owner_id:
+            raise ValidationError({"username": [f"'{user.username}' owns this study already"]})
+        study.collaborators.add(user)
+        return Response(_collaborators(study))
+
+
+@extend_schema(
+    tags=["studies"], summary="Stop sharing a study with a researcher",
+    description="Owner (or superuser) only. Removing someone who is not a collaborator is a 404.",
+    request=None,
+    responses={200: s.UserSerializer(many=True),
+               403: OpenApiResponse(s.ErrorSerializer, description="Not the study's owner."),
+               404: NOT_FOUND},
+)
+class StudyCollaboratorDetailView(APIView):
+    permission_classes = [*APIView.permission_classes, MayChangeSharing]
+
+    def delete(self, request, pk, username):
+        study = visible_study(request, pk)
+        self.check_object_permissions(request, study)
+        user = study.collaborators.filter(username=username).first()
+        if user is None:
+            raise NotFound(f"'{username}' is not a collaborator of this study")
+        study.collaborators.remove(user)
+        return Response(_collaborators(study))
+
+
+# --- Participants ---------------------------------------------------------------------------
+
+class ParticipantQuery(serializers.Serializer):
+    status = serializers.ListField(
+        child=serializers.ChoiceField(choices=Participant.Status.choices), required=False,
+        help_text="Only participants with one of these statuses (repeat the parameter or "
+                  "separate with commas).")
+    external_id = serializers.CharField(required=False,
+                                        help_text="The participant's platform id, e.g. a Prolific PID.")
+    batch = serializers.IntegerField(required=False, min_value=0, help_text="0-based batch index.")
+
+
+def _participants(study):
+    return study.participants.select_related("batch").annotate(answered=Count("judgments"))
+
+
+@extend_schema(tags=["participants"], summary="A study's participants",
+               parameters=[ParticipantQuery], responses={200: s.ParticipantSerializer(many=True),
+                                                         400: BAD_REQUEST, 404: NOT_FOUND})
+class ParticipantListView(generics.ListAPIView):
+    """Participants in the order they entered, with their status and answers so far."""
+
+    serializer_class = s.ParticipantSerializer
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        study = visible_study(self.request, self.kwargs["pk"])
+        query = _parse_query(ParticipantQuery, self.request)
+        participants = _participants(study)
+        if "status" in query:
+            participants = participants.filter(status__in=query["status"])
+        if "external_id" in query:
+            participants = participants.filter(external_id=query["external_id"])
+        if "batch" in query:
+            participants = participants.filter(batch__index=query["batch"])
+        return participants.order_by("created", "id")
+
+
+@extend_schema(tags=["participants"], summary="A participant",
+               responses={200: s.ParticipantSerializer, 404: NOT_FOUND})
+class ParticipantDetailView(APIView):
+    def get(self, request, pk, participant_pk):
+        study = visible_study(request, pk)
+        participant = get_object_or_404(_participants(study), pk=participant_pk)
+        return Response(s.ParticipantSerializer(participant).data)
+
+
+MARK_DESCRIPTION = (
+    "Marks participants returned, timed out, rejected or excluded: their batch slot reopens "
+    "for a new rater and their judgments leave the analysis (they are kept, flagged). "
+    "Marking a participant with the status they have is a no-op.")
+
+
+@extend_schema(tags=["participants"], summary="Mark a participant",
+               description=MARK_DESCRIPTION, request=s.ParticipantMarkSerializer,
+               responses={200: s.ParticipantSerializer, 400: BAD_REQUEST, 404: NOT_FOUND})
+class ParticipantMarkView(APIView):
+    def post(self, request, pk, participant_pk):
+        study = visible_study(request, pk)
+        participant = get_object_or_404(study.participants, pk=participant_pk)
+        form = s.ParticipantMarkSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        participant_mark(participant=participant, **form.validated_data)
+        return Response(s.ParticipantSerializer(_participants(study).get(pk=participant.pk)).data)
+
+
+@extend_schema(tags=["participants"], summary="Mark participants by their platform ids",
+               description=MARK_DESCRIPTION + " All or nothing: if any id is not a participant "
+                           "of the study, nothing changes and the 400 names the missing ids. "
+                           "Paste Prolific's list of returned submissions here.",
+               request=s.ParticipantBulkMarkSerializer,
+               responses={200: s.ParticipantBulkMarkResultSerializer, 400: BAD_REQUEST,
+                          404: NOT_FOUND})
+class ParticipantBulkMarkView(APIView):
+    @extend_schema(operation_id="studies_participants_bulk_mark")
+    def post(self, request, pk):
+        study = visible_study(request, pk)
+        form = s.ParticipantBulkMarkSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        external_ids = list(dict.fromkeys(form.validated_data["external_ids"]))
+        found = {p.external_id: p for p in study.participants.filter(external_id__in=external_ids)}
+        missing = [pid for pid in external_ids if pid not in found]
+        if missing:
+            raise ValidationError({"external_ids": [
+                f"study '{study.name}' has no participant(s) {', '.join(missing)}; nothing was changed"]})
+        with transaction.atomic():
+            for external_id in external_ids:
+                participant_mark(participant=found[external_id], status=form.validated_data["status"],
+                                 note=form.validated_data["note"])
+        marked = _participants(study).filter(external_id__in=external_ids).order_by("created", "id")
+        return Response(s.ParticipantBulkMarkResultSerializer({
+            "status": form.validated_data["status"], "marked": len(external_ids),
+            "participants": marked}).data)
+
+
+# --- Judgments ------------------------------------------------------------------------------
+
+TRUTH_WORDS = {"SUPPORTS": TruthLabel.SUPPORTS, "true": TruthLabel.SUPPORTS,
+               "REFUTES": TruthLabel.REFUTES, "false": TruthLabel.REFUTES}
+
+
+class JudgmentFilters(serializers.Serializer):
+    """The filters the judgments list and the exports share, with the same names and meaning."""
+
+    framing = serializers.ListField(
+        child=serializers.ChoiceField(choices=Framing.choices), required=False,
+        help_text="Only claims in these framings (repeat or comma-separate).")
+    truth = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(TRUTH_WORDS)), required=False,
+        help_text="Only true claims (SUPPORTS or true) or only false ones (REFUTES or false).")
+    participant_status = serializers.ListField(
+        child=serializers.ChoiceField(choices=Participant.Status.choices), required=False,
+        help_text="Only participants with one of these statuses (repeat or comma-separate).")
+    include_excluded = serializers.BooleanField(
+        required=False, default=True,
+        help_text="false: leave out participants the analysis excludes (returned, timed out, "
+                  "rejected, excluded).")
+    include_attention_checks = serializers.BooleanField(
+        required=False, default=False,
+        help_text="true: include answers to attention checks (they have no framing, so a "
+                  "framing or truth filter still leaves them out).")
+
+
+class JudgmentQuery(JudgmentFilters):
+    study = serializers.IntegerField(required=False, help_text="Only this study's judgments (id).")
+    participant = serializers.CharField(required=False,
+                                        help_text="Only this participant (platform id).")
+
+
+def filter_judgments(judgments, filters: dict):
+    """Applies `JudgmentFilters` as the export does (annotation.judgment_export)."""
+    if not filters["include_attention_checks"]:
+        judgments = judgments.filter(item__attention_check__isnull=True)
+    if "framing" in filters:
+        judgments = judgments.filter(item__framed_claim__framing__in=filters["framing"])
+    if "truth" in filters:
+        judgments = judgments.filter(item__framed_claim__base_claim__true_label__in=[
+            TRUTH_WORDS[word] for word in filters["truth"]])
+    if "participant_status" in filters:
+        judgments = judgments.filter(participant__status__in=filters["participant_status"])
+    if not filters["include_excluded"]:
+        judgments = judgments.exclude(participant__status__in=Participant.EXCLUDED_FROM_ANALYSIS)
+    return judgments
+
+
+def judgments_visible_to(user):
+    return Judgment.objects.filter(
+        participant__study__in=studies_visible_to(user).values("pk")
+    ).select_related(
+        "participant", "item__batch", "item__framed_claim__base_claim", "item__attention_check",
+    )
+
+
+@extend_schema(tags=["judgments"], summary="List judgments",
+               parameters=[JudgmentQuery],
+               responses={200: s.JudgmentSerializer(many=True), 400: BAD_REQUEST,
+                          404: OpenApiResponse(s.ErrorSerializer,
+                                               description="`study` is not one you may see.")})
+class JudgmentListView(generics.ListAPIView):
+    """Participants' current answers (earlier answers changed with "Previous" are kept but not
+    listed), in the order of study, participant and position. For the whole table in one file,
+    use the study's export."""
+
+    serializer_class = s.JudgmentSerializer
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        query = _parse_query(JudgmentQuery, self.request)
+        judgments = judgments_visible_to(self.request.user)
+        if "study" in query:
+            visible_study(self.request, query["study"])
+            judgments = judgments.filter(participant__study_id=query["study"])
+        judgments = filter_judgments(judgments, query)
+        if "participant" in query:
+            judgments = judgments.filter(participant__external_id=query["participant"])
+        return judgments.order_by("participant__study_id", "participant_id", "position", "id")
+
+
+@extend_schema(tags=["judgments"], summary="A judgment",
+               responses={200: s.JudgmentSerializer, 404: NOT_FOUND})
+class JudgmentDetailView(APIView):
+    def get(self, request, pk):
+        judgment = get_object_or_404(judgments_visible_to(request.user), pk=pk)
+        return Response(s.JudgmentSerializer(judgment).data)
+
