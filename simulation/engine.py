@@ -117,7 +117,7 @@ class Pool:
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
                 raise PoolError(
-                    f"true_label of claim {claim_ids[row]!r} (row {row}) is {labels[row]!r}; "
+                    f"true_label of claim {claim_ids[row]!r} (row {row}) is {str(labels[row])!r}; "
                     f"expected SUPPORTS or REFUTES"
                 )
             is_true = labels == SUPPORTS
@@ -126,9 +126,11 @@ class Pool:
             raise PoolError(f"embeddings have shape {emb.shape}; expected ({n}, dim)")
         if emb.dtype != np.float32:
             emb = emb.astype(np.float32)
-        if not np.isfinite(emb).all():
-            row = int(np.flatnonzero(~np.isfinite(emb).all(axis=1))[0])
-            raise PoolError(f"embedding of claim {claim_ids[row]!r} (row {row}) is not finite")
+        for start in range(0, n, 65536):  # in chunks: no pool-sized temporary
+            block = emb[start:start + 65536]
+            if not np.isfinite(block).all():
+                row = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+                raise PoolError(f"embedding of claim {claim_ids[row]!r} (row {row}) is not finite")
         if normalise:
             norms = np.linalg.norm(emb, axis=1)
             if (norms == 0).any():
@@ -145,7 +147,7 @@ class Pool:
         mixed = (true_count > 0) & (true_count < size)
         if mixed.any():
             b = int(np.flatnonzero(mixed)[0])
-            raise PoolError(f"the framings of base claim {uniq[b]!r} disagree on true_label")
+            raise PoolError(f"the framings of base claim {uniq[b].item()!r} disagree on true_label")
         framing_codes, framing_names = None, ()
         if framings is not None:
             framings = np.asarray(framings).astype(str)

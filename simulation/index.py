@@ -1,0 +1,177 @@
+"""Nearest-neighbour candidates for pools of millions of claims: an inverted-file (IVF) index.
+
+Exact mode compares every context with every remaining claim, which costs
+``pool size x dim`` per accepted step and dominates a run on FrameRef's full 1,073,740
+claims. The index partitions the unit-norm embeddings with spherical k-means into lists;
+a context probes the ``n_probe`` lists whose centroids are nearest and the claims of those
+lists are re-ranked exactly (full-dimensional cosine, the same masks and tie-breaking as
+exact mode). It is approximate only in which lists are probed; :func:`measure_recall`
+reports how much of the exact top-k it finds, and ``n_probe = n_lists`` makes it exact.
+
+The index stores each list contiguously by re-ordering the pool (``index.pool``, see
+``Pool.reordered``); the re-ordered pool keeps the canonical order, so a seed gives the same
+trajectories, as claim ids, over either pool. Run indexed trajectories over ``index.pool``.
+Implemented in numpy (no faiss): the whole index is the centroids, the re-ordering and the
+list offsets.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulation.engine import Pool, _order_candidates, exact_top_k, similarities, unpack_available
+
+
+@dataclass(frozen=True, eq=False)
+class IVFIndex:
+    """``centroids: float32[L, d]`` unit norm; list ``l`` holds ``pool`` rows
+    ``offsets[l]:offsets[l+1]``; ``n_probe`` lists are searched per query."""
+
+    pool: Pool
+    centroids: np.ndarray
+    offsets: np.ndarray
+    n_probe: int
+
+    @property
+    def n_lists(self) -> int:
+        return int(self.centroids.shape[0])
+
+    @classmethod
+    def build(cls, pool: Pool, *, n_lists: int | None = None, n_probe: int | None = None,
+              iterations: int = 8, sample_size: int | None = None, seed: int = 0,
+              progress=None) -> "IVFIndex":
+        """Spherical k-means on a sample, then every claim to its nearest centroid.
+
+        Defaults: ``n_lists = 4 * sqrt(n)`` rounded (about 4,100 lists for a million
+        claims), ``n_probe = 8``, a sample of ``64 * n_lists`` claims. ``progress(n)`` gets
+        the number of claims assigned.
+        """
+        n = pool.size
+        if n_lists is None:
+            n_lists = max(1, int(round(4 * math.sqrt(n))))
+        n_lists = int(min(n_lists, n))
+        if n_probe is None:
+            n_probe = min(8, n_lists)
+        if not 1 <= n_probe <= n_lists:
+            raise ValueError(f"n_probe must lie in 1..{n_lists}, not {n_probe}")
+        rng = np.random.default_rng(seed)
+        sample_size = min(n, sample_size or 64 * n_lists)
+        sample = pool.embeddings[np.sort(rng.choice(n, size=sample_size, replace=False))]
+        centroids = sample[rng.choice(sample_size, size=n_lists, replace=False)].copy()
+        for _ in range(iterations):
+            assign = _nearest(sample, centroids)
+            sums = np.zeros_like(centroids, dtype=np.float64)
+            np.add.at(sums, assign, sample)
+            counts = np.bincount(assign, minlength=n_lists)
+            empty = counts == 0
+            # An empty list takes a random sample point, so no centroid is wasted.
+            sums[empty] = sample[rng.choice(sample_size, size=int(empty.sum()))]
+            norms = np.linalg.norm(sums, axis=1, keepdims=True)
+            centroids = (sums / np.where(norms == 0, 1, norms)).astype(np.float32)
+        assign = _nearest(pool.embeddings, centroids, progress=progress)
+        order = np.argsort(assign, kind="stable")
+        offsets = np.concatenate(([0], np.cumsum(np.bincount(assign, minlength=n_lists)))).astype(np.int64)
+        return cls(pool=pool.reordered(order), centroids=centroids, offsets=offsets, n_probe=int(n_probe))
+
+    def check_pool(self, pool: Pool) -> None:
+        if pool is not self.pool:
+            raise ValueError("an indexed run must use the index's own pool (index.pool), which "
+                             "stores each list contiguously")
+
+    def with_probes(self, n_probe: int) -> "IVFIndex":
+        if not 1 <= n_probe <= self.n_lists:
+            raise ValueError(f"n_probe must lie in 1..{self.n_lists}, not {n_probe}")
+        return IVFIndex(pool=self.pool, centroids=self.centroids, offsets=self.offsets, n_probe=int(n_probe))
+
+    def top_k(self, pool: Pool, queries: np.ndarray, *, k: int, removed_bits: np.ndarray | None = None,
+              restrict_false: np.ndarray | None = None):
+        """Top-k eligible claims of the probed lists, re-ranked exactly.
+
+        Same contract as :func:`simulation.engine.exact_top_k`; rows whose probed lists hold
+        fewer than k eligible claims come back with -1 padding (the engine then falls back
+        to the exact search for them).
+        """
+        m = queries.shape[0]
+        if removed_bits is None:
+            removed_bits = np.zeros((m, (pool.size + 7) // 8), dtype=np.uint8)
+        if restrict_false is None:
+            restrict_false = np.zeros(m, dtype=bool)
+        P = self.n_probe
+        coarse = similarities(queries, self.centroids)
+        if P < self.n_lists:
+            probes = np.argpartition(-coarse, P - 1, axis=1)[:, :P]
+        else:
+            probes = np.broadcast_to(np.arange(self.n_lists), (m, P)).copy()
+        best_idx = np.full((m, P * k), -1, dtype=np.int64)
+        best_sim = np.full((m, P * k), -np.inf, dtype=np.float32)
+        pair_list = probes.reshape(-1)
+        pair_row = np.repeat(np.arange(m), P)
+        pair_slot = np.tile(np.arange(P), m)
+        order = np.argsort(pair_list, kind="stable")
+        pair_list, pair_row, pair_slot = pair_list[order], pair_row[order], pair_slot[order]
+        bounds = np.flatnonzero(np.diff(pair_list)) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [len(pair_list)]))
+        for s, e in zip(starts, ends):
+            lst = int(pair_list[s])
+            lo, hi = int(self.offsets[lst]), int(self.offsets[lst + 1])
+            if hi == lo:
+                continue
+            rows = pair_row[s:e]
+            sims = similarities(queries[rows], pool.embeddings[lo:hi])
+            eligible = unpack_available(removed_bits[rows], np.arange(lo, hi), pool.size)
+            restrict = restrict_false[rows]
+            if restrict.any():
+                eligible[restrict] &= ~pool.is_true[lo:hi]
+            sims[~eligible] = -np.inf
+            kk = min(k, hi - lo)
+            if kk < hi - lo:
+                part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+            else:
+                part = np.broadcast_to(np.arange(hi - lo), sims.shape)
+            vals = np.take_along_axis(sims, part, axis=1)
+            cols = pair_slot[s:e, None] * k + np.arange(kk)
+            best_idx[rows[:, None], cols] = np.where(np.isfinite(vals), part + lo, -1)
+            best_sim[rows[:, None], cols] = vals
+        return _order_candidates(pool, best_idx, best_sim, k)
+
+
+def _nearest(points: np.ndarray, centroids: np.ndarray, chunk: int = 65536, progress=None) -> np.ndarray:
+    out = np.empty(points.shape[0], dtype=np.int64)
+    for start in range(0, points.shape[0], chunk):
+        block = points[start:start + chunk]
+        out[start:start + chunk] = np.argmax(block @ centroids.T, axis=1)
+        if progress is not None:
+            progress(block.shape[0])
+    return out
+
+
+def recall_queries(pool: Pool, n: int, *, window: int = 3, seed: int = 0) -> np.ndarray:
+    """Contexts like a trajectory's: the normalised mean of a random claim and its
+    ``window - 1`` nearest claims of other base claims (``float32[n, d]``)."""
+    rng = np.random.default_rng(seed)
+    starts = rng.choice(pool.size, size=n, replace=False)
+    removed = np.zeros((n, (pool.size + 7) // 8), dtype=np.uint8)
+    for row, claim in enumerate(starts):  # small n: mark the start's own framings
+        for c in pool.base_claims[pool.base[claim]]:
+            if c >= 0:
+                removed[row, c >> 3] |= np.uint8(1 << (c & 7))
+    near, _ = exact_top_k(pool, pool.embeddings[starts], k=max(1, window - 1), removed_bits=removed,
+                          restrict_false=np.zeros(n, dtype=bool))
+    context = pool.embeddings[starts].astype(np.float64) + pool.embeddings[near].astype(np.float64).sum(axis=1)
+    context /= np.linalg.norm(context, axis=1, keepdims=True)
+    return context.astype(np.float32)
+
+
+def measure_recall(index: IVFIndex, queries: np.ndarray, *, k: int = 5) -> float:
+    """Share of the exact top-k (over the whole pool) that the indexed search returns."""
+    pool = index.pool
+    m = queries.shape[0]
+    none = np.zeros((m, (pool.size + 7) // 8), dtype=np.uint8)
+    no_restriction = np.zeros(m, dtype=bool)
+    exact, _ = exact_top_k(pool, queries, k=k, removed_bits=none, restrict_false=no_restriction)
+    approx, _ = index.top_k(pool, queries, k=k, removed_bits=none, restrict_false=no_restriction)
+    hits = sum(len(np.intersect1d(a[a >= 0], b[b >= 0])) for a, b in zip(exact, approx))
+    return hits / max(1, int((exact >= 0).sum()))
