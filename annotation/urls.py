@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import export_views, participant_views, study_views, views
+from . import export_views, participant_views, report_views, study_views, views
 
 app_name = "annotation"
 
@@ -17,6 +17,13 @@ urlpatterns = [
     path("studies/<int:pk>/exports/", export_views.study_exports, name="study-exports"),
     path("studies/<int:pk>/exports/download/", export_views.study_export_stream,
          name="study-export-stream"),
+    path("studies/<int:pk>/report/", report_views.study_report, name="study-report"),
+    path("studies/<int:pk>/report/plots/<slug:name>.<slug:fmt>", report_views.study_report_plot,
+         name="study-report-plot"),
+    path("studies/<int:pk>/report/tables/<slug:name>.csv", report_views.study_report_table,
+         name="study-report-table"),
+    path("studies/<int:pk>/report/analysis.<slug:fmt>", report_views.study_report_data,
+         name="study-report-data"),
     path("exports/<int:pk>/", export_views.export_detail, name="export-detail"),
     path("exports/<int:pk>/download/", export_views.export_download, name="export-download"),
     # What participants see: /s/<study>/ is the link given to the recruitment platform.
