@@ -194,7 +194,7 @@ def _check_probabilities(what: str, values: np.ndarray) -> None:
     bad = ~((values >= 0) & (values <= 1))
     if bad.any():
         pos = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise AgentError(f"{what} at {pos if len(pos) > 1 else pos[0]} is {values[pos]!r}; probabilities lie in [0, 1]")
+        raise AgentError(f"{what} at {pos if len(pos) > 1 else pos[0]} is {float(values[pos])!r}; probabilities lie in [0, 1]")
 
 
 def _normalised_weights(name: str, what: str, weights: np.ndarray) -> np.ndarray:

@@ -425,7 +425,7 @@ def exact_top_k(pool: Pool, queries: np.ndarray, *, k: int, removed_bits: np.nda
             eligible[restrict] &= ~pool.is_true
         sims[~eligible] = -np.inf
         if kk < pool.size:
-            part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+            part = np.argpartition(sims, -kk, axis=1)[:, -kk:]
         else:
             part = np.broadcast_to(np.arange(pool.size), sims.shape).copy()
         vals = np.take_along_axis(sims, part, axis=1)

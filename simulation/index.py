@@ -101,7 +101,7 @@ class IVFIndex:
         P = self.n_probe
         coarse = similarities(queries, self.centroids)
         if P < self.n_lists:
-            probes = np.argpartition(-coarse, P - 1, axis=1)[:, :P]
+            probes = np.argpartition(coarse, -P, axis=1)[:, -P:]
         else:
             probes = np.broadcast_to(np.arange(self.n_lists), (m, P)).copy()
         best_idx = np.full((m, P * k), -1, dtype=np.int64)
@@ -128,7 +128,7 @@ class IVFIndex:
             sims[~eligible] = -np.inf
             kk = min(k, hi - lo)
             if kk < hi - lo:
-                part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+                part = np.argpartition(sims, -kk, axis=1)[:, -kk:]
             else:
                 part = np.broadcast_to(np.arange(hi - lo), sims.shape)
             vals = np.take_along_axis(sims, part, axis=1)

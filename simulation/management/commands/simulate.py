@@ -1,0 +1,150 @@
+"""`manage.py simulate`: Monte Carlo information-health trajectories (method.md section 4).
+
+Two modes:
+
+* files a researcher brings, no database: ``--pool-file POOL.parquet --embeddings-file
+  EMB.npy --out RESULTS.parquet`` (see ``simulation.pool_files`` for the formats); one agent
+  per ``p_supports_<agent>`` column;
+* a stored run: ``--run ID`` executes a ``SimulationRun`` through
+  ``simulation.services.simulation_run_execute`` (the same code the Celery tasks run).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from simulation.policies import POLICIES, PolicyError, make_policy, parse_policy_params
+
+
+class Command(BaseCommand):
+    help = (
+        "Run Monte Carlo information-health trajectories: on a pool file and its embeddings "
+        "(--pool-file, --embeddings-file, --out), or a stored simulation run (--run ID)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--run", metavar="ID", help="execute a stored SimulationRun (database mode)")
+        files = parser.add_argument_group("file mode")
+        files.add_argument("--pool-file", metavar="POOL.parquet",
+                           help="claims: claim_id, base_id, true_label, [framing], p_supports_<agent>...")
+        files.add_argument("--embeddings-file", metavar="EMB.npy", help="one embedding row per pool row")
+        files.add_argument("--out", metavar="FILE.parquet", help="per-step results (written only on success)")
+        files.add_argument("--trajectories", type=int, default=100, help="trajectories per run (default 100)")
+        files.add_argument("--steps", type=int, default=100, help="steps per trajectory (default 100)")
+        files.add_argument("--runs", type=int, default=1, help="independent runs per agent (FrameRef: 3)")
+        files.add_argument("--seed", type=int, default=0, help="seed of every random stream (default 0)")
+        files.add_argument("--agents", nargs="+", metavar="NAME",
+                           help="only these agents (p_supports_<NAME> columns); default all")
+        files.add_argument("--policy", default="frameref", choices=list(POLICIES),
+                           help="exposure policy (default frameref)")
+        files.add_argument("--policy-param", action="append", metavar="NAME=VALUE", default=[],
+                           help="policy parameter, repeatable: window, top_k, temperature, "
+                                "reinforce_false, false_weight")
+        files.add_argument("--candidates", default="exact", choices=("exact", "indexed"),
+                           help="exact cosine over the remaining pool, or an IVF index for large pools")
+        files.add_argument("--n-lists", type=int, help="indexed mode: number of lists (default 4*sqrt(n))")
+        files.add_argument("--n-probe", type=int, default=8, help="indexed mode: lists probed (default 8)")
+        files.add_argument("--workers", type=int, default=1, help="processes to split trajectories over")
+        files.add_argument("--baseline", metavar="AGENT",
+                           help="also print each agent's difference from this agent, bootstrap 95%% CI")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, **options):
+        if options["run"] is not None:
+            return self.handle_database_run(options)
+        return self.handle_files(options)
+
+    # --- database mode: a stored SimulationRun ----------------------------------------------
+
+    def handle_database_run(self, options):
+        from simulation.models import SimulationRun
+        from simulation.services import simulation_run_execute
+
+        run = SimulationRun.objects.filter(pk=options["run"]).first() if str(options["run"]).isdigit() else None
+        if run is None:
+            raise CommandError(f"--run {options['run']}: no simulation run with that id")
+        with _bar(0, "simulate", options["no_progress"]) as bar:
+            def progress(done: int, total: int | None = None) -> None:
+                if total is not None and bar.total != total:
+                    bar.total = total
+                    bar.refresh()
+                bar.update(done)
+
+            result = simulation_run_execute(run=run, progress=progress)
+        self.stdout.write(f"simulation run {result.pk}: {result.status}\n")
+
+    # --- file mode ------------------------------------------------------------------------
+
+    def handle_files(self, options):
+        from simulation.index import IVFIndex
+        from simulation.pool_files import PoolFileError, read_pool_files, score_agents, simulate_pool
+        from simulation.results import agent_differences, format_summary, per_agent
+
+        for name in ("pool_file", "embeddings_file", "out"):
+            if not options[name]:
+                raise CommandError(f"file mode needs --{name.replace('_', '-')} (or give --run ID)")
+        for name in ("trajectories", "steps", "runs", "workers"):
+            if options[name] < 1:
+                raise CommandError(f"--{name} must be at least 1, not {options[name]}")
+        out = Path(options["out"])
+        if not out.parent.exists():
+            raise CommandError(f"--out {out}: the folder {out.parent} does not exist")
+        try:
+            policy = make_policy(options["policy"], parse_policy_params(options["policy_param"]))
+        except PolicyError as exc:
+            raise CommandError(str(exc)) from None
+        started = time.perf_counter()
+        try:
+            files = read_pool_files(options["pool_file"], options["embeddings_file"])
+            agents = score_agents(files, options["agents"])
+        except PoolFileError as exc:
+            raise CommandError(f"{exc}\nNothing was simulated.") from None
+        pool, index = files.pool, None
+        if options["steps"] > pool.n_base:
+            raise CommandError(f"--steps {options['steps']}: the pool has only {pool.n_base} base claims, "
+                               f"and a trajectory shows each base claim at most once")
+        if options["candidates"] == "indexed":
+            with _bar(pool.size, "index", options["no_progress"], unit="claim") as bar:
+                index = IVFIndex.build(pool, n_lists=options["n_lists"],
+                                       n_probe=min(options["n_probe"], options["n_lists"] or options["n_probe"]),
+                                       seed=options["seed"], progress=bar.update)
+            pool = index.pool
+        total = len(agents) * options["runs"] * options["trajectories"] * options["steps"]
+        with _bar(total, "simulate", options["no_progress"], unit="step") as bar:
+            frame = simulate_pool(pool, agents, policy, trajectories=options["trajectories"], steps=options["steps"],
+                                  seed=options["seed"], runs=options["runs"], candidate_mode=options["candidates"],
+                                  index=index, workers=options["workers"], progress=bar.update)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, out)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        seconds = time.perf_counter() - started
+        self.stdout.write(
+            f"{len(agents)} agent(s) x {options['runs']} run(s) x {options['trajectories']} trajectories x "
+            f"{options['steps']} steps over {pool.size:,} claims ({pool.n_base:,} base claims), policy "
+            f"{policy.name} {policy.parameters()}, {options['candidates']} candidates, seed {options['seed']}: "
+            f"{len(frame):,} rows written to {out} in {seconds:.1f} s\n"
+        )
+        self.stdout.write(format_summary(per_agent(frame)) + "\n")
+        if options["baseline"]:
+            try:
+                diffs = agent_differences(frame, baseline=options["baseline"], seed=options["seed"])
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(f"\ndifferences from {options['baseline']} (bootstrap 95% CI over trajectories):\n")
+            for row in diffs.itertuples(index=False):
+                self.stdout.write(f"  {row.agent:<24} {row.metric:<10} {row.difference:+9.3f} "
+                                  f"[{row.low:+9.3f}, {row.high:+9.3f}]\n")
+
+
+def _bar(total: int, description: str, disable: bool, unit: str = "step"):
+    return tqdm(total=total or None, desc=description, unit=unit, unit_scale=True, mininterval=0.5,
+                file=sys.stderr, disable=disable, dynamic_ncols=True)
