@@ -537,6 +537,7 @@ def _is_clean_subdivision(facts: FactBase, sub: Subdivision) -> bool:
     country = facts.countries[sub.country]
     return bool(
         folded
+        and not name[:1].islower()  # a few ISO names are descriptions, not names
         and not re.search(r"[;,()\[\]/]", name)
         and folded not in facts.ambiguous_subdivision_names
         and folded != _fold(country.name)

@@ -100,7 +100,7 @@ people in on at for from during after before since when while if although both
 several few more less only their his her our my your we they he she you
 """.split())
 _ABBREVIATION_END = re.compile(
-    r"(?:\b[A-Za-z]\.|\b(?:etc|Inc|Ltd|Co|Jr|Sr|St|Dr|Mr|Mrs|Ms|vs|No|approx)\.)$"
+    r"(?:(?<![\w'’.])(?:[A-Za-z]\.){2,}|\b(?:etc|Inc|Ltd|Jr|approx)\.)$"
 )
 _CLOSERS = "\"'”’)]"
 
@@ -119,8 +119,9 @@ class Restatement:
 def assertion_core(text: str) -> str:
     """The claim without trailing space and its sentence-final full stop or exclamation mark.
 
-    A final "." that ends an abbreviation ("Washington, D.C.") stays: it is part of the
-    words, and the template then adds no second full stop.
+    A final "." that ends an initialism ("Washington, D.C.") or "etc.", "Inc.", "Ltd.",
+    "Jr." stays: it is part of the words, and the template then adds no second full stop.
+    Two-letter abbreviations are not guessed at: "Co." or "Sr." may be a chemical symbol.
     """
     core = text.strip()
     if not core:
@@ -129,8 +130,8 @@ def assertion_core(text: str) -> str:
         raise FramingError("a question is not a claim: the text ends with '?'")
     if core.endswith("!") or (core.endswith(".") and not _ABBREVIATION_END.search(core)):
         core = core[:-1].rstrip()
-    if not core:
-        raise FramingError("the claim text holds only punctuation")
+    if not any(ch.isalnum() for ch in core):
+        raise FramingError("the claim text holds no words")
     return core
 
 

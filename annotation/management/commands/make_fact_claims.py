@@ -35,8 +35,10 @@ class Command(BaseCommand):
                             help="a balanced subset of N base claims (default: every fact)")
         parser.add_argument("--framings", nargs="+", choices=FRAMINGS, default=list(FRAMINGS),
                             help="framings to write (the original is always written)")
-        parser.add_argument("--import-as", metavar="NAME", default=None,
-                            help=f"also import the files as dataset NAME (e.g. {DEFAULT_DATASET})")
+        parser.add_argument("--import-as", metavar="NAME", nargs="?", const=DEFAULT_DATASET,
+                            default=None,
+                            help=f"also import the files as dataset NAME (without NAME: "
+                                 f"'{DEFAULT_DATASET}')")
         parser.add_argument("--shard-rows", type=int, default=100_000)
         parser.add_argument("--no-progress", action="store_true")
 
