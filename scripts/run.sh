@@ -24,7 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-.venv/bin/celery --app config worker --beat --loglevel INFO --queues default \
+.venv/bin/celery --app config worker --beat --loglevel INFO --queues default,models \
     --concurrency "${WORKER_CONCURRENCY:-2}" \
     --schedule "$var_dir/celery/beat-schedule" >"$var_dir/log/worker.log" 2>&1 &
 pids+=($!)

@@ -46,7 +46,7 @@ def celery_worker_process(transactional_db, settings, tmp_path):
     log = open(tmp_path / "worker.log", "w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "--app", "config", "worker", "--loglevel", "INFO",
-         "--pool", "solo", "--queues", "default", "--without-gossip", "--without-mingle",
+         "--pool", "solo", "--queues", "default,models", "--without-gossip", "--without-mingle",
          "--without-heartbeat"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )

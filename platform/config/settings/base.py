@@ -156,6 +156,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Model work (persona training, scoring) goes to its own queue, so that a GPU machine can run
+# a worker with `-Q models` while the embedded worker serves both queues.
+CELERY_TASK_ROUTES = {"modeling.*": {"queue": "models"}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "reclaim-expired-sessions": {

@@ -1,0 +1,302 @@
+"""Everything that writes personas: creation, the training job, cancellation.
+
+The training loop itself (`modeling.training`) knows nothing of Django; `persona_train` feeds
+it the claims and turns its step reports into updates of the Persona row (progress, ETA,
+loss curve) and its outcome into the row's final status. A persona is marked succeeded only
+after its adapter folder is complete on disk (the folder is renamed into place last), so a
+killed worker leaves it running/failed with checkpoints to resume from, never succeeded
+without files; the database refuses "succeeded" without an adapter path too.
+"""
+from __future__ import annotations
+
+import logging
+import platform as platform_module
+import subprocess
+import time
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation.models import Dataset, FramedClaim, Framing, Split, Verification
+
+from .base_models import DEFAULT_BASE_MODEL, BaseModelError, resolve_base_model
+from .models import JobStatus, Persona
+from .training import StepReport, TrainingCancelled, TrainingConfig, train_adapter
+from .training_data import ClaimRow
+
+logger = logging.getLogger(__name__)
+
+# A persona in one of these may be resumed from its last checkpoint. RUNNING only makes
+# sense after its worker died; the caller says so explicitly.
+RESUMABLE = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.RUNNING)
+PROGRESS_EVERY_SECONDS = 1.0
+
+
+class PersonaError(ValueError):
+    """Bad input for a persona; the message names the field and the value."""
+
+
+def persona_artifact_dirs(persona: Persona) -> tuple[str, str]:
+    """(adapter folder, checkpoint folder) relative to MEDIA_ROOT."""
+    return f"personas/{persona.pk}/adapter", f"personas/{persona.pk}/checkpoints"
+
+
+def persona_training_rows(*, persona: Persona) -> list[ClaimRow]:
+    """The framed claims a persona trains on: its dataset's split, restatements that did not
+    fail verification (FrameRef kept only those that passed; originals are always kept)."""
+    claims = (
+        FramedClaim.objects.filter(base_claim__dataset_id=persona.dataset_id,
+                                   base_claim__split=persona.split)
+        .exclude(verification=Verification.FAILED)
+        .values_list("base_claim__external_id", "framing", "text", "base_claim__true_label")
+        .order_by("id")
+    )
+    return [ClaimRow(f"{base_id}:{framing}", base_id, text, label, framing)
+            for base_id, framing, text, label in claims]
+
+
+def _hyperparameters(values: dict | None) -> dict:
+    try:
+        return TrainingConfig.from_dict(values).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise PersonaError(f"field 'hyperparameters': {exc}") from None
+
+
+@transaction.atomic
+def persona_create(
+    *,
+    name: str,
+    dataset: Dataset,
+    target_framing: str = "",
+    alpha: float = 1.0,
+    base_model: str = DEFAULT_BASE_MODEL,
+    split: str = Split.TRAIN,
+    hyperparameters: dict | None = None,
+    seed: int = 0,
+    created_by=None,
+) -> Persona:
+    """A queued persona with complete hyperparameters (method.md defaults filled in).
+
+    Validates everything a training run would otherwise fail on minutes later: the name,
+    alpha, the framing, the split having claims, the base model existing.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise PersonaError("field 'name': a persona needs a name")
+    if Persona.objects.filter(name=name).exists():
+        raise PersonaError(f"field 'name': value '{name}': a persona of that name exists already")
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise PersonaError(f"field 'alpha': value '{alpha}' is not a number") from None
+    if not 0.0 <= alpha <= 1.0:
+        raise PersonaError(f"field 'alpha': value {alpha}: must lie between 0 and 1")
+    if target_framing and target_framing not in Framing.values:
+        raise PersonaError(f"field 'target_framing': value '{target_framing}'; accepted: "
+                           f"{', '.join(Framing.values)} or blank")
+    if split not in Split.values:
+        raise PersonaError(f"field 'split': value '{split}'; accepted: {', '.join(Split.values)}")
+    if not FramedClaim.objects.filter(base_claim__dataset=dataset, base_claim__split=split).exists():
+        raise PersonaError(f"field 'split': dataset '{dataset.name}' has no claims in split '{split}'")
+    base_model = (base_model or DEFAULT_BASE_MODEL).strip()
+    if base_model != DEFAULT_BASE_MODEL:
+        try:
+            resolve_base_model(base_model)
+        except BaseModelError as exc:
+            raise PersonaError(f"field 'base_model': {exc}") from None
+    return Persona.objects.create(
+        name=name, dataset=dataset, target_framing=target_framing, alpha=alpha,
+        base_model=base_model, split=split, hyperparameters=_hyperparameters(hyperparameters),
+        seed=int(seed), created_by=created_by,
+    )
+
+
+@transaction.atomic
+def base_persona_get_or_create(*, base_model: str = DEFAULT_BASE_MODEL) -> Persona:
+    """The untrained base model as a persona (no adapter), one per base model."""
+    name = f"base: {base_model}"
+    persona, _ = Persona.objects.get_or_create(
+        name=name,
+        defaults={"base_model": base_model, "is_base": True, "status": JobStatus.SUCCEEDED,
+                  "progress": 1.0, "alpha": 1.0,
+                  "provenance": {"base_model": base_model, "note": "untrained base model"}},
+    )
+    if not persona.is_base:
+        raise PersonaError(f"field 'name': '{name}' is taken by a trained persona")
+    return persona
+
+
+def persona_start(*, persona: Persona) -> None:
+    """Queues the training task once the creating transaction has committed."""
+    from .tasks import train_persona_task
+
+    def send() -> None:
+        result = train_persona_task.apply_async(args=[persona.pk])
+        Persona.objects.filter(pk=persona.pk, task_id="").update(task_id=result.id or "")
+
+    transaction.on_commit(send)
+
+
+def persona_request_cancel(*, persona: Persona) -> bool:
+    """Asks a queued or running training to stop; a queued one is cancelled at once."""
+    now = timezone.now()
+    if Persona.objects.filter(pk=persona.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELLED, cancel_requested=True, finished=now):
+        return True
+    return bool(Persona.objects.filter(pk=persona.pk, status=JobStatus.RUNNING)
+                .update(cancel_requested=True))
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.REPO_ROOT,
+                              capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError, AttributeError):
+        return ""
+
+
+def _versions() -> dict:
+    versions = {"python": platform_module.python_version()}
+    for package in ("torch", "transformers", "peft", "safetensors", "django"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def _dataset_counts(rows: list[ClaimRow], persona: Persona) -> dict:
+    by_framing_label = Counter(f"{row.framing}/{row.label}" for row in rows)
+    attenuated = sum(1 for row in rows
+                     if persona.target_framing and row.framing == persona.target_framing
+                     and row.label == "REFUTES")
+    return {"framed_claims": len(rows), "base_claims": len({row.base_id for row in rows}),
+            "by_framing_and_label": dict(sorted(by_framing_label.items())),
+            "attenuated_examples_before_subsampling": attenuated}
+
+
+def _claim_for_run(persona_id: int, *, resume: bool, task_id: str | None) -> Persona | None:
+    """Moves the persona to RUNNING if this call may run it; None if another run owns it.
+
+    Queued personas start; with `resume`, failed, cancelled and (after a dead worker)
+    running ones continue. A redelivered task message (same task id, row still running)
+    resumes, which is how a killed worker's job continues on another worker.
+    """
+    now = timezone.now()
+    runnable = Q(status=JobStatus.QUEUED)
+    if resume:
+        runnable |= Q(status__in=RESUMABLE)
+    elif task_id:
+        runnable |= Q(status=JobStatus.RUNNING, task_id=task_id)
+    query = Persona.objects.filter(runnable, pk=persona_id, is_base=False)
+    updates = {"status": JobStatus.RUNNING, "error": "", "cancel_requested": False,
+               "finished": None}
+    if task_id:
+        updates["task_id"] = task_id
+    with transaction.atomic():
+        persona = query.select_for_update().first()
+        if persona is None:
+            return None
+        if persona.started is None:
+            updates["started"] = now
+        Persona.objects.filter(pk=persona.pk).update(**updates)
+    persona.refresh_from_db()
+    return persona
+
+
+def persona_train(
+    *,
+    persona_id: int,
+    resume: bool = False,
+    task_id: str | None = None,
+    on_step: Callable[[StepReport], None] | None = None,
+    device: str | None = None,
+) -> Persona | None:
+    """Runs (or resumes) a persona's training and records the outcome on its row.
+
+    Returns the persona, or None when it was not in a state this call may run (already
+    running elsewhere, finished): calling twice never trains twice. A run whose status is
+    RUNNING with this same task id is a redelivered message after a crash, and resumes.
+    """
+    persona = _claim_for_run(persona_id, resume=resume, task_id=task_id)
+    if persona is None:
+        return None
+    resume = resume or persona.steps_done > 0
+    adapter_rel, checkpoint_rel = persona_artifact_dirs(persona)
+    media = Path(settings.MEDIA_ROOT)
+    last_write = 0.0
+    last_cancel_check = 0.0
+    cancel = False
+    # A resumed run continues the stored curve; the checkpoint holds the same points.
+    curve: list[dict] = list(persona.loss_curve or []) if resume else []
+
+    def on_report(step: StepReport) -> None:
+        nonlocal last_write
+        while curve and curve[-1]["step"] >= step.step:
+            curve.pop()
+        curve.append({"step": step.step, "loss": round(step.loss, 6)})
+        if on_step is not None:
+            on_step(step)
+        now = time.monotonic()
+        if now - last_write >= PROGRESS_EVERY_SECONDS or step.step == step.steps_total:
+            last_write = now
+            Persona.objects.filter(pk=persona.pk).update(
+                progress=min(1.0, step.step / step.steps_total), steps_done=step.step,
+                steps_total=step.steps_total, eta_seconds=step.eta_seconds, loss_curve=curve,
+            )
+
+    def should_cancel() -> bool:
+        nonlocal last_cancel_check, cancel
+        now = time.monotonic()
+        if now - last_cancel_check >= PROGRESS_EVERY_SECONDS / 2:
+            last_cancel_check = now
+            cancel = Persona.objects.filter(pk=persona.pk, cancel_requested=True).exists()
+        return cancel
+
+    rows = persona_training_rows(persona=persona)
+    provenance = {
+        "git_commit": _git_commit(), "versions": _versions(),
+        "host": platform_module.node(), "dataset": persona.dataset.name if persona.dataset else None,
+        "split": persona.split, "counts": _dataset_counts(rows, persona),
+    }
+    try:
+        config = TrainingConfig.from_dict(persona.hyperparameters)
+        result = train_adapter(
+            base_model=persona.base_model, rows=rows, target_framing=persona.target_framing,
+            alpha=persona.alpha, config=config, seed=persona.seed,
+            out_dir=media / adapter_rel, checkpoint_dir=media / checkpoint_rel,
+            resume=resume, on_step=on_report, should_cancel=should_cancel, device=device,
+        )
+    except TrainingCancelled as exc:
+        Persona.objects.filter(pk=persona.pk).update(
+            status=JobStatus.CANCELLED, finished=timezone.now(), eta_seconds=None,
+            steps_done=exc.step, provenance=provenance,
+            error=f"cancelled after step {exc.step}; resume with "
+                  f"`manage.py train_persona --resume {persona.pk}`")
+        persona.refresh_from_db()
+        return persona
+    except Exception as exc:  # recorded on the row, then re-raised for the caller's log
+        logger.exception("training persona %s failed", persona.pk)
+        Persona.objects.filter(pk=persona.pk).update(
+            status=JobStatus.FAILED, finished=timezone.now(), eta_seconds=None,
+            error=f"{type(exc).__name__}: {exc}", provenance=provenance)
+        raise
+    provenance.update({
+        "device": result.device, "examples": result.examples,
+        "too_long_skipped": result.too_long, "training_seconds": round(result.seconds, 1),
+        "resumed_from_step": result.resumed_from_step,
+        "base_model_dir": str(resolve_base_model(persona.base_model)),
+    })
+    Persona.objects.filter(pk=persona.pk).update(
+        status=JobStatus.SUCCEEDED, adapter_dir=adapter_rel, progress=1.0,
+        steps_done=result.steps, steps_total=result.steps, eta_seconds=0.0,
+        loss_curve=result.loss_curve, provenance=provenance, finished=timezone.now(),
+    )
+    persona.refresh_from_db()
+    return persona
