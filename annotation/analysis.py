@@ -697,10 +697,12 @@ def _framing_summaries(claims: pd.DataFrame, framings: list[str], options: Analy
         low, high = low_flat.reshape(n_groups, n_stats), high_flat.reshape(n_groups, n_stats)
         partial = (valid > 0) & (valid < resamples)
         if partial.any():
+            low_count, high_count = int(valid[partial].min()), int(valid[partial].max())
+            used = f"{low_count}" if low_count == high_count else f"{low_count} to {high_count}"
             notes.append(
                 f"Some statistics were undefined in part of the bootstrap resamples (no judgment of "
-                f"that kind drawn); their intervals use the {int(valid[partial].min())} to "
-                f"{int(valid[partial].max())} resamples where they are defined.")
+                f"that kind drawn); their intervals use the {used} of {resamples} resamples where "
+                "they are defined.")
     elif resamples and n_participants == 1:
         notes.append("One participant only: no bootstrap intervals.")
 
