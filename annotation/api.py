@@ -10,15 +10,13 @@ and the schema pages are open, and those are rate-limited.
 from __future__ import annotations
 
 from celery.result import AsyncResult
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Prefetch
+from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
@@ -31,17 +29,31 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import serializers as s
-from .assignment import MARKABLE, participant_mark
+from .analysis import EXCLUSION_RULES, AnalysisOptions
+from .assignment import participant_mark
 from .claim_files import ClaimFileError
 from .design import DesignError
-from .models import AttentionCheck, ClaimImport, Framing, Judgment, Participant, Study, TruthLabel
-from .permissions import MayChangeSharing, may_share
+from .export_services import data_export_create, data_export_path
+from .judgment_export import CONTENT_TYPES, EXPORT_FORMATS, export_chunks, export_file_name
+from .models import (
+    AttentionCheck,
+    ClaimImport,
+    DataExport,
+    Framing,
+    Judgment,
+    Participant,
+    Study,
+    TruthLabel,
+)
+from .permissions import MayChangeSharing
 from .selectors import dataset_composition, dataset_list_with_counts, studies_visible_to
 from .services import claim_import_create
+from .study_analysis import cached_study_analysis
 from .study_setup import study_create, study_set_status
 from .study_views import study_progress
 from .throttling import TokenRateThrottle
@@ -655,3 +667,219 @@ class JudgmentDetailView(APIView):
         judgment = get_object_or_404(judgments_visible_to(request.user), pk=pk)
         return Response(s.JudgmentSerializer(judgment).data)
 
+
+
+# --- Exports --------------------------------------------------------------------------------
+
+def _export_filters(filters: dict) -> dict:
+    """`JudgmentFilters` in the keyword form of `annotation.judgment_export`."""
+    return {
+        "framing": filters.get("framing"),
+        "truth": [TRUTH_WORDS[word] for word in filters["truth"]] if "truth" in filters else None,
+        "participant_status": filters.get("participant_status"),
+        "include_excluded": filters["include_excluded"],
+        "include_attention_checks": filters["include_attention_checks"],
+    }
+
+
+class ExportQuery(JudgmentFilters):
+    file_format = serializers.ChoiceField(
+        choices=DataExport.Format.choices, required=False,
+        help_text="csv (the default), jsonl (JSON Lines) or parquet. Without it, an Accept header "
+                  "naming one of the three types, or `?format=csv|jsonl|parquet`, chooses.")
+
+
+class ExportFileRenderer(BaseRenderer):
+    """Lets content negotiation choose an export format (`Accept: text/csv`,
+    `?format=parquet`); the export's bytes are streamed by the view, and only an error body
+    (a dict) is ever rendered here, as JSON."""
+
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, bytes) else JSONRenderer().render(data)
+
+
+def _export_renderer(fmt: str):
+    media_type = CONTENT_TYPES[fmt].split(";")[0]
+    return type(f"{fmt.title()}ExportRenderer", (ExportFileRenderer,), {"media_type": media_type,
+                                                                         "format": fmt})
+
+
+EXPORT_RENDERERS = [JSONRenderer, *(_export_renderer(fmt) for fmt in EXPORT_FORMATS)]
+
+
+EXPORT_DESCRIPTION = (
+    "The tidy table of method.md section 2, one row per (participant, item): FrameRef's ten "
+    "columns (`DataPoint_ID, Task_Group_ID, text, Annotator_ID, full_claim_id, framing_type, "
+    "true_label, accurate_response, confidence_response, familiarity_response`) with exactly "
+    "those names, then the platform's own (study, batch, position, timestamps, response time, "
+    "attention check, participant status, `excluded`, ...). Excluded participants are kept and "
+    "flagged unless `include_excluded=false`.")
+
+
+@extend_schema(
+    tags=["exports"], summary="Download a study's judgments (streamed)",
+    description=EXPORT_DESCRIPTION + " Streamed with constant memory, whatever the study's size; "
+                "for very large studies a background export (POST .../exports/) gives a file to "
+                "download later.",
+    parameters=[ExportQuery],
+    responses={(200, "text/csv"): OpenApiTypes.BINARY,
+               (200, "application/jsonl"): OpenApiTypes.BINARY,
+               (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
+               400: BAD_REQUEST, 404: NOT_FOUND},
+)
+class JudgmentExportView(APIView):
+    renderer_classes = EXPORT_RENDERERS
+
+    def get(self, request, pk):
+        study = visible_study(request, pk)
+        query = _parse_query(ExportQuery, request)
+        negotiated = getattr(request.accepted_renderer, "format", "")
+        fmt = query.get("file_format") or (negotiated if negotiated in EXPORT_FORMATS else "csv")
+        chunks = export_chunks(study=study, fmt=fmt, **_export_filters(query))
+        response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
+        response["Content-Disposition"] = f'attachment; filename="{export_file_name(study, fmt)}"'
+        return response
+
+
+class DataExportCreateSerializer(JudgmentFilters):
+    file_format = serializers.ChoiceField(choices=DataExport.Format.choices, default="csv")
+
+
+@extend_schema_view(
+    get=extend_schema(summary="A study's background exports",
+                      responses={200: s.DataExportSerializer(many=True), 404: NOT_FOUND}),
+    post=extend_schema(
+        summary="Start a background export",
+        description=EXPORT_DESCRIPTION + " A worker writes the file; the answer (202) is the job, "
+                    "whose `url` reports progress and, once it succeeded, a `download_url`.",
+        request=DataExportCreateSerializer,
+        responses={202: s.DataExportSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    ),
+)
+@extend_schema(tags=["exports"])
+class StudyExportListCreateView(generics.ListAPIView):
+    serializer_class = s.DataExportSerializer
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        study = visible_study(self.request, self.kwargs["pk"])
+        return study.exports.order_by("-created", "-id")
+
+    def post(self, request, pk):
+        study = visible_study(request, pk)
+        form = DataExportCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            job = data_export_create(study=study, fmt=form.validated_data["file_format"],
+                                     options=_export_filters(form.validated_data), user=request.user)
+        except ValueError as exc:
+            raise ValidationError({"non_field_errors": [str(exc)]}) from None
+        job.refresh_from_db()
+        body = s.DataExportSerializer(job, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+def exports_visible_to(user):
+    return DataExport.objects.filter(
+        study__in=studies_visible_to(user).values("pk")).select_related("study")
+
+
+@extend_schema(tags=["exports"], summary="Status of a background export",
+               responses={200: s.DataExportSerializer, 404: NOT_FOUND})
+class DataExportDetailView(APIView):
+    """queued, running (rows written of the total), succeeded (with `download_url`) or failed
+    (with the error)."""
+
+    def get(self, request, pk):
+        job = get_object_or_404(exports_visible_to(request.user), pk=pk)
+        return Response(s.DataExportSerializer(job, context={"request": request}).data)
+
+
+@extend_schema(tags=["exports"], summary="Download a finished export",
+               description="The file of a succeeded export (404 once it was deleted from the "
+                           "artifact store).",
+               responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                          404: NOT_FOUND,
+                          409: OpenApiResponse(s.ErrorSerializer, description="Not finished.")})
+class DataExportDownloadView(APIView):
+    renderer_classes = EXPORT_RENDERERS
+
+    def get(self, request, pk):
+        job = get_object_or_404(exports_visible_to(request.user), pk=pk)
+        if job.status != DataExport.Status.SUCCEEDED or not job.file:
+            return Response({"detail": f"the export is {job.status}, not ready to download"},
+                            status=status.HTTP_409_CONFLICT)
+        path = data_export_path(job)
+        if not path.is_file():
+            raise Http404("the export's file is no longer in the artifact store")
+        return FileResponse(open(path, "rb"), as_attachment=True,
+                            filename=export_file_name(job.study, job.format),
+                            content_type=CONTENT_TYPES[job.format])
+
+
+# --- Analysis -------------------------------------------------------------------------------
+
+class AnalysisQuery(serializers.Serializer):
+    """Documents the parameters; `AnalysisOptions.from_params` parses them."""
+
+    exclusions = serializers.CharField(
+        required=False,
+        help_text=f"Comma-separated exclusion rules to apply: {', '.join(EXCLUSION_RULES)}; "
+                  "`all` (the default) or `none`. " + "; ".join(
+                      f"{rule}: {text}" for rule, text in EXCLUSION_RULES.items()) + ".")
+    min_median_response_ms = serializers.FloatField(
+        required=False, help_text="The `fast` rule's threshold (default 2000).")
+    familiarity = serializers.CharField(
+        required=False, help_text="Familiarity levels (1-5) for the false-acceptance binomial "
+                                  "tests, comma-separated (default 4,5).")
+    bootstrap = serializers.IntegerField(
+        required=False, help_text="Cluster-bootstrap resamples for the intervals (default 2000; "
+                                  "0: no intervals).")
+    confidence_level = serializers.FloatField(required=False, help_text="Default 0.95.")
+    seed = serializers.IntegerField(required=False, help_text="The bootstrap's seed (default 0).")
+    mixed_model = serializers.BooleanField(
+        required=False, help_text="Fit the mixed-effects logistic regression (default true).")
+
+
+ANALYSIS_RESULT = inline_serializer("StudyAnalysis", {
+    "options": serializers.DictField(help_text="The options used, defaults filled in."),
+    "counts": serializers.DictField(help_text="Judgments, participants and items before and "
+                                              "after the exclusions."),
+    "exclusions": serializers.ListField(
+        child=serializers.DictField(), help_text="Each rule with the participants and judgments "
+                                                 "it flagged and removed."),
+    "framings": serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Per framing (and `all`): n, accuracy overall and on true and false claims, "
+                  "acceptance, false acceptance and false rejection rates, mean confidence and "
+                  "familiarity, each with a confidence interval."),
+    "chi_square": serializers.DictField(help_text="Framing x response tests, for false and for "
+                                                  "true claims."),
+    "familiarity_tests": serializers.DictField(
+        help_text="False acceptance at the chosen familiarity levels, binomial test against 0.5."),
+    "agreement": serializers.DictField(help_text="Krippendorff's alpha on acceptance."),
+    "mixed_model": serializers.DictField(help_text="The mixed-effects logistic regression."),
+    "confidence_distribution": serializers.ListField(child=serializers.DictField()),
+    "notes": serializers.ListField(child=serializers.CharField()),
+})
+
+
+@extend_schema(
+    tags=["analysis"], summary="A study's analysis",
+    description="The statistics of method.md section 2 on the study's judgments, with "
+                "exclusions applied by default and listed with their counts. The same numbers "
+                "as the study report page and `manage.py analyze_study`. A bad parameter is a "
+                "400 naming it and its value.",
+    parameters=[AnalysisQuery],
+    responses={200: ANALYSIS_RESULT, 400: OpenApiResponse(s.ErrorSerializer), 404: NOT_FOUND},
+)
+class StudyAnalysisView(APIView):
+    def get(self, request, pk):
+        study = visible_study(request, pk)
+        try:
+            options = AnalysisOptions.from_params(request.query_params)
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(cached_study_analysis(study=study, options=options).to_dict())

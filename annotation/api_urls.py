@@ -30,6 +30,11 @@ urlpatterns = [
          name="participant-detail"),
     path(study + "participants/<int:participant_pk>/mark/", api.ParticipantMarkView.as_view(),
          name="participant-mark"),
+    path(study + "judgments/export/", api.JudgmentExportView.as_view(), name="judgment-export"),
+    path(study + "exports/", api.StudyExportListCreateView.as_view(), name="study-exports"),
+    path(study + "analysis/", api.StudyAnalysisView.as_view(), name="study-analysis"),
+    path("exports/<int:pk>/", api.DataExportDetailView.as_view(), name="export-detail"),
+    path("exports/<int:pk>/download/", api.DataExportDownloadView.as_view(), name="export-download"),
     path("judgments/", api.JudgmentListView.as_view(), name="judgment-list"),
     path("judgments/<int:pk>/", api.JudgmentDetailView.as_view(), name="judgment-detail"),
 ]

@@ -380,15 +380,6 @@ class JudgmentSerializer(serializers.ModelSerializer):
 
 # --- Exports --------------------------------------------------------------------------------
 
-class DataExportCreateSerializer(serializers.Serializer):
-    file_format = serializers.ChoiceField(choices=DataExport.Format.choices, default="csv")
-    framing = serializers.ChoiceField(choices=Framing.choices, required=False)
-    truth = serializers.ChoiceField(choices=TruthLabel.choices, required=False)
-    include_excluded = serializers.BooleanField(
-        default=True, help_text="Keep the rows of returned, rejected, excluded and timed-out "
-                                "participants (flagged in the `excluded` column).")
-
-
 class DataExportSerializer(serializers.ModelSerializer):
     file_format = serializers.ChoiceField(source="format", choices=DataExport.Format.choices,
                                           read_only=True)

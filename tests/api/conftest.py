@@ -103,7 +103,7 @@ def take_part(study, external_id: str, *, accept=lambda item: True, confidence=4
         item = items[position]
         judgment_record(participant=participant, item=item, answer=Answer(
             accept=accept(item), confidence=confidence, familiarity=familiarity, shown_at=shown,
-            submission_key=uuid.uuid4(), response_time_ms=1500))
+            submission_key=uuid.uuid4(), response_time_ms=4000))
     participant.refresh_from_db()
     return participant
 

@@ -1,0 +1,45 @@
+"""The analysis endpoint: the analysis module's numbers on real judgments, and its errors."""
+import pytest
+
+from annotation.analysis import AnalysisOptions
+from annotation.study_analysis import study_analysis
+
+from .conftest import take_part
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_analysis_of_a_study(api, study):
+    from annotation.assignment import participant_mark
+
+    take_part(study, "P1", accept=lambda item: True)
+    take_part(study, "P2", accept=lambda item: bool(item.attention_check_id))
+    participant_mark(participant=take_part(study, "P3"), status="returned")
+    response = api.get(f"/api/studies/{study.pk}/analysis/",
+                       {"bootstrap": "50", "mixed_model": "false", "seed": "3"})
+    assert response.status_code == 200, response.content
+    result = response.json()
+    expected = study_analysis(study=study, options=AnalysisOptions(
+        bootstrap_resamples=50, mixed_model=False, seed=3)).to_dict()
+    assert result == expected
+    assert result["options"]["bootstrap_resamples"] == 50
+    overall = next(row for row in result["framings"] if row["framing"] == "all")
+    assert overall["n"] == 12  # P3 returned: excluded by default
+    status_rule = next(rule for rule in result["exclusions"] if rule["rule"] == "status")
+    assert (status_rule["participants_removed"], status_rule["judgments_removed"]) == (1, 6)
+    by_framing = {row["framing"]: row for row in result["framings"]}
+    # P1 accepts everything, P2 nothing: every framing's acceptance rate is one half.
+    assert all(row["acceptance_rate"]["estimate"] == 0.5 for row in by_framing.values() if row["n"])
+    # Switching the exclusions off brings P3's answers back.
+    everyone = api.get(f"/api/studies/{study.pk}/analysis/",
+                       {"bootstrap": "0", "mixed_model": "0", "exclusions": "none"}).json()
+    assert next(row for row in everyone["framings"] if row["framing"] == "all")["n"] == 18
+
+
+def test_a_bad_parameter_is_a_400_naming_it(api, other_api, study):
+    response = api.get(f"/api/studies/{study.pk}/analysis/", {"confidence_level": "2"})
+    assert response.status_code == 400
+    assert "confidence_level" in response.json()["detail"] and "2" in response.json()["detail"]
+    unknown = api.get(f"/api/studies/{study.pk}/analysis/", {"exclusions": "sleepy"})
+    assert unknown.status_code == 400 and "sleepy" in unknown.json()["detail"]
+    assert other_api.get(f"/api/studies/{study.pk}/analysis/").status_code == 404
