@@ -116,9 +116,16 @@ def _probability_column(path: Path, table: pd.DataFrame, column: str) -> np.ndar
     bad = ~((values >= 0) & (values <= 1))  # also NaN: empty or not a number
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise PoolFileError(f"{path}: row {row}, column {column!r}: {table[column].iloc[row]!r} is not a "
+        raise PoolFileError(f"{path}: row {row}, column {column!r}: {_shown(table[column].iloc[row])} is not a "
                             f"probability between 0 and 1")
     return values
+
+
+def _shown(value) -> str:
+    """A cell value as the researcher would write it (no numpy wrapper in the repr)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
 
 
 def _read_embeddings(path: Path, n: int, claim_ids: np.ndarray) -> np.ndarray:
