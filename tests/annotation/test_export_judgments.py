@@ -382,3 +382,49 @@ def test_others_see_no_exports(client, study, owner, media_root, django_capture_
     client.force_login(other)
     assert client.get(urls[3]).status_code == 200
     assert Batch.objects.filter(study=study).exists()
+
+
+def bulk_judgments(study, participants):
+    """`participants` completed sessions written straight to the tables: quick, for sizes the
+    services would take minutes to fill."""
+    batches = list(study.batches.order_by("index"))
+    items = {b.pk: list(b.items.order_by("position")) for b in batches}
+    now = timezone.now()
+    people = Participant.objects.bulk_create([
+        Participant(study=study, external_id=f"B{i:06d}", source="prolific", token=uuid.uuid4().hex,
+                    batch=batches[i % len(batches)], status="completed")
+        for i in range(participants)], batch_size=2_000)
+    rng = random.Random(1)
+    Judgment.objects.bulk_create((
+        Judgment(participant=p, item=item, accept=rng.random() < 0.5, confidence=rng.randint(1, 5),
+                 familiarity=rng.randint(1, 5), position=item.position, shown_at=now, answered_at=now,
+                 response_time_ms=rng.randint(500, 9000), submission_key=uuid.uuid4())
+        for p in people for item in items[p.batch_id]), batch_size=2_000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_memory_does_not_grow_with_the_study(fmt):
+    """Peak Python memory while exporting 5,000 and 30,000 rows is about the same."""
+    import gc
+    import tracemalloc
+
+    call_command("load_demo", no_user=True)
+    study = study_create(dataset=Dataset.objects.get(name="FrameLab demo"), name="Big",
+                         base_claims=64, batch_size=24, raters_per_batch=10_000, seed=1)
+    peaks = {}
+    for participants in (5_000 // 24, 30_000 // 24):
+        Judgment.objects.filter(participant__study=study).delete()
+        Participant.objects.filter(study=study).delete()
+        bulk_judgments(study, participants)
+        gc.collect()
+        tracemalloc.start()
+        rows = 0
+        for data in export_chunks(study=study, fmt=fmt, chunk_size=2_000):
+            rows += 1 if data else 0
+        peaks[participants * 24] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    (small_rows, small), (large_rows, large) = sorted(peaks.items())
+    assert large < 1.5 * small, (f"peak {small / 1e6:.1f} MB for {small_rows:,} rows, "
+                                 f"{large / 1e6:.1f} MB for {large_rows:,}")
+    print(f"{fmt}: peak {small / 1e6:.1f} MB for {small_rows:,} rows, {large / 1e6:.1f} MB for {large_rows:,}")
