@@ -1,0 +1,226 @@
+"""Persona metrics per framing (method.md section 3) computed from a score table.
+
+A score table (see modeling/scoring.py and score_services.py) has one row per framed claim
+with at least `framing`, `true_label`, `p_supports`, `p_refutes`, `predicted_label` and
+`confidence`; `p_supports_norm` is derived when missing. Per framing this module reports:
+
+- accuracy, and balanced accuracy: the mean of the recall on true (SUPPORTS) and on false
+  (REFUTES) claims, so a persona that says SUPPORTS to everything scores 0.5 whatever the
+  mix of true and false claims;
+- MSPR, the mean probability of SUPPORTS on REFUTES claims. `mspr` uses the raw conditional
+  probability of the SUPPORTS token sequence after the prompt, as FrameRef does;
+  `mspr_normalised` uses p(S) / (p(S) + p(R)), which is what a two-way choice implies and
+  is comparable across base models whose probability mass leaks to other words. For a
+  fine-tuned persona the two are close; for an untrained base model they are not;
+- false acceptance and false rejection rates of the predicted labels;
+- mean confidence (the raw probability of the predicted label) and its normalised form.
+
+`compare_personas` stacks these tables for several personas, with each framing's effect
+(framing minus original) beside it. The plots use matplotlib's object API only.
+
+Pure pandas/numpy (matplotlib imported lazily for plots); no Django.
+"""
+from __future__ import annotations
+
+import io
+import math
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from annotation.vocabulary import FRAMINGS
+
+SUPPORTS, REFUTES = "SUPPORTS", "REFUTES"
+ALL = "all"
+METRIC_COLUMNS = (
+    "n", "n_true", "n_false", "accuracy", "balanced_accuracy", "mspr", "mspr_normalised",
+    "false_acceptance_rate", "false_rejection_rate", "mean_confidence",
+    "mean_confidence_normalised",
+)
+METRIC_LABELS = {
+    "accuracy": "Accuracy",
+    "balanced_accuracy": "Balanced accuracy",
+    "mspr": "MSPR (raw p(SUPPORTS) on false claims)",
+    "mspr_normalised": "MSPR, normalised p(S)/(p(S)+p(R))",
+    "false_acceptance_rate": "False acceptance rate",
+    "false_rejection_rate": "False rejection rate",
+    "mean_confidence": "Mean confidence (raw)",
+    "mean_confidence_normalised": "Mean confidence (normalised)",
+}
+
+
+class MetricsError(ValueError):
+    """A score table that lacks what the metrics need."""
+
+
+def with_normalised(scores: pd.DataFrame) -> pd.DataFrame:
+    """The table with `p_supports_norm` present (derived from p_supports and p_refutes)."""
+    required = {"framing", "true_label", "p_supports", "predicted_label", "confidence"}
+    missing = sorted(required - set(scores.columns))
+    if missing:
+        raise MetricsError(f"score table: missing column(s) {', '.join(missing)}")
+    if "p_supports_norm" in scores.columns:
+        return scores
+    if "p_refutes" not in scores.columns:
+        raise MetricsError("score table: needs p_supports_norm or p_refutes")
+    out = scores.copy()
+    total = out["p_supports"] + out["p_refutes"]
+    out["p_supports_norm"] = np.where(total > 0, out["p_supports"] / total.where(total > 0, 1), 0.5)
+    return out
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else math.nan
+
+
+def framing_metrics_row(rows: pd.DataFrame) -> dict[str, float]:
+    """The metrics of one group of score rows (one framing, or all)."""
+    truth = rows["true_label"].to_numpy()
+    predicted = rows["predicted_label"].to_numpy()
+    is_true, is_false = truth == SUPPORTS, truth == REFUTES
+    correct = predicted == truth
+    recall_true = _mean(correct[is_true])
+    recall_false = _mean(correct[is_false])
+    p_norm = rows["p_supports_norm"].to_numpy(dtype=float)
+    return {
+        "n": int(len(rows)),
+        "n_true": int(is_true.sum()),
+        "n_false": int(is_false.sum()),
+        "accuracy": _mean(correct),
+        # Undefined (NaN) unless both true and false claims are present.
+        "balanced_accuracy": (recall_true + recall_false) / 2,
+        "mspr": _mean(rows["p_supports"].to_numpy(dtype=float)[is_false]),
+        "mspr_normalised": _mean(p_norm[is_false]),
+        "false_acceptance_rate": _mean((predicted == SUPPORTS)[is_false]),
+        "false_rejection_rate": _mean((predicted == REFUTES)[is_true]),
+        "mean_confidence": _mean(rows["confidence"].to_numpy(dtype=float)),
+        "mean_confidence_normalised": _mean(np.maximum(p_norm, 1 - p_norm)),
+    }
+
+
+def framing_metrics(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per framing present (canonical order) plus an `all` row; METRIC_COLUMNS."""
+    scores = with_normalised(scores)
+    rows = []
+    present = set(scores["framing"].unique())
+    for framing in [f for f in FRAMINGS if f in present] + sorted(present - set(FRAMINGS)):
+        rows.append({"framing": framing, **framing_metrics_row(scores[scores["framing"] == framing])})
+    rows.append({"framing": ALL, **framing_metrics_row(scores)})
+    return pd.DataFrame(rows, columns=["framing", *METRIC_COLUMNS])
+
+
+def framing_effects(metrics: pd.DataFrame, metric: str = "mspr") -> pd.Series:
+    """Each framing's value of `metric` minus the original framing's (NaN without original)."""
+    table = metrics.set_index("framing")
+    framings = [f for f in table.index if f not in (ALL, "original")]
+    base = table.loc["original", metric] if "original" in table.index else math.nan
+    return pd.Series({f: table.loc[f, metric] - base for f in framings}, name=metric, dtype=float)
+
+
+def bootstrap_interval(scores: pd.DataFrame, metric: str, *, framing: str | None = None,
+                       reps: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of a metric, resampling base claims (all their rows).
+
+    Rows of one base claim are not independent, so whole base claims are resampled when a
+    `base_id` column is present; otherwise rows.
+    """
+    scores = with_normalised(scores)
+    if framing is not None:
+        scores = scores[scores["framing"] == framing]
+    if not len(scores):
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    groups = scores.groupby("base_id").indices if "base_id" in scores.columns else {
+        i: np.array([i]) for i in range(len(scores))}
+    blocks = list(groups.values())
+    values = []
+    for _ in range(reps):
+        picked = rng.integers(0, len(blocks), size=len(blocks))
+        sample = scores.iloc[np.concatenate([blocks[i] for i in picked])]
+        value = framing_metrics_row(sample)[metric]
+        if not math.isnan(value):
+            values.append(value)
+    if not values:
+        return (math.nan, math.nan)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return (float(low), float(high))
+
+
+def compare_personas(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Long table: one row per (persona, framing) with METRIC_COLUMNS and MSPR/BAcc effects.
+
+    tables: persona name -> score table (the same dataset and split, for a fair comparison).
+    """
+    frames = []
+    for persona, scores in tables.items():
+        metrics = framing_metrics(scores)
+        mspr_effect = framing_effects(metrics, "mspr")
+        bacc_effect = framing_effects(metrics, "balanced_accuracy")
+        metrics.insert(0, "persona", persona)
+        metrics["mspr_effect"] = metrics["framing"].map(mspr_effect)
+        metrics["balanced_accuracy_effect"] = metrics["framing"].map(bacc_effect)
+        frames.append(metrics)
+    if not frames:
+        return pd.DataFrame(columns=["persona", "framing", *METRIC_COLUMNS,
+                                     "mspr_effect", "balanced_accuracy_effect"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def comparison_matrix(comparison: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Personas as rows, framings as columns, for one metric (keeps the personas' order)."""
+    order = list(dict.fromkeys(comparison["persona"]))
+    framings = list(dict.fromkeys(comparison["framing"]))
+    return comparison.pivot(index="persona", columns="framing", values=metric).loc[order, framings]
+
+
+# --- plots ------------------------------------------------------------------------------
+
+def _figure(width: float = 7.0, height: float = 3.6):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _render(fig, fmt: str) -> bytes:
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"plot format must be png or svg, got {fmt!r}")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=110)
+    return buffer.getvalue()
+
+
+def plot_framing_metrics(metrics: pd.DataFrame, *, title: str = "", fmt: str = "png") -> bytes:
+    """Grouped bars per framing: balanced accuracy, MSPR (raw and normalised), accuracy."""
+    table = metrics[metrics["framing"] != ALL]
+    series = ["balanced_accuracy", "mspr", "mspr_normalised", "accuracy"]
+    fig = _figure()
+    ax = fig.add_subplot()
+    x = np.arange(len(table))
+    width = 0.8 / len(series)
+    for k, name in enumerate(series):
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, table[name].to_numpy(dtype=float),
+               width, label=METRIC_LABELS[name])
+    ax.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xticks(x, table["framing"], rotation=20)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("value")
+    ax.set_title(title or "Metrics per framing")
+    ax.legend(fontsize=7, loc="lower right")
+    return _render(fig, fmt)
+
+
+def plot_comparison(comparison: pd.DataFrame, metric: str = "mspr", *, fmt: str = "png") -> bytes:
+    """One line per persona across framings for `metric`."""
+    matrix = comparison_matrix(comparison[comparison["framing"] != ALL], metric)
+    fig = _figure()
+    ax = fig.add_subplot()
+    x = np.arange(matrix.shape[1])
+    for persona, row in matrix.iterrows():
+        ax.plot(x, row.to_numpy(dtype=float), marker="o", label=str(persona))
+    ax.set_xticks(x, list(matrix.columns), rotation=20)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_title(f"{METRIC_LABELS.get(metric, metric)} per framing")
+    ax.legend(fontsize=7)
+    return _render(fig, fmt)
