@@ -485,3 +485,47 @@ def test_mixed_model_reports_why_it_was_not_fitted():
     assert few["fitted"] is False and "too few judgments" in few["reason"]
     text = analyze(hand_table(), AnalysisOptions(bootstrap_resamples=0)).to_text()
     assert "not fitted: too few judgments" in text
+
+
+def test_bootstrap_interval_equals_a_loop_over_resampled_tables():
+    # The same weights, applied the slow way: build each resampled table by repeating each
+    # participant's rows as often as they were drawn, and compute the rate from it.
+    table = many_participants_table(participants=12, seed=9)
+    resamples = 300
+    result = analyze(table, AnalysisOptions(bootstrap_resamples=resamples, seed=4, mixed_model=False))
+    participants = sorted(table["Annotator_ID"].unique())
+    weights = cluster_bootstrap_weights(len(participants), resamples, np.random.default_rng(4))
+    by_participant = {p: table[table["Annotator_ID"] == p] for p in participants}
+    rates = []
+    for draw in weights:
+        resampled = pd.concat([by_participant[p] for p, times in zip(participants, draw) for _ in range(times)])
+        false_claims = resampled[resampled["true_label"] == "REFUTES"]
+        if len(false_claims):
+            rates.append((false_claims["accurate_response"] == "SUPPORTS").mean())
+    low, high = np.quantile(rates, [0.025, 0.975])
+    rate = result.summary("all")["false_acceptance_rate"]
+    assert (rate["ci_low"], rate["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+
+
+def brute_force_alpha(units, values):
+    """Krippendorff's alpha as 1 - D_o / D_e over explicit pairs of values."""
+    by_unit = {}
+    for unit, value in zip(units, values):
+        by_unit.setdefault(unit, []).append(value)
+    pairable = {u: v for u, v in by_unit.items() if len(v) >= 2}
+    all_values = [value for vs in pairable.values() for value in vs]
+    n = len(all_values)
+    observed = sum(
+        sum(1 for i, a in enumerate(vs) for j, b in enumerate(vs) if i != j and a != b) / (len(vs) - 1)
+        for vs in pairable.values()) / n
+    expected = sum(1 for i, a in enumerate(all_values) for j, b in enumerate(all_values)
+                   if i != j and a != b) / (n * (n - 1))
+    return 1 - observed / expected
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_krippendorff_alpha_equals_the_pairwise_definition_on_random_data(seed):
+    rng = np.random.default_rng(seed)
+    units = rng.integers(0, 15, 60)
+    values = rng.integers(0, 2 + seed % 3, 60)
+    assert krippendorff_alpha_nominal(units, values)["alpha"] == pytest.approx(brute_force_alpha(units, values))
