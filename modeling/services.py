@@ -117,21 +117,6 @@ def persona_create(
     )
 
 
-@transaction.atomic
-def base_persona_get_or_create(*, base_model: str = DEFAULT_BASE_MODEL) -> Persona:
-    """The untrained base model as a persona (no adapter), one per base model."""
-    name = f"base: {base_model}"
-    persona, _ = Persona.objects.get_or_create(
-        name=name,
-        defaults={"base_model": base_model, "is_base": True, "status": JobStatus.SUCCEEDED,
-                  "progress": 1.0, "alpha": 1.0,
-                  "provenance": {"base_model": base_model, "note": "untrained base model"}},
-    )
-    if not persona.is_base:
-        raise PersonaError(f"field 'name': '{name}' is taken by a trained persona")
-    return persona
-
-
 def persona_start(*, persona: Persona) -> None:
     """Queues the training task once the creating transaction has committed."""
     from .tasks import train_persona_task
