@@ -29,6 +29,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--run", metavar="ID", help="execute a stored SimulationRun (database mode)")
+        database = parser.add_argument_group(
+            "database mode: create a run on a dataset and execute it (sizes, seed, policy and "
+            "candidates as in file mode)")
+        database.add_argument("--dataset", metavar="NAME", help="pool dataset (its name or id)")
+        database.add_argument("--split", default="test",
+                              help="test (default), dev, train, none, or all: the claims trajectories draw from")
+        database.add_argument("--agent", action="append", default=[], metavar="SPEC",
+                              help="repeatable: persona:NAME[:normalised], human:STUDY[:by_familiarity], "
+                                   "parametric:NAME:accept_true=P,accept_false=P[,confidence=P], "
+                                   "oracle[:CONFIDENCE]; the first is the baseline of the differences")
+        database.add_argument("--name", help="the run's name (default: agents and dataset)")
         files = parser.add_argument_group("file mode")
         files.add_argument("--pool-file", metavar="POOL.parquet",
                            help="claims: claim_id, base_id, true_label, [framing], p_supports_<agent>...")
@@ -47,8 +58,8 @@ class Command(BaseCommand):
                                 "reinforce_false, false_weight")
         files.add_argument("--candidates", default="exact", choices=("exact", "indexed"),
                            help="exact cosine over the remaining pool, or an IVF index for large pools")
-        files.add_argument("--n-lists", type=int, help="indexed mode: number of lists (default 4*sqrt(n))")
-        files.add_argument("--n-probe", type=int, default=8, help="indexed mode: lists probed (default 8)")
+        files.add_argument("--n-lists", type=int, help="indexed mode: number of lists (default sqrt(n))")
+        files.add_argument("--n-probe", type=int, default=4, help="indexed mode: lists probed (default 4)")
         files.add_argument("--workers", type=int, default=1, help="processes to split trajectories over")
         files.add_argument("--baseline", metavar="AGENT",
                            help="also print each agent's difference from this agent, bootstrap 95%% CI")
@@ -57,13 +68,41 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["run"] is not None:
             return self.handle_database_run(options)
+        if options["dataset"] is not None:
+            return self.handle_database_create(options)
         return self.handle_files(options)
+
+    def handle_database_create(self, options):
+        from simulation.agent_builders import AgentSpecError, parse_agent_option
+        from simulation.results import format_summary
+        from simulation.services import SimulationConfigError, simulation_run_create, summary_table
+
+        if not options["agent"]:
+            raise CommandError("--dataset needs at least one --agent (e.g. --agent oracle)")
+        try:
+            agents = [parse_agent_option(text) for text in options["agent"]]
+            run = simulation_run_create(
+                name=options["name"] or f"{', '.join(options['agent'])} on {options['dataset']}",
+                dataset=options["dataset"], split=options["split"], agents=agents,
+                policy=options["policy"], policy_params=parse_policy_params(options["policy_param"]),
+                candidate_mode=options["candidates"], trajectories=options["trajectories"],
+                steps=options["steps"], runs=options["runs"], seed=options["seed"])
+        except (AgentSpecError, SimulationConfigError, PolicyError) as exc:
+            raise CommandError(f"{exc}\nNothing was created.") from None
+        self.stdout.write(f"simulation run {run.pk} created: {run.name}\n")
+        options["run"] = str(run.pk)
+        self.handle_database_run(options)
+        run.refresh_from_db()
+        if run.status == "succeeded":
+            self.stdout.write(format_summary(summary_table(run, "agents")) + "\n")
+            self.stdout.write(f"per-step results: {run.results_path} (under MEDIA_ROOT); report: "
+                              f"/simulations/{run.pk}/\n")
 
     # --- database mode: a stored SimulationRun ----------------------------------------------
 
     def handle_database_run(self, options):
         from simulation.models import SimulationRun
-        from simulation.services import simulation_run_execute
+        from simulation.services import SimulationConfigError, simulation_run_execute
 
         run = SimulationRun.objects.filter(pk=options["run"]).first() if str(options["run"]).isdigit() else None
         if run is None:
@@ -75,7 +114,16 @@ class Command(BaseCommand):
                     bar.refresh()
                 bar.update(done)
 
-            result = simulation_run_execute(run=run, progress=progress)
+            try:
+                result = simulation_run_execute(run=run, progress=progress,
+                                                show_progress=not options["no_progress"])
+            except SimulationConfigError as exc:
+                raise CommandError(str(exc)) from None
+            except Exception:
+                run.refresh_from_db()
+                if run.status == "failed" and run.error:
+                    raise CommandError(f"simulation run {run.pk} failed: {run.error}") from None
+                raise
         self.stdout.write(f"simulation run {result.pk}: {result.status}\n")
 
     # --- file mode ------------------------------------------------------------------------
