@@ -469,7 +469,7 @@ def run_trajectories(
     run: int = 0,
     candidate_mode: str = "exact",
     index=None,
-    chunk_size: int = 4096,
+    chunk_size: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> TrajectoryBatch:
     """Run the trajectories numbered ``trajectory_ids`` of run ``run`` for ``steps`` steps.
@@ -478,7 +478,9 @@ def run_trajectories(
     ``"indexed"`` (``index``, a :class:`simulation.index.IVFIndex` built on this pool: probe
     the nearest lists, then exact re-ranking; rows whose probed lists hold fewer than
     ``top_k`` eligible claims fall back to the exact search). Trajectories run in chunks of
-    ``chunk_size`` to bound memory (``chunk_size * pool.size / 8`` bytes of removal mask).
+    ``chunk_size`` to bound memory (``chunk_size * pool.size / 8`` bytes of removal mask);
+    by default as many as fit in 1.5 GiB of mask (10,000 trajectories on a million claims
+    fit in one chunk, which keeps the per-step loop over index lists short).
     ``progress(n)`` is called with the number of trajectory-steps just completed.
 
     The result depends only on (pool, agent, policy, seed, run, trajectory number, steps),
@@ -502,6 +504,8 @@ def run_trajectories(
         if index is None:
             raise ValueError("candidate_mode='indexed' needs an index (simulation.index.IVFIndex)")
         index.check_pool(pool)
+    if chunk_size is None:
+        chunk_size = max(64, int(1.5 * 2**30) // max(1, (pool.size + 7) // 8))
     parts = []
     for start in range(0, len(ids), max(1, chunk_size)):
         parts.append(_run_chunk(pool, agent, policy, ids[start:start + chunk_size], steps, seed,

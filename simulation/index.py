@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulation.engine import Pool, _order_candidates, exact_top_k, similarities, unpack_available
+from simulation.engine import Pool, _order_candidates, exact_top_k, similarities
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,24 +40,25 @@ class IVFIndex:
 
     @classmethod
     def build(cls, pool: Pool, *, n_lists: int | None = None, n_probe: int | None = None,
-              iterations: int = 8, sample_size: int | None = None, seed: int = 0,
+              iterations: int = 6, sample_size: int | None = None, seed: int = 0,
               progress=None) -> "IVFIndex":
         """Spherical k-means on a sample, then every claim to its nearest centroid.
 
-        Defaults: ``n_lists = 4 * sqrt(n)`` rounded (about 4,100 lists for a million
-        claims), ``n_probe = 8``, a sample of ``64 * n_lists`` claims. ``progress(n)`` gets
-        the number of claims assigned.
+        Defaults: ``n_lists = sqrt(n)`` rounded (about 1,000 lists for a million claims:
+        fewer, longer lists keep the per-step loop over probed lists short), ``n_probe = 4``,
+        a sample of ``32 * n_lists`` claims. ``progress(n)`` gets the number of claims
+        assigned.
         """
         n = pool.size
         if n_lists is None:
-            n_lists = max(1, int(round(4 * math.sqrt(n))))
+            n_lists = max(1, int(round(math.sqrt(n))))
         n_lists = int(min(n_lists, n))
         if n_probe is None:
-            n_probe = min(8, n_lists)
+            n_probe = min(4, n_lists)
         if not 1 <= n_probe <= n_lists:
             raise ValueError(f"n_probe must lie in 1..{n_lists}, not {n_probe}")
         rng = np.random.default_rng(seed)
-        sample_size = min(n, sample_size or 64 * n_lists)
+        sample_size = min(n, sample_size or 32 * n_lists)
         sample = pool.embeddings[np.sort(rng.choice(n, size=sample_size, replace=False))]
         centroids = sample[rng.choice(sample_size, size=n_lists, replace=False)].copy()
         for _ in range(iterations):
@@ -104,6 +105,7 @@ class IVFIndex:
             probes = np.argpartition(coarse, -P, axis=1)[:, -P:]
         else:
             probes = np.broadcast_to(np.arange(self.n_lists), (m, P)).copy()
+        byte_of_row, bit_of_row = _bit_positions(pool.size)
         best_idx = np.full((m, P * k), -1, dtype=np.int64)
         best_sim = np.full((m, P * k), -np.inf, dtype=np.float32)
         pair_list = probes.reshape(-1)
@@ -121,11 +123,15 @@ class IVFIndex:
                 continue
             rows = pair_row[s:e]
             sims = similarities(queries[rows], pool.embeddings[lo:hi])
-            eligible = unpack_available(removed_bits[rows], np.arange(lo, hi), pool.size)
+            # Removed claims of each row's trajectory, straight from the packed bits.
+            removed = removed_bits[rows[:, None], byte_of_row[lo:hi]]
+            np.right_shift(removed, bit_of_row[lo:hi], out=removed)
+            np.bitwise_and(removed, 1, out=removed)
+            removed = removed.view(bool)
             restrict = restrict_false[rows]
             if restrict.any():
-                eligible[restrict] &= ~pool.is_true[lo:hi]
-            sims[~eligible] = -np.inf
+                removed[restrict] |= pool.is_true[lo:hi]
+            np.putmask(sims, removed, -np.inf)
             kk = min(k, hi - lo)
             if kk < hi - lo:
                 part = np.argpartition(sims, -kk, axis=1)[:, -kk:]
@@ -138,8 +144,23 @@ class IVFIndex:
         return _order_candidates(pool, best_idx, best_sim, k)
 
 
-def _nearest(points: np.ndarray, centroids: np.ndarray, chunk: int = 65536, progress=None) -> np.ndarray:
+_BIT_POSITIONS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _bit_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Byte and bit of each pool row in a packed removal mask (cached per pool size)."""
+    cached = _BIT_POSITIONS.get(size)
+    if cached is None:
+        rows = np.arange(size)
+        cached = ((rows >> 3).astype(np.intp), (rows & 7).astype(np.uint8))
+        _BIT_POSITIONS.clear()
+        _BIT_POSITIONS[size] = cached
+    return cached
+
+
+def _nearest(points: np.ndarray, centroids: np.ndarray, progress=None) -> np.ndarray:
     out = np.empty(points.shape[0], dtype=np.int64)
+    chunk = max(1024, (1 << 24) // max(1, centroids.shape[0]))  # 64 MiB of similarities at a time
     for start in range(0, points.shape[0], chunk):
         block = points[start:start + chunk]
         out[start:start + chunk] = np.argmax(block @ centroids.T, axis=1)

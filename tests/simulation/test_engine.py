@@ -87,7 +87,7 @@ def test_engine_matches_reference_in_distribution_over_many_seeds():
 
 
 def test_engine_matches_reference_in_distribution_small():
-    _distribution_check(n_traj=120)
+    _distribution_check(n_traj=80)
 
 
 def _distribution_check(n_traj):
@@ -215,12 +215,12 @@ def test_indexed_mode_probing_every_list_equals_exact_mode():
 
 
 def test_indexed_recall_on_a_clustered_pool():
-    pool = synthetic_pool(12_000, dim=48, seed=3)
-    index = IVFIndex.build(pool, n_lists=64, n_probe=4, seed=0)
-    queries = recall_queries(index.pool, 300, seed=1)
+    pool = synthetic_pool(6_000, dim=32, seed=3)
+    index = IVFIndex.build(pool, n_lists=40, n_probe=3, seed=0)
+    queries = recall_queries(index.pool, 200, seed=1)
     recall = measure_recall(index, queries, k=5)
     assert recall >= 0.9
-    assert measure_recall(index.with_probes(64), queries, k=5) == 1.0
+    assert measure_recall(index.with_probes(40), queries, k=5) == 1.0
     assert measure_recall(index.with_probes(1), queries, k=5) <= recall
 
 
