@@ -190,7 +190,9 @@ ProgressCallback = Callable[[int], None]
 def export_file_name(study: Study, fmt: str) -> str:
     """A file name that says what the file holds: `judgments-<study>-<id>.<suffix>`."""
     _check_format(fmt)
-    slug = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in study.name.strip().lower())
+    # ASCII only: the name goes into a Content-Disposition header as it is.
+    slug = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_" else "-"
+                   for ch in study.name.strip().lower())
     slug = "-".join(part for part in slug.split("-") if part) or "study"
     return f"judgments-{slug[:60]}-{study.pk}{FILE_SUFFIXES[fmt]}"
 

@@ -154,6 +154,16 @@ def _slots(path: str, header: list[str]) -> list[tuple[int, int, int, int]]:
 def read_prolific_results(path: str | Path) -> ProlificResults:
     """Reads and checks a whole export; raises `ProlificFileError` at the first problem."""
     name = str(path)
+    try:
+        return _read(path, name)
+    except UnicodeDecodeError as exc:
+        raise ProlificFileError(path=name, line=None, problem=f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                                accepted="a CSV file in UTF-8, as Prolific writes it") from None
+    except csv.Error as exc:
+        raise ProlificFileError(path=name, line=None, problem=f"not a readable CSV file ({exc})") from None
+
+
+def _read(path: str | Path, name: str) -> ProlificResults:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)

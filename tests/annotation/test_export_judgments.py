@@ -115,6 +115,13 @@ def expected_rows(study, include_checks=False):
     return rows
 
 
+def test_file_names_are_plain_ascii(study):
+    study.name = "Étude n°2: pilot / wave 1"
+    assert export_file_name(study, "parquet") == f"judgments-tude-n-2-pilot-wave-1-{study.pk}.parquet"
+    with pytest.raises(ValueError, match="unknown export format 'xlsx'"):
+        export_file_name(study, "xlsx")
+
+
 def test_column_names_are_frameref_then_the_platform():
     assert list(TIDY_COLUMNS) == FRAMEREF_COLUMNS
     assert COLUMNS == TIDY_COLUMNS + PLATFORM_COLUMNS
@@ -331,6 +338,16 @@ def test_the_owner_downloads_and_runs_exports(client, study, owner, media_root,
     assert reverse("annotation:study-exports", args=[study.pk]).encode() in detail.content
     page = client.get(reverse("annotation:study-exports", args=[study.pk]))
     assert page.status_code == 200 and b"<strong>32</strong> rows match" in page.content
+    filtered = client.get(reverse("annotation:study-exports", args=[study.pk]), {
+        "submitted": "1", "format": "parquet", "framing": ["original", "emotional"], "truth": "REFUTES",
+        "participant_status": "completed", "include_excluded": "on"})
+    expected = len(judgment_table(study=study, framing=["original", "emotional"], truth="REFUTES",
+                                  participant_status="completed"))
+    assert f"<strong>{expected}</strong> rows match".encode() in filtered.content
+    assert b'<input type="hidden" name="framing" value="emotional">' in filtered.content
+    assert b'name="format" value="parquet"' in filtered.content
+    wrong = client.get(reverse("annotation:study-exports", args=[study.pk]), {"framing": "loud"})
+    assert b"unknown framing" in wrong.content
     stream = client.get(reverse("annotation:study-export-stream", args=[study.pk]),
                         {"format": "jsonl", "submitted": "1", "truth": "SUPPORTS"})
     assert stream.status_code == 200 and stream.streaming

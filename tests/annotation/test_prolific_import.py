@@ -335,3 +335,12 @@ def test_a_failure_while_writing_leaves_nothing(demo, export, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         import_results(path)
     assert database_counts() == before
+
+
+def test_a_file_that_is_not_utf8_text(demo, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes("DataPoint_ID,Task_Group_ID,Question,Claim\n1,1,Is this accurate?,Caf\u00e9\n".encode("latin-1"))
+    before = database_counts()
+    with pytest.raises(CommandError, match="export.csv: not UTF-8 text"):
+        import_results(path)
+    assert database_counts() == before
