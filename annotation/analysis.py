@@ -83,6 +83,14 @@ _ACCEPT = {"SUPPORTS": True, "YES": True, "REFUTES": False, "NO": False}
 
 # --- Options -----------------------------------------------------------------------------
 
+class OptionError(ValueError):
+    """A bad analysis option: the message names the parameter, the value and what is accepted."""
+
+    def __init__(self, parameter: str, value, reason: str) -> None:
+        super().__init__(f"parameter '{parameter}': value '{value}': {reason}")
+        self.parameter, self.value, self.reason = parameter, value, reason
+
+
 @dataclass(frozen=True)
 class AnalysisOptions:
     """What to exclude and how to estimate; every field has the default a paper would use.
@@ -117,24 +125,22 @@ class AnalysisOptions:
         object.__setattr__(self, "familiarity_levels", tuple(sorted(set(self.familiarity_levels))))
         unknown = sorted(self.exclusions - set(EXCLUSION_RULES))
         if unknown:
-            raise ValueError(f"parameter 'exclusions': value '{','.join(unknown)}': unknown rule; "
-                             f"accepted: {', '.join(EXCLUSION_RULES)} (or none)")
+            raise OptionError("exclusions", ",".join(unknown), f"unknown rule; accepted: "
+                              f"{', '.join(EXCLUSION_RULES)}, all or none")
         if not self.familiarity_levels or not all(
                 isinstance(level, (int, np.integer)) and 1 <= level <= 5 for level in self.familiarity_levels):
-            raise ValueError(f"parameter 'familiarity': value '{self.familiarity_levels}': "
-                             "give one or more integer levels from 1 to 5")
+            raise OptionError("familiarity", self.familiarity_levels,
+                              "give one or more integer levels from 1 to 5")
         if not (isinstance(self.bootstrap_resamples, (int, np.integer))
                 and 0 <= self.bootstrap_resamples <= 100_000):
-            raise ValueError(f"parameter 'bootstrap': value '{self.bootstrap_resamples}': "
-                             "an integer from 0 (no intervals) to 100000")
+            raise OptionError("bootstrap", self.bootstrap_resamples, "an integer from 0 (no intervals) to 100000")
         if not 0.5 <= self.confidence_level < 1:
-            raise ValueError(f"parameter 'confidence_level': value '{self.confidence_level}': "
-                             "a number from 0.5 to below 1, e.g. 0.95")
+            raise OptionError("confidence_level", self.confidence_level, "a number from 0.5 to below 1, e.g. 0.95")
         if not (isinstance(self.seed, (int, np.integer)) and 0 <= self.seed < 2**63):
-            raise ValueError(f"parameter 'seed': value '{self.seed}': a non-negative integer")
+            raise OptionError("seed", self.seed, "a non-negative integer")
         if not (math.isfinite(self.min_median_response_ms) and self.min_median_response_ms >= 0):
-            raise ValueError(f"parameter 'min_median_response_ms': value '{self.min_median_response_ms}': "
-                             "a non-negative number of milliseconds")
+            raise OptionError("min_median_response_ms", self.min_median_response_ms,
+                              "a non-negative number of milliseconds")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "AnalysisOptions":
@@ -157,11 +163,14 @@ class AnalysisOptions:
             else:
                 raw = params[key]
             parts = _split_parameter(raw)
+            shown = ",".join(parts)
             try:
                 values[name] = _PARSERS[name](parts)
+                cls(**{name: values[name]})  # the range checks, reported with the value as given
+            except OptionError as exc:
+                raise OptionError(key, shown, exc.reason) from None
             except (TypeError, ValueError) as exc:
-                shown = ",".join(parts) if parts else ""
-                raise ValueError(f"parameter '{key}': value '{shown}': {exc}") from None
+                raise OptionError(key, shown, str(exc)) from None
         return cls(**values)
 
     def to_params(self) -> dict[str, str]:

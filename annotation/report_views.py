@@ -14,7 +14,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.text import slugify
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from .analysis import ALL, EXCLUSION_RULES, AnalysisOptions
 from .selectors import studies_visible_to
@@ -111,7 +111,7 @@ def _display(result) -> dict:
 
 
 @login_required
-@require_GET
+@require_safe
 def study_report(request, pk):
     study = _visible_study(request, pk)
     options, error = _options_or_error(request)
@@ -172,7 +172,7 @@ def _file_stem(study) -> str:
 
 
 @login_required
-@require_GET
+@require_safe
 def study_report_plot(request, pk, name, fmt):
     study = _visible_study(request, pk)
     if name not in PLOTS or fmt not in PLOT_FORMATS:
@@ -189,7 +189,7 @@ def study_report_plot(request, pk, name, fmt):
 
 
 @login_required
-@require_GET
+@require_safe
 def study_report_table(request, pk, name):
     study = _visible_study(request, pk)
     if name not in TABLE_TITLES:
@@ -203,7 +203,7 @@ def study_report_table(request, pk, name):
 
 
 @login_required
-@require_GET
+@require_safe
 def study_report_data(request, pk, fmt):
     study = _visible_study(request, pk)
     if fmt not in DATA_FORMATS:

@@ -428,7 +428,7 @@ def test_options_from_a_querydict_with_checkboxes():
     ({"bootstrap": "many"}, "parameter 'bootstrap': value 'many': not an integer"),
     ({"bootstrap": "-5"}, "parameter 'bootstrap': value '-5'"),
     ({"bootstrap": "1000000"}, "parameter 'bootstrap': value '1000000'"),
-    ({"confidence_level": "95"}, "parameter 'confidence_level': value '95"),
+    ({"confidence_level": "95"}, "parameter 'confidence_level': value '95': a number from 0.5"),
     ({"seed": "1.5"}, "parameter 'seed': value '1.5'"),
     ({"mixed_model": "perhaps"}, "parameter 'mixed_model': value 'perhaps'"),
     ({"min_median_response_ms": "nan"}, "parameter 'min_median_response_ms': value 'nan'"),
