@@ -21,3 +21,42 @@ def train_persona_task(self, persona_id: int, resume: bool = False) -> dict:
         return {"persona": persona_id, "skipped": True}
     return {"persona": persona_id, "status": persona.status, "steps": persona.steps_done}
 
+
+# --- scoring and calibration (modeling/score_services.py) ----------------------------------
+
+@shared_task(bind=True, name="modeling.score_table", acks_late=True, reject_on_worker_lost=True)
+def run_score_table(self, score_table_id: int) -> dict:
+    """Scores a queued ScoreTable; a duplicated message finds it taken and does nothing."""
+    from django.utils import timezone
+
+    from .models import JobStatus, ScoreTable
+    from .score_services import score_table_run
+
+    # Claim the row: only a queued table (or one a dead worker left running, redelivered
+    # under the same task id) is run; anything else was done or cancelled already.
+    claimed = ScoreTable.objects.filter(pk=score_table_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started=timezone.now())
+    table = ScoreTable.objects.select_related("persona", "dataset").filter(pk=score_table_id).first()
+    if table is None:
+        return {"score_table": score_table_id, "skipped": True}
+    redelivered = (table.status == JobStatus.RUNNING and self.request.id
+                   and table.task_id == self.request.id)
+    if not claimed and not redelivered:
+        return {"score_table": score_table_id, "status": table.status, "skipped": True}
+    table = score_table_run(score_table=table)
+    return {"score_table": score_table_id, "status": table.status, "rows": table.rows}
+
+
+@shared_task(name="modeling.calibrate_persona")
+def run_calibration(persona_id: int, study_id: int, method: str = "temperature",
+                    seed: int = 0) -> dict:
+    """Calibrates a persona against a study; each run stores a new Calibration row."""
+    from annotation.models import Study
+
+    from .models import Persona
+    from .score_services import calibration_run
+
+    persona = Persona.objects.get(pk=persona_id)
+    study = Study.objects.get(pk=study_id)
+    calibration = calibration_run(persona=persona, study=study, method=method, seed=seed)
+    return {"calibration": calibration.pk, "gap_summary": calibration.result["gap_summary"]}

@@ -1,0 +1,68 @@
+"""`manage.py score_claims`: a persona's label probabilities for every framed claim of a split."""
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotation.models import Dataset, Split
+from annotation.selectors import dataset_lookup
+from modeling.score_services import (
+    ScoreServiceError, base_persona_get_or_create, persona_lookup, score_table_create,
+    score_table_enqueue, score_table_run,
+)
+from modeling.scoring import DEFAULT_BATCH_SIZE
+
+
+class Command(BaseCommand):
+    help = ("Score every framed claim of a dataset split with a persona: P(SUPPORTS), P(REFUTES), "
+            "the predicted label and its confidence, written to a Parquet score table.")
+
+    def add_arguments(self, parser):
+        who = parser.add_mutually_exclusive_group(required=True)
+        who.add_argument("--persona", help="persona name or id")
+        who.add_argument("--base-model",
+                         help="score the untrained base model (a packaged name such as "
+                              "smollm2-135m-instruct, or a local model folder); its base persona "
+                              "is created on first use")
+        parser.add_argument("--dataset", required=True, help="dataset name")
+        parser.add_argument("--split", default=Split.TEST, choices=Split.values,
+                            help="split to score (default test)")
+        parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                            help=f"claims per forward pass (default {DEFAULT_BATCH_SIZE})")
+        parser.add_argument("--background", action="store_true",
+                            help="queue it for a worker (the models queue) instead of running here")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, **options):
+        if options["batch_size"] < 1:
+            raise CommandError(f"--batch-size must be at least 1, got {options['batch_size']}")
+        try:
+            dataset = dataset_lookup(options["dataset"])
+            persona = (persona_lookup(options["persona"]) if options["persona"]
+                       else base_persona_get_or_create(base_model=options["base_model"]))
+            table = score_table_create(persona=persona, dataset=dataset, split=options["split"])
+        except (Dataset.DoesNotExist, ScoreServiceError) as exc:
+            raise CommandError(str(exc)) from None
+        if options["background"]:
+            score_table_enqueue(score_table=table)
+            self.stdout.write(f"queued score table #{table.pk}: {persona.name} on {dataset.name} "
+                              f"({options['split']})")
+            return
+        with tqdm(total=None, desc=f"score {persona.name}", unit=" claims", mininterval=0.5,
+                  file=sys.stderr, disable=options["no_progress"]) as bar:
+            def progress(done, total):
+                bar.total = total
+                bar.update(done - bar.n)
+
+            try:
+                table = score_table_run(score_table=table, batch_size=options["batch_size"],
+                                        progress=progress)
+            except Exception as exc:  # the table is marked failed with the same message
+                raise CommandError(f"scoring failed: {exc}") from None
+        if table.status != table.Status.SUCCEEDED:
+            raise CommandError(f"score table #{table.pk} ended {table.status}: {table.error}")
+        rate = table.provenance.get("claims_per_second")
+        self.stdout.write(
+            f"scored {table.rows:,} framed claims of '{dataset.name}' ({table.split}) with "
+            f"{persona.name} in {table.provenance.get('seconds')} s ({rate} claims/s); "
+            f"score table #{table.pk}: {table.path}")
