@@ -2,8 +2,8 @@
 
 matplotlib's stateful interface keeps global figures that are not safe in a threaded web
 server; a `Figure` made directly is private to the request. Each plot function takes an `AnalysisResult` and
-returns a `Figure`; `render` turns one into PNG or SVG bytes. SVG output is made
-deterministic (fixed id salt, no date) so the same analysis gives the same file.
+returns a `Figure`; `render` turns one into PNG or SVG bytes. SVG output is
+deterministic (a fixed id salt, no date), so the same analysis gives the same file.
 """
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ from matplotlib.figure import Figure
 from .analysis import ALL, AnalysisResult
 
 PLOT_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
+
+# SVG element ids come from a random salt unless one is set. Set once for the process, not
+# per figure with rc_context: that swaps global settings, which threads of one web worker
+# would race on.
+if matplotlib.rcParams["svg.hashsalt"] is None:
+    matplotlib.rcParams["svg.hashsalt"] = "framelab"
 FRAMING_COLOUR = "#2456a6"
 REFERENCE_COLOUR = "#8a94a6"
 # Confidence 1 (pale) to 5 (dark), a sequential palette readable in grey scale.
@@ -121,11 +127,10 @@ def render(figure: Figure, fmt: str) -> bytes:
     if fmt not in PLOT_FORMATS:
         raise ValueError(f"unknown plot format '{fmt}'; accepted: {', '.join(PLOT_FORMATS)}")
     buffer = io.BytesIO()
-    with matplotlib.rc_context({"svg.hashsalt": "framelab", "svg.fonttype": "path"}):
-        if fmt == "svg":
-            figure.savefig(buffer, format="svg", metadata={"Date": None})
-        else:
-            figure.savefig(buffer, format="png", dpi=150)
+    if fmt == "svg":
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    else:
+        figure.savefig(buffer, format="png", dpi=150)
     return buffer.getvalue()
 
 

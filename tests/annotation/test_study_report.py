@@ -306,3 +306,20 @@ def test_only_the_owner_and_collaborators_see_the_report(client, study):
 def test_study_page_links_to_the_report(client, study):
     page = client.get(reverse("annotation:study-detail", args=[study.pk]))
     assert reverse("annotation:study-report", args=[study.pk]).encode() in page.content
+
+
+def test_figures_without_intervals_and_svg_that_does_not_change():
+    from annotation.analysis import analyze
+    from annotation.study_plots import PLOTS, plot_bytes
+    from tests.annotation.test_analysis import hand_table
+
+    result = analyze(hand_table(), AnalysisOptions(bootstrap_resamples=0, mixed_model=False))
+    for name in PLOTS:
+        svg = plot_bytes(result, name, "svg")
+        assert ElementTree.fromstring(svg).tag == "{http://www.w3.org/2000/svg}svg"
+        assert svg == plot_bytes(result, name, "svg"), name
+    from annotation.study_plots import false_acceptance_plot
+
+    axes = false_acceptance_plot(result).axes[0]
+    assert "no intervals" in axes.get_title()
+    assert [bar.get_height() for bar in axes.patches] == pytest.approx([1 / 4, 1.0])  # original, authoritative
