@@ -219,3 +219,41 @@ def test_form_errors_are_shown(client, researcher, dataset, tiny_model_dir):
 def test_pages_need_a_login(client):
     response = client.get(reverse("modeling:persona-list"))
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_sweep_alpha_trains_scores_and_plots(dataset, tiny_model_dir, media_root, tmp_path):
+    import csv
+
+    out = io.StringIO()
+    args = ["sweep_alpha", "--dataset", "tiny facts", "--target-framing", "authoritative",
+            "--alphas", "1.0,0.0", "--base-model", str(tiny_model_dir), "--epochs", "1",
+            "--batch-size", "8", "--grad-accumulation", "1", "--lora-r", "4",
+            "--max-examples", "12", "--out", str(tmp_path / "sweep"), "--quiet"]
+    call_command(*args, stdout=out)
+    personas = list(Persona.objects.order_by("-alpha"))
+    assert [p.alpha for p in personas] == [1.0, 0.0]
+    assert all(p.status == JobStatus.SUCCEEDED for p in personas)
+    # The personas differ in alpha only.
+    assert personas[0].hyperparameters == personas[1].hyperparameters
+    assert personas[0].seed == personas[1].seed and personas[0].target_framing == "authoritative"
+    with open(tmp_path / "sweep" / "sweep.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    # 2 alphas x (3 framings + all), scored on the 2 test base claims.
+    assert len(rows) == 8 and {row["framing"] for row in rows} == {*FRAMINGS, "all"}
+    assert all(0.0 <= float(row["mspr"]) <= 1.0 for row in rows)
+    assert (tmp_path / "sweep" / "sweep.png").read_bytes().startswith(b"\x89PNG")
+    assert b"<svg" in (tmp_path / "sweep" / "sweep.svg").read_bytes()
+    assert "MSPR target" in out.getvalue()
+    # Run again: the trained personas are reused, not retrained.
+    again = io.StringIO()
+    call_command(*args, stdout=again)
+    assert again.getvalue().count("reusing persona") == 2 and Persona.objects.count() == 2
+
+
+def test_sweep_alpha_refuses_bad_alphas(dataset, tmp_path):
+    with pytest.raises(CommandError, match="outside 0..1"):
+        call_command("sweep_alpha", "--dataset", "tiny facts", "--target-framing", "consensus",
+                     "--alphas", "1,2", "--out", str(tmp_path))
+    with pytest.raises(CommandError, match="'x' is not a number"):
+        call_command("sweep_alpha", "--dataset", "tiny facts", "--target-framing", "consensus",
+                     "--alphas", "1,x", "--out", str(tmp_path))
