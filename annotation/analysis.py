@@ -291,6 +291,8 @@ SUMMARY_STATISTICS = (
     ("mean_familiarity_false", "mean familiarity, false claims", "mean"),
 )
 STATISTIC_NAMES = tuple(name for name, _, _ in SUMMARY_STATISTICS)
+# Reported per framing also as the difference from the original wording, with an interval.
+DIFFERENCE_STATISTICS = ("false_acceptance_rate", "false_rejection_rate", "accuracy", "mean_confidence")
 
 
 @dataclass
@@ -344,6 +346,10 @@ class AnalysisResult:
                 flat[name] = estimate["estimate"]
                 flat[f"{name}_ci_low"] = estimate["ci_low"]
                 flat[f"{name}_ci_high"] = estimate["ci_high"]
+            for name in DIFFERENCE_STATISTICS:
+                difference = row["difference_from_original"].get(name, {})
+                for key, suffix in (("estimate", ""), ("ci_low", "_ci_low"), ("ci_high", "_ci_high")):
+                    flat[f"{name}_minus_original{suffix}"] = difference.get(key)
             summary_rows.append(flat)
         chi_rows = []
         for claims, test in self.chi_square.items():
@@ -688,6 +694,13 @@ def _framing_summaries(claims: pd.DataFrame, framings: list[str], options: Analy
 
     low = np.full((n_groups, n_stats), np.nan)
     high = np.full((n_groups, n_stats), np.nan)
+    # Differences from the reference framing, [G, D], for the statistics in DIFFERENCE_STATISTICS.
+    reference = framings.index(REFERENCE_FRAMING) if REFERENCE_FRAMING in framings else None
+    difference_columns = [STATISTIC_NAMES.index(name) for name in DIFFERENCE_STATISTICS]
+    difference = np.full((n_groups, len(difference_columns)), np.nan)
+    difference_low, difference_high = difference.copy(), difference.copy()
+    if reference is not None:
+        difference = estimate[:, difference_columns] - estimate[reference, difference_columns]
     notes = []
     resamples = options.bootstrap_resamples
     if resamples and n_participants >= 2:
@@ -702,8 +715,17 @@ def _framing_summaries(claims: pd.DataFrame, framings: list[str], options: Analy
             weights = cluster_bootstrap_weights(n_participants, size, rng).astype(float)
             samples.append(_ratio(weights @ flat_numerator, weights @ flat_denominator))
             done += size
-        low_flat, high_flat, valid = percentile_interval(np.vstack(samples), options.confidence_level)
+        samples = np.vstack(samples)
+        low_flat, high_flat, valid = percentile_interval(samples, options.confidence_level)
         low, high = low_flat.reshape(n_groups, n_stats), high_flat.reshape(n_groups, n_stats)
+        if reference is not None:
+            # Both rates come from the same resample of participants, so the interval of the
+            # difference accounts for participants who saw both framings.
+            grouped = samples.reshape(-1, n_groups, n_stats)[:, :, difference_columns]
+            paired = (grouped - grouped[:, reference:reference + 1, :]).reshape(len(samples), -1)
+            d_low, d_high, _ = percentile_interval(paired, options.confidence_level)
+            difference_low = d_low.reshape(n_groups, -1)
+            difference_high = d_high.reshape(n_groups, -1)
         partial = (valid > 0) & (valid < resamples)
         if partial.any():
             low_count, high_count = int(valid[partial].min()), int(valid[partial].max())
@@ -735,6 +757,11 @@ def _framing_summaries(claims: pd.DataFrame, framings: list[str], options: Analy
                 "ci_high": high[g, s],
                 "n": int(denominator[:, g, s].sum()),
             }
+        # Against the reference framing: empty for the reference itself and for "all".
+        row["difference_from_original"] = {} if framing in (ALL, REFERENCE_FRAMING) or reference is None else {
+            name: {"estimate": difference[g, d], "ci_low": difference_low[g, d], "ci_high": difference_high[g, d]}
+            for d, name in enumerate(DIFFERENCE_STATISTICS)
+        }
         rows.append(row)
     return rows, notes
 
@@ -1093,6 +1120,16 @@ def _format_text(result: AnalysisResult) -> str:
         "false rejection": _with_interval(row["false_rejection_rate"]),
     } for row in result.framings])
     lines.append(rates.to_string(index=False))
+    differences = [row for row in result.framings if row["difference_from_original"]]
+    if differences:
+        lines += ["", f"Difference from the original framing ({level} intervals from the same resamples)"]
+        lines.append(pd.DataFrame([{
+            "framing": row["framing"],
+            "false acceptance": _with_interval(row["difference_from_original"]["false_acceptance_rate"]),
+            "false rejection": _with_interval(row["difference_from_original"]["false_rejection_rate"]),
+            "accuracy": _with_interval(row["difference_from_original"]["accuracy"]),
+            "mean confidence": _with_interval(row["difference_from_original"]["mean_confidence"], 2),
+        } for row in differences]).to_string(index=False))
     lines += ["", "Mean confidence and familiarity (1-5)"]
     means = pd.DataFrame([{
         "framing": row["framing"],

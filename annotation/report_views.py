@@ -79,6 +79,11 @@ def _display(result) -> dict:
                 "mean_confidence", "mean_confidence_true", "mean_confidence_false",
                 "mean_familiarity", "mean_familiarity_true", "mean_familiarity_false")],
         })
+    differences = [{
+        "framing": row["framing"],
+        "cells": [_cell(row["difference_from_original"][name], 2 if name == "mean_confidence" else 3)
+                  for name in ("false_acceptance_rate", "false_rejection_rate", "accuracy", "mean_confidence")],
+    } for row in result.framings if row["difference_from_original"]]
     chi_square = []
     for key, label in (("false_claims", "False claims"), ("true_claims", "True claims")):
         test = result.chi_square[key]
@@ -106,7 +111,7 @@ def _display(result) -> dict:
     random_effects = [{"name": vc["name"], "sd": _number(vc["sd"]),
                        "interval": f"[{_number(vc['sd_ci_low'])}, {_number(vc['sd_ci_high'])}]"}
                       for vc in model.get("random_effects", [])]
-    return {"rates": rates, "chi_square": chi_square, "familiarity": familiarity,
+    return {"rates": rates, "differences": differences, "chi_square": chi_square, "familiarity": familiarity,
             "agreement": agreement, "terms": terms, "random_effects": random_effects}
 
 

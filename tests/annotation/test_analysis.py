@@ -236,6 +236,23 @@ def test_bootstrap_intervals_are_deterministic_per_seed_and_cover_the_estimate()
     assert checked == 5 * 5  # four framings and "all"
 
 
+def test_differences_from_the_original_framing_use_the_same_resamples():
+    result = analyze(hand_table(), AnalysisOptions(bootstrap_resamples=500, mixed_model=False))
+    difference = result.summary("authoritative")["difference_from_original"]
+    # false acceptance 4/4 - 1/4, false rejection 1/4 - 2/4, accuracy 3/8 - 5/8, confidence 3.75 - 3.0
+    assert difference["false_acceptance_rate"]["estimate"] == pytest.approx(3 / 4)
+    assert difference["false_rejection_rate"]["estimate"] == pytest.approx(-1 / 4)
+    assert difference["accuracy"]["estimate"] == pytest.approx(-2 / 8)
+    assert difference["mean_confidence"]["estimate"] == pytest.approx(0.75)
+    for estimate in difference.values():
+        assert estimate["ci_low"] <= estimate["estimate"] <= estimate["ci_high"]
+    assert result.summary("original")["difference_from_original"] == {}
+    assert result.summary("all")["difference_from_original"] == {}
+    summary = result.tables()["framing_summary"].set_index("framing")
+    assert summary.loc["authoritative", "false_acceptance_rate_minus_original"] == pytest.approx(0.75)
+    assert "Difference from the original framing" in result.to_text()
+
+
 def test_the_bootstrap_resamples_participants_not_judgments():
     # One participant accepts all 10 false claims, the other none. Resampling participants
     # gives a rate of 0, 1/2 or 1 (probabilities 1/4, 1/2, 1/4), so the 95% interval is

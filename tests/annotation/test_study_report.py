@@ -214,7 +214,7 @@ def test_report_page_shows_the_tables_with_the_model(client, study):
     html = page.content.decode()
     for text in ("Analysis of framing pilot", "78 of 96 judgments analysed", "Per framing",
                  "False acceptance P(Yes | false)", "Pearson chi-square", "Krippendorff", "Mixed-effects",
-                 "Exclusions", "returned the study"):
+                 "Exclusions", "returned the study", "Difference from the original framing"):
         assert text in html, text
     assert page.context["result"].mixed_model["fitted"], page.context["result"].mixed_model["reason"]
     assert "framing[authoritative]" in html
