@@ -149,8 +149,9 @@ class AnalysisOptions:
         Accepts a plain mapping of strings (or lists of strings, or already typed values)
         and Django's QueryDict (repeated keys, as checkboxes send them). `exclusions` is a
         comma-separated list or repeated key of rule names; `none` (or an empty value
-        alone) switches every rule off, `all` switches every rule on. Unknown keys are
-        ignored, so a page's other parameters can share the query string. A bad value
+        alone) switches every rule off, `all` switches every rule on. An empty value of a
+        single-valued parameter (a number field left blank) keeps its default. Unknown keys
+        are ignored, so a page's other parameters can share the query string. A bad value
         raises `ValueError` naming the parameter and the value.
         """
         values: dict[str, Any] = {}
@@ -163,6 +164,8 @@ class AnalysisOptions:
             else:
                 raw = params[key]
             parts = _split_parameter(raw)
+            if not parts and name not in ("exclusions", "familiarity_levels"):
+                continue  # a number field left empty in a form: keep the default
             shown = ",".join(parts)
             try:
                 values[name] = _PARSERS[name](parts)

@@ -437,6 +437,10 @@ def test_options_from_a_querydict_with_checkboxes():
     assert AnalysisOptions.from_params(QueryDict("exclusions=&exclusions=attention")).exclusions == {"attention"}
     assert AnalysisOptions.from_params(QueryDict("exclusions=")).exclusions == frozenset()
     assert AnalysisOptions.from_params(QueryDict("familiarity=4&familiarity=5")).familiarity_levels == (4, 5)
+    # a number field left blank keeps its default; no familiarity box ticked is an error
+    assert AnalysisOptions.from_params(QueryDict("bootstrap=&seed=")) == AnalysisOptions()
+    with pytest.raises(ValueError, match="parameter 'familiarity': value '': give one or more"):
+        AnalysisOptions.from_params(QueryDict("familiarity="))
 
 
 @pytest.mark.parametrize("params,message", [
