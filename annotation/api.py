@@ -24,6 +24,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
+from rest_framework.decorators import api_view, permission_classes, throttle_classes
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -63,11 +64,34 @@ BAD_REQUEST = OpenApiResponse(description="Invalid input; the body names each fi
 
 
 class Pagination(PageNumberPagination):
-    """`?page=N&page_size=M` (at most 1,000 a page); the response has count, next, previous."""
+    """`?page=N&page_size=M` (at most 1,000 a page); the response has count, next, previous.
+
+    A page past the end is a 404 (DRF's rule); a page size that is not a positive integer
+    is a 400 rather than silently the default, so a typo in a script shows.
+    """
 
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw not in (None, "") and not (raw.isdigit() and int(raw) > 0):
+            raise ValidationError({self.page_size_query_param: [
+                f"'{raw}' is not a page size; accepted: an integer from 1 to {self.max_page_size}"]})
+        return super().get_page_size(request)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = 1
+            if parameter["name"] == self.page_size_query_param:
+                parameter["description"] = (f"Results per page (default {self.page_size}; "
+                                            f"larger than {self.max_page_size} gives {self.max_page_size}).")
+        return parameters
+
+
+PAGE_NOT_FOUND = OpenApiResponse(s.ErrorSerializer, description="A page past the last one.")
 
 
 def visible_study(request, pk) -> Study:
@@ -138,11 +162,13 @@ class TokenView(APIView):
 # --- Datasets and imports -------------------------------------------------------------------
 
 class DatasetQuery(serializers.Serializer):
-    name = serializers.CharField(required=False, help_text="Only datasets whose name contains this.")
+    name = serializers.CharField(required=False, trim_whitespace=False,
+                                 help_text="Only datasets whose name contains this.")
 
 
 @extend_schema(tags=["datasets"], summary="List datasets",
-               parameters=[DatasetQuery])
+               parameters=[DatasetQuery], responses={200: s.DatasetSerializer(many=True),
+                                                     400: BAD_REQUEST, 404: PAGE_NOT_FOUND})
 class DatasetListView(generics.ListAPIView):
     """Every claim dataset with its number of base claims. Datasets are shared by all
     researchers of the platform (studies are not)."""
@@ -189,7 +215,9 @@ def _import_progress(jobs) -> dict[int, dict]:
 
 
 @extend_schema_view(
-    get=extend_schema(summary="List your claim imports", responses=s.ClaimImportSerializer(many=True)),
+    get=extend_schema(summary="List your claim imports",
+                      responses={200: s.ClaimImportSerializer(many=True), 400: BAD_REQUEST,
+                                 404: PAGE_NOT_FOUND}),
     post=extend_schema(
         summary="Upload claim files to import",
         description="Stores the uploaded files and queues their import into `dataset_name` "
@@ -248,7 +276,8 @@ class ClaimImportDetailView(APIView):
 class StudyQuery(serializers.Serializer):
     status = serializers.ChoiceField(choices=Study.Status.choices, required=False)
     dataset = serializers.IntegerField(required=False, help_text="Only studies of this dataset (id).")
-    name = serializers.CharField(required=False, help_text="Only studies whose name contains this.")
+    name = serializers.CharField(required=False, trim_whitespace=False,
+                                 help_text="Only studies whose name contains this.")
 
 
 def _studies(user):
@@ -259,6 +288,8 @@ def _studies(user):
 
 @extend_schema_view(
     get=extend_schema(summary="List your studies", parameters=[StudyQuery],
+                      responses={200: s.StudySerializer(many=True), 400: BAD_REQUEST,
+                                 404: PAGE_NOT_FOUND},
                       description="The studies you own, those shared with you, and (for a "
                                   "superuser) all studies; newest first."),
     post=extend_schema(
@@ -489,7 +520,7 @@ class ParticipantQuery(serializers.Serializer):
         child=serializers.ChoiceField(choices=Participant.Status.choices), required=False,
         help_text="Only participants with one of these statuses (repeat the parameter or "
                   "separate with commas).")
-    external_id = serializers.CharField(required=False,
+    external_id = serializers.CharField(required=False, trim_whitespace=False,
                                         help_text="The participant's platform id, e.g. a Prolific PID.")
     batch = serializers.IntegerField(required=False, min_value=0, help_text="0-based batch index.")
 
@@ -607,7 +638,7 @@ class JudgmentFilters(serializers.Serializer):
 
 class JudgmentQuery(JudgmentFilters):
     study = serializers.IntegerField(required=False, help_text="Only this study's judgments (id).")
-    participant = serializers.CharField(required=False,
+    participant = serializers.CharField(required=False, trim_whitespace=False,
                                         help_text="Only this participant (platform id).")
 
 
@@ -749,7 +780,8 @@ class DataExportCreateSerializer(JudgmentFilters):
 
 @extend_schema_view(
     get=extend_schema(summary="A study's background exports",
-                      responses={200: s.DataExportSerializer(many=True), 404: NOT_FOUND}),
+                      responses={200: s.DataExportSerializer(many=True), 400: BAD_REQUEST,
+                                 404: NOT_FOUND}),
     post=extend_schema(
         summary="Start a background export",
         description=EXPORT_DESCRIPTION + " A worker writes the file; the answer (202) is the job, "
@@ -800,7 +832,9 @@ class DataExportDetailView(APIView):
 @extend_schema(tags=["exports"], summary="Download a finished export",
                description="The file of a succeeded export (404 once it was deleted from the "
                            "artifact store).",
-               responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+               responses={(200, "text/csv"): OpenApiTypes.BINARY,
+                          (200, "application/jsonl"): OpenApiTypes.BINARY,
+                          (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
                           404: NOT_FOUND,
                           409: OpenApiResponse(s.ErrorSerializer, description="Not finished.")})
 class DataExportDownloadView(APIView):
@@ -824,21 +858,24 @@ class DataExportDownloadView(APIView):
 class AnalysisQuery(serializers.Serializer):
     """Documents the parameters; `AnalysisOptions.from_params` parses them."""
 
-    exclusions = serializers.CharField(
-        required=False,
-        help_text=f"Comma-separated exclusion rules to apply: {', '.join(EXCLUSION_RULES)}; "
-                  "`all` (the default) or `none`. " + "; ".join(
-                      f"{rule}: {text}" for rule, text in EXCLUSION_RULES.items()) + ".")
+    exclusions = serializers.ListField(
+        child=serializers.ChoiceField(choices=[*EXCLUSION_RULES, "all", "none"]), required=False,
+        help_text="Exclusion rules to apply (repeat or comma-separate): `all` (the default), "
+                  "`none`, or some of: " + "; ".join(
+                      f"`{rule}`: {text}" for rule, text in EXCLUSION_RULES.items()) + ".")
     min_median_response_ms = serializers.FloatField(
-        required=False, help_text="The `fast` rule's threshold (default 2000).")
-    familiarity = serializers.CharField(
-        required=False, help_text="Familiarity levels (1-5) for the false-acceptance binomial "
-                                  "tests, comma-separated (default 4,5).")
+        required=False, min_value=0, help_text="The `fast` rule's threshold (default 2000).")
+    familiarity = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=5), required=False,
+        help_text="Familiarity levels for the false-acceptance binomial tests (repeat or "
+                  "comma-separate; default 4,5).")
     bootstrap = serializers.IntegerField(
-        required=False, help_text="Cluster-bootstrap resamples for the intervals (default 2000; "
-                                  "0: no intervals).")
-    confidence_level = serializers.FloatField(required=False, help_text="Default 0.95.")
-    seed = serializers.IntegerField(required=False, help_text="The bootstrap's seed (default 0).")
+        required=False, min_value=0, max_value=100_000,
+        help_text="Cluster-bootstrap resamples for the intervals (default 2000; 0: no intervals).")
+    confidence_level = serializers.FloatField(required=False, min_value=0.5, max_value=0.9999,
+                                              help_text="Default 0.95.")
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**63 - 1,
+                                    help_text="The bootstrap's seed (default 0).")
     mixed_model = serializers.BooleanField(
         required=False, help_text="Fit the mixed-effects logistic regression (default true).")
 
@@ -883,3 +920,12 @@ class StudyAnalysisView(APIView):
         except ValueError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(cached_study_analysis(study=study, options=options).to_dict())
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@permission_classes([AllowAny])
+@throttle_classes([])
+def not_found(request, *args, **kwargs):
+    return Response({"detail": f"no API endpoint at {request.path}; see /api/docs/"},
+                    status=status.HTTP_404_NOT_FOUND)

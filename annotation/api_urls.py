@@ -1,6 +1,6 @@
 """URLs of the researchers' REST API, mounted at /api/ (the schema and Swagger UI sit beside
 them in config/urls.py)."""
-from django.urls import path
+from django.urls import path, re_path
 
 from . import api
 
@@ -37,4 +37,6 @@ urlpatterns = [
     path("exports/<int:pk>/download/", api.DataExportDownloadView.as_view(), name="export-download"),
     path("judgments/", api.JudgmentListView.as_view(), name="judgment-list"),
     path("judgments/<int:pk>/", api.JudgmentDetailView.as_view(), name="judgment-detail"),
+    # Anything else under /api/ is a JSON 404, like every other API answer, not an HTML page.
+    re_path(r"^.*$", api.not_found, name="not-found"),
 ]

@@ -114,7 +114,7 @@ class ClaimImportCreateSerializer(serializers.Serializer):
         max_length=200, help_text="An existing dataset to add to, or the name of a new one.")
     files = serializers.ListField(
         child=serializers.FileField(),
-        allow_empty=False,
+        allow_empty=False, min_length=1,
         help_text="FrameRef JSON Lines (.jsonl, .jsonl.gz), Parquet or CSV (.csv, .csv.gz) files "
                   "with the columns claim_id, restated_claim, framing_type, true_label. Names "
                   "like train-0000.jsonl set the split.",
@@ -164,6 +164,9 @@ class StudySerializer(serializers.ModelSerializer):
     batch_count = serializers.SerializerMethodField()
     entry_url = serializers.SerializerMethodField(
         help_text="The link to give the recruitment platform (append ?PROLIFIC_PID=... etc.).")
+    # A URL or empty: as a string, since an empty value is no `uri`.
+    completion_url = serializers.CharField(
+        read_only=True, help_text="Where a finished participant is sent (empty: nowhere).")
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -193,10 +196,10 @@ class StudyCreateSerializer(serializers.Serializer):
         help_text="Number of base claims, half true and half false (default 40 unless "
                   "`base_claim_ids` is given).")
     base_claim_ids = serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False, allow_empty=False,
+        child=serializers.CharField(max_length=200), required=False, allow_empty=False, min_length=1,
         help_text="Exactly these base claims (their external ids) instead of a random draw.")
     framings = serializers.ListField(
-        child=serializers.ChoiceField(choices=Framing.choices), required=False, allow_empty=False,
+        child=serializers.ChoiceField(choices=Framing.choices), required=False, allow_empty=False, min_length=1,
         default=list(FRAMINGS), help_text="Framings to show (default: all six).")
     split = serializers.ChoiceField(choices=["", *SPLITS, NO_SPLIT], default="",
                                     help_text="Only base claims of this split (blank: any).")
@@ -311,7 +314,7 @@ class ParticipantMarkSerializer(serializers.Serializer):
 
 class ParticipantBulkMarkSerializer(ParticipantMarkSerializer):
     external_ids = serializers.ListField(
-        child=serializers.CharField(max_length=200), allow_empty=False, max_length=10_000,
+        child=serializers.CharField(max_length=200), allow_empty=False, min_length=1, max_length=10_000,
         help_text="Participants' platform ids (e.g. Prolific PIDs). All or nothing: one unknown "
                   "id changes nothing.")
 

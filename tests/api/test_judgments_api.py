@@ -55,6 +55,8 @@ def test_pagination_walks_every_judgment_once(api, answered):
     assert sorted(seen) == sorted(Judgment.objects.values_list("pk", flat=True))
     assert len(seen) == len(set(seen)) == 21
     assert api.get("/api/judgments/", {"page": 99}).status_code == 404
+    bad_size = api.get("/api/judgments/", {"page_size": "ten"})
+    assert bad_size.status_code == 400 and "'ten' is not a page size" in bad_size.json()["page_size"][0]
 
 
 def test_filters(api, answered):

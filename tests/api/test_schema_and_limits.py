@@ -36,6 +36,12 @@ def test_schema_and_swagger_ui_are_served(anonymous):
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
 
 
+def test_unknown_api_paths_answer_json(api, anonymous):
+    for client in (api, anonymous):
+        response = client.get("/api/studies/not-a-number/")
+        assert response.status_code == 404 and "/api/docs/" in response.json()["detail"]
+
+
 def test_password_attempts_are_limited(anonymous, owner, settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
         **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "token": "3/minute"}}
