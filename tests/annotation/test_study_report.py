@@ -231,6 +231,15 @@ def test_report_exclusions_toggle_through_the_form(client, study):
     assert 'value="status" checked' in html and 'value="fast">' in html
     none = client.get(report_url(study, f"exclusions=&{FAST}"))
     assert none.context["result"].counts["judgments_analysed"] == 96
+    # the whole form as a browser submits it: hidden empties, ticked boxes, blank fields
+    form = client.get(report_url(study, "exclusions=&exclusions=attention&min_median_response_ms=&"
+                                        "familiarity=&familiarity=5&bootstrap=100&confidence_level=0.9&"
+                                        "seed=&mixed_model=0"))
+    assert form.status_code == 200
+    assert form.context["options"] == AnalysisOptions(exclusions={"attention"}, familiarity_levels=(5,),
+                                                      bootstrap_resamples=100, confidence_level=0.9,
+                                                      mixed_model=False)
+    assert "at familiarity 5" in form.content.decode()
 
 
 def test_report_with_a_bad_option_says_which(client, study):
