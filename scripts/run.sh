@@ -15,6 +15,8 @@ py=.venv/bin/python
 $py manage.py migrate --noinput -v 0
 $py manage.py collectstatic --noinput -v 0
 $py manage.py load_demo
+# Queued, not run here: the worker started below computes the demo report in the background.
+$py manage.py load_demo_simulation --enqueue
 
 pids=()
 cleanup() {

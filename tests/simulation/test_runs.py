@@ -1,10 +1,13 @@
 """Simulation runs through the services: validation up front, an end-to-end run on the demo
 dataset with the real MiniLM embeddings, sharded Celery execution identical to in-process
 execution, idempotent shards, cancel and failure."""
+import io
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from annotation.models import Dataset
 from simulation.models import SimulationRun
@@ -179,3 +182,36 @@ def test_shard_chunks_cover_every_trajectory_once():
     assert shard_chunks(10, 3) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
     assert shard_chunks(2, 8) == [[0], [1]]
     assert sum(shard_chunks(1000, 7), []) == list(range(1000))
+
+
+def test_simulate_command_creates_and_executes_a_run(demo):
+    out = io.StringIO()
+    call_command("simulate", dataset="FrameLab demo", split="test", trajectories=5, steps=4, runs=2, seed=3,
+                 agent=["parametric:credulous:accept_true=0.9,accept_false=0.7,confidence=0.8", "oracle"],
+                 no_progress=True, stdout=out)
+    run = SimulationRun.objects.get()
+    text = out.getvalue()
+    assert f"simulation run {run.pk}: succeeded" in text and "per-step results: simulations/" in text
+    assert re.search(r"oracle\s+2\.500", text)
+    assert run.agents[0]["accept"] == {"*": {"SUPPORTS": 0.9, "REFUTES": 0.7}}
+
+    with pytest.raises(CommandError, match=f"run {run.pk} is succeeded, not queued"):
+        call_command("simulate", run=str(run.pk), no_progress=True)
+    with pytest.raises(CommandError, match=r"agent 1 \('p'\): field 'accept.\*.REFUTES': value '1.3'"):
+        call_command("simulate", dataset="FrameLab demo", agent=["parametric:p:accept_true=0.5,accept_false=1.3"],
+                     trajectories=2, steps=2, no_progress=True)
+    with pytest.raises(CommandError, match="--agent bot: unknown kind 'bot'"):
+        call_command("simulate", dataset="FrameLab demo", agent=["bot"], trajectories=2, steps=2, no_progress=True)
+    assert SimulationRun.objects.count() == 1
+
+
+@pytest.mark.slow
+def test_demo_simulation_is_created_once_and_finishes(demo):
+    call_command("load_demo_simulation", trajectories=4, steps=6, runs=1)
+    run = SimulationRun.objects.get()
+    assert run.status == "succeeded" and run.split == "all"
+    assert [a["name"] for a in run.agents] == ["sceptical", "credulous", "swayed by authority", "oracle"]
+    agents = summary_table(run, "agents").set_index("agent")
+    assert agents.loc["oracle", "mean_IH"] == pytest.approx(3.5)
+    call_command("load_demo_simulation")
+    assert SimulationRun.objects.count() == 1
