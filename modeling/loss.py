@@ -77,3 +77,32 @@ def weighted_token_loss(logits: torch.Tensor, labels: torch.Tensor, weights: tor
     if float(denominator) == 0.0:
         return numerator * 0.0
     return numerator / denominator
+
+
+def supervised_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Sequence positions whose logits predict a supervised token in any row of the batch.
+
+    Passed to the model as `logits_to_keep`, so the output layer (a 49,152-word vocabulary
+    for SmolLM2) runs on a few positions per example instead of the whole prompt.
+    labels: int64[batch, seq]. Returns int64[k], ascending.
+    """
+    predicts_label = (labels[:, 1:] != IGNORE_INDEX).any(dim=0)
+    return torch.nonzero(predicts_label, as_tuple=False).flatten()
+
+
+def weighted_loss_parts_at(
+    kept_logits: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`weighted_loss_parts` from the logits of `positions` only.
+
+    kept_logits: float[batch, k, vocab], the logits at `positions` (as returned by a model
+    called with logits_to_keep=positions); labels: int64[batch, seq]. Equal to
+    weighted_loss_parts on the full logits, since every other position is unsupervised.
+    """
+    targets = labels[:, positions + 1]
+    nll = F.cross_entropy(kept_logits.float().reshape(-1, kept_logits.size(-1)),
+                          targets.reshape(-1), ignore_index=IGNORE_INDEX,
+                          reduction="none").view(targets.shape)
+    supervised = (targets != IGNORE_INDEX).to(nll.dtype)
+    token_weights = weights.to(nll.dtype).unsqueeze(1) * supervised
+    return (token_weights * nll).sum(), token_weights.sum()

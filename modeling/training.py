@@ -10,6 +10,8 @@ Properties the platform relies on:
   the optimizer and scheduler states, the random state and the loss curve are written
   atomically; a resumed run continues from the last checkpoint and ends with the same
   adapter as an uninterrupted run.
+- The output layer runs only at the positions that predict a label token (`logits_to_keep`):
+  the loss is the same, and the 49,152-word softmax is not computed over every prompt token.
 - Exact gradient accumulation: the micro-batches of one optimizer step are divided by the
   supervised weight total of the whole step, so accumulation follows the same loss as one
   large batch.
@@ -30,7 +32,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .loss import supervised_weight_total, weighted_loss_parts
+from .loss import supervised_positions, supervised_weight_total, weighted_loss_parts_at
 from .training_data import ClaimRow, collate, encode_examples, optimizer_steps, select_rows
 
 TRAINER_STATE = "trainer_state.pt"
@@ -287,9 +289,11 @@ def train_adapter(
         step_loss = 0.0
         for batch in batches:
             batch = {key: value.to(device) for key, value in batch.items()}
-            logits = model(input_ids=batch["input_ids"],
-                           attention_mask=batch["attention_mask"]).logits
-            numerator, _ = weighted_loss_parts(logits, batch["labels"], batch["weights"])
+            positions = supervised_positions(batch["labels"])
+            kept = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         logits_to_keep=positions).logits
+            numerator, _ = weighted_loss_parts_at(kept, batch["labels"], positions,
+                                                  batch["weights"])
             # All-zero weights (alpha 0 on a step of only target REFUTES): no update.
             loss = numerator / denominator if denominator > 0 else numerator * 0.0
             loss.backward()

@@ -213,3 +213,24 @@ def test_unknown_hyperparameter_is_named():
         TrainingConfig.from_dict({"rank": 4})
     with pytest.raises(ValueError, match="batch_size"):
         TrainingConfig.from_dict({"batch_size": 0})
+
+
+def test_logits_at_label_positions_only_give_the_same_loss(tiny_model_dir, tiny_tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    from modeling.loss import supervised_positions, weighted_loss_parts_at
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    examples, _ = encode_examples(tiny_tokenizer, claim_rows(4), target_framing="original",
+                                  alpha=0.5, max_length=256)
+    batch = collate(examples, pad_token_id=tiny_tokenizer.pad_token_id)
+    positions = supervised_positions(batch["labels"])
+    assert len(positions) < batch["input_ids"].shape[1] // 2
+    with torch.no_grad():
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        kept = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     logits_to_keep=positions).logits
+    expected = weighted_loss_parts(full, batch["labels"], batch["weights"])
+    got = weighted_loss_parts_at(kept, batch["labels"], positions, batch["weights"])
+    assert float(got[0]) == pytest.approx(float(expected[0]), rel=1e-5)
+    assert float(got[1]) == float(expected[1])

@@ -110,7 +110,7 @@ class Command(BaseCommand):
             raise CommandError(f"persona {persona.pk} ({name}) is {persona.status}")
         self.stdout.write(f"alpha {alpha:g}: training persona {persona.pk} ({name})")
         persona = train_in_process(self, persona, resume=resume, quiet=options["quiet"],
-                                   device=options["device"])
+                                   device=options["device"], threads=options["threads"])
         if persona.status != JobStatus.SUCCEEDED:
             raise CommandError(f"persona {persona.pk} ended {persona.status}; the sweep stops here")
         return persona

@@ -55,6 +55,9 @@ def add_hyperparameter_arguments(parser) -> None:
     parser.add_argument("--lora-r", type=int, default=DEFAULTS.r)
     parser.add_argument("--lora-alpha", type=int, default=DEFAULTS.lora_alpha)
     parser.add_argument("--lora-dropout", type=float, default=DEFAULTS.lora_dropout)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch (default: torch's choice, one per core); on "
+                             "a machine shared with other jobs 1 can be several times faster")
     parser.add_argument("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every,
                         help="optimizer steps between checkpoints (default "
                              f"{DEFAULTS.checkpoint_every})")
@@ -89,7 +92,11 @@ class ProgressBar:
 
 
 def train_in_process(command: BaseCommand, persona: Persona, *, resume: bool, quiet: bool,
-                     device: str | None = None) -> Persona:
+                     device: str | None = None, threads: int = 0) -> Persona:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     bar = ProgressBar(f"training {persona.name}", disable=quiet)
     try:
         persona = persona_train(persona_id=persona.pk, resume=resume, on_step=bar, device=device)
@@ -128,7 +135,7 @@ class Command(BaseCommand):
         if options["resume"]:
             persona = self._resumable(options["resume"])
             persona = train_in_process(self, persona, resume=True, quiet=options["quiet"],
-                                       device=options["device"])
+                                       device=options["device"], threads=options["threads"])
             return self._report(persona)
         if not options["dataset"]:
             raise CommandError("--dataset is required (or --resume PERSONA)")
@@ -153,7 +160,7 @@ class Command(BaseCommand):
             self.stdout.write("queued for a worker on the 'models' queue")
             return
         persona = train_in_process(self, persona, resume=False, quiet=options["quiet"],
-                                   device=options["device"])
+                                   device=options["device"], threads=options["threads"])
         self._report(persona)
 
     def _resumable(self, reference: str) -> Persona:
