@@ -127,7 +127,10 @@ def score_frame(*, model, tokenizer, claims: pd.DataFrame, batch_size: int = 32,
     from .scoring import ClaimScorer
 
     scorer = ClaimScorer(model, tokenizer, batch_size=batch_size)
-    scores = scorer.score(claims["text"].tolist(), progress=progress)
+    return _score_table_frame(claims, scorer.score(claims["text"].tolist(), progress=progress))
+
+
+def _score_table_frame(claims: pd.DataFrame, scores) -> pd.DataFrame:
     table = pd.DataFrame({
         "claim_id": (claims["base_id"] + ":" + claims["framing"]).to_numpy(),
         "framed_claim_id": claims["framed_claim_id"].to_numpy(dtype=np.int64),
@@ -276,6 +279,98 @@ def score_table_run(*, score_table: ScoreTable, batch_size: int = 32,
         raise
     score_table.refresh_from_db()
     return score_table
+
+
+def load_personas_together(personas: list[Persona]):
+    """One peft model holding every persona's adapter: (model, tokenizer, adapter names).
+
+    All personas must share a base model; a base persona is peft's `__base__` (no adapter).
+    """
+    from .base_models import adapter_path, load_base_model, pick_device
+    from .scoring import BASE_ADAPTER
+
+    bases = {p.base_model for p in personas}
+    if len(bases) != 1:
+        raise ScoreServiceError(
+            f"personas scored together must share a base model; these use {', '.join(sorted(bases))}")
+    for persona in personas:
+        _check_usable(persona)
+    model, tokenizer = load_base_model(bases.pop(), device=pick_device())
+    names = []
+    for persona in personas:
+        if persona.is_base:
+            names.append(BASE_ADAPTER)
+            continue
+        name = f"persona-{persona.pk}"
+        folder = adapter_path(persona)
+        if not (folder / "adapter_config.json").is_file():
+            raise ScoreServiceError(f"persona {persona.name!r}: adapter folder {folder} is incomplete")
+        if hasattr(model, "load_adapter") and hasattr(model, "peft_config"):
+            model.load_adapter(folder, adapter_name=name, is_trainable=False)
+        else:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, folder, adapter_name=name, is_trainable=False)
+        names.append(name)
+    if not hasattr(model, "peft_config"):
+        # Only base personas: a plain model, scored adapter-free.
+        return model, tokenizer, None
+    model.eval()
+    return model, tokenizer, names
+
+
+def score_tables_run_together(*, score_tables: list[ScoreTable], batch_size: int = 32,
+                              progress: ProgressCallback | None = None) -> list[ScoreTable]:
+    """Scores several personas of one base model on one dataset split in one pass.
+
+    The base model is loaded once, every persona's adapter beside it, and each batch mixes
+    rows of all personas (peft's mixed-adapter batches), so N personas cost one model load
+    and N times the rows instead of N separate runs.
+    """
+    from .scoring import ClaimScorer
+
+    if len({(t.dataset_id, t.split) for t in score_tables}) != 1:
+        raise ScoreServiceError("score tables run together must be of one dataset split")
+    first = score_tables[0]
+    ids = [t.pk for t in score_tables]
+    ScoreTable.objects.filter(pk__in=ids).update(
+        status=JobStatus.RUNNING, started=timezone.now(), progress=0.0, error="")
+    started = time.monotonic()
+    try:
+        claims = framed_claim_rows(dataset=first.dataset, split=first.split)
+        if claims.empty:
+            raise ScoreServiceError(
+                f"dataset {first.dataset.name!r} has no framed claims in split {first.split!r}")
+        personas = [t.persona for t in score_tables]
+        model, tokenizer, names = load_personas_together(personas)
+        if names is None:  # base personas only: score once, same numbers for each
+            scores = ClaimScorer(model, tokenizer, batch_size=batch_size).score(
+                claims["text"].tolist(), progress=progress)
+            by_persona = {p.pk: scores for p in personas}
+        else:
+            scorer = ClaimScorer(model, tokenizer, batch_size=batch_size, adapters=names)
+            mixed = scorer.score_adapters(claims["text"].tolist(), progress=progress)
+            by_persona = {p.pk: mixed[name] for p, name in zip(personas, names)}
+        seconds = time.monotonic() - started
+        for table in score_tables:
+            frame = _score_table_frame(claims, by_persona[table.persona_id])
+            relative = score_table_relative_path(persona=table.persona, dataset=table.dataset,
+                                                 split=table.split)
+            _write_parquet(frame, relative)
+            provenance = _provenance(persona=table.persona, batch_size=batch_size,
+                                     seconds=seconds, rows=len(frame) * len(score_tables))
+            provenance["scored_with"] = [p.name for p in personas]
+            ScoreTable.objects.filter(pk=table.pk).update(
+                status=JobStatus.SUCCEEDED, path=relative, rows=len(frame), progress=1.0,
+                eta_seconds=0.0, finished=timezone.now(), provenance=provenance)
+    except Exception as exc:
+        logger.exception("score tables %s failed", ids)
+        ScoreTable.objects.filter(pk__in=ids).update(
+            status=JobStatus.FAILED, finished=timezone.now(), error=str(exc)[:2000])
+        raise
+    for table in score_tables:
+        table.refresh_from_db()
+    return score_tables
 
 
 def score_table_load(score_table: ScoreTable) -> pd.DataFrame:

@@ -27,6 +27,7 @@ Pure torch/transformers, no Django: callers pass a loaded (model, tokenizer).
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ SYSTEM_INSTRUCTION = (
 LABELS = ("SUPPORTS", "REFUTES")
 SUPPORTS, REFUTES = LABELS
 DEFAULT_BATCH_SIZE = 32
+# peft's name for "no adapter" in a mixed-adapter batch.
+BASE_ADAPTER = "__base__"
 
 ProgressCallback = Callable[[int, int], None]  # (claims done, claims total)
 
@@ -164,10 +167,17 @@ class ClaimScorer:
         scorer = ClaimScorer(model, tokenizer, batch_size=32)
         scores = scorer.score(["Paris is the capital of France.", ...])
         scores.p_supports, scores.predicted_label, scores.confidence
+
+    Several personas of one base model in one pass: load their LoRA adapters into one peft
+    model and name them; `score_adapters` then mixes rows of every adapter in each batch
+    (peft's mixed-adapter batches, `adapter_names`), `BASE_ADAPTER` being the base model.
+
+        scorer = ClaimScorer(peft_model, tokenizer, adapters=["__base__", "auth", "cons"])
+        by_adapter = scorer.score_adapters(claims)   # {"auth": LabelScores, ...}
     """
 
     def __init__(self, model, tokenizer, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, adapters: Sequence[str] | None = None):
         if batch_size < 1:
             raise ScoringError(f"batch size must be at least 1, got {batch_size}")
         self.model = model
@@ -178,35 +188,74 @@ class ClaimScorer:
         self._cache_kw = _cache_keyword(self.decoder)
         self.supports_ids, self.refutes_ids = label_token_ids(tokenizer)
         self.prefix_ids = shared_prefix_ids(tokenizer)
-        self._prefix_kv = self._encode_prefix(self.prefix_ids) if self.prefix_ids else None
         self._dtype = next(model.parameters()).dtype
+        self.adapters = list(adapters) if adapters else []
+        if self.adapters and not hasattr(model, "_enable_peft_forward_hooks"):
+            raise ScoringError("scoring several adapters needs a peft model holding them")
+        # The prefix's keys and values depend on the adapter (LoRA changes k and v).
+        self._prefix_kv = {
+            adapter: self._encode_prefix(self.prefix_ids, adapter) if self.prefix_ids else None
+            for adapter in (self.adapters or [None])
+        }
+
+    def _adapter_context(self, adapter_names: list[str] | None):
+        if adapter_names is None:
+            return contextlib.nullcontext()
+        return self.model._enable_peft_forward_hooks(adapter_names=adapter_names)
 
     @torch.no_grad()
-    def _encode_prefix(self, ids: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _encode_prefix(self, ids: list[int], adapter: str | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         from transformers import DynamicCache
 
         cache = DynamicCache()
-        self.decoder(input_ids=torch.tensor([ids], device=self.device), use_cache=True,
-                     **{self._cache_kw: cache})
+        with self._adapter_context(None if adapter is None else [adapter]):
+            self.decoder(input_ids=torch.tensor([ids], device=self.device), use_cache=True,
+                         **{self._cache_kw: cache})
         return [(layer.keys, layer.values) for layer in cache.layers]
 
-    def _batch_cache(self, batch: int):
+    def _batch_cache(self, row_adapters: list[str | None]):
         from transformers import DynamicCache
 
-        # A fresh cache per batch: the forward pass appends to it in place. The expanded
-        # views cost no memory until the first concatenation inside attention.
+        # A fresh cache per batch: the forward pass appends to it in place. With one
+        # adapter the expanded views cost no memory until attention concatenates them.
+        if len(set(row_adapters)) == 1:
+            kv = self._prefix_kv[row_adapters[0]]
+            B = len(row_adapters)
+            return DynamicCache(ddp_cache_data=[
+                (k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in kv])
+        layers = zip(*(self._prefix_kv[a] for a in row_adapters))
         return DynamicCache(ddp_cache_data=[
-            (k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in self._prefix_kv
-        ])
+            (torch.cat([k for k, _ in per_row]), torch.cat([v for _, v in per_row]))
+            for per_row in layers])
 
     def score(self, claims: Sequence[str], *, progress: ProgressCallback | None = None) -> LabelScores:
         """Log probabilities of SUPPORTS and REFUTES for each claim, in the input order."""
+        if self.adapters:
+            raise ScoringError("this scorer holds several adapters: use score_adapters")
+        return self._score_rows(claims, [None] * len(claims), progress)
+
+    def score_adapters(self, claims: Sequence[str], *,
+                       progress: ProgressCallback | None = None) -> dict[str, LabelScores]:
+        """Every claim under every adapter, adapters mixed within batches."""
+        if not self.adapters:
+            raise ScoringError("no adapters named: use score")
+        n = len(claims)
+        rows = [claim for claim in claims for _ in self.adapters]
+        row_adapters = [adapter for _ in claims for adapter in self.adapters]
+        scores = self._score_rows(rows, row_adapters, progress)
+        k = len(self.adapters)
+        return {adapter: LabelScores(scores.log_p_supports[j::k][:n], scores.log_p_refutes[j::k][:n])
+                for j, adapter in enumerate(self.adapters)}
+
+    def _score_rows(self, claims: Sequence[str], row_adapters: list[str | None],
+                    progress: ProgressCallback | None) -> LabelScores:
         n = len(claims)
         log_s = np.zeros(n, dtype=np.float64)
         log_r = np.zeros(n, dtype=np.float64)
         if n == 0:
             return LabelScores(log_s, log_r)
-        prompts = [prompt_token_ids(self.tokenizer, claim) for claim in claims]
+        cache: dict[str, list[int]] = {}
+        prompts = [cache.setdefault(claim, prompt_token_ids(self.tokenizer, claim)) for claim in claims]
         P = len(self.prefix_ids)
         with_prefix, without_prefix = [], []
         for i, ids in enumerate(prompts):
@@ -219,7 +268,8 @@ class ClaimScorer:
             for start in range(0, len(order), self.batch_size):
                 indices = order[start:start + self.batch_size]
                 suffixes = [prompts[i][prefix_len:] for i in indices]
-                s, r = self._score_batch(suffixes, use_prefix=prefix_len > 0)
+                s, r = self._score_batch(suffixes, use_prefix=prefix_len > 0,
+                                         row_adapters=[row_adapters[i] for i in indices])
                 log_s[indices] = s
                 log_r[indices] = r
                 done += len(indices)
@@ -228,7 +278,8 @@ class ClaimScorer:
         return LabelScores(log_s, log_r)
 
     @torch.no_grad()
-    def _score_batch(self, suffixes: list[list[int]], *, use_prefix: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _score_batch(self, suffixes: list[list[int]], *, use_prefix: bool,
+                     row_adapters: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
         S, R = self.supports_ids, self.refutes_ids
         mS, mR = len(S), len(R)
         B = len(suffixes)
@@ -265,14 +316,15 @@ class ClaimScorer:
         mask = torch.zeros(allowed.shape, dtype=self._dtype)
         mask.masked_fill_(~allowed, torch.finfo(self._dtype).min)
 
-        kwargs = {self._cache_kw: self._batch_cache(B)} if P else {}
-        hidden = self.decoder(
-            input_ids=input_ids.to(self.device),
-            attention_mask=mask[:, None].to(self.device),
-            position_ids=positions.to(self.device),
-            use_cache=bool(P),
-            **kwargs,
-        ).last_hidden_state
+        kwargs = {self._cache_kw: self._batch_cache(row_adapters)} if P else {}
+        with self._adapter_context(row_adapters if self.adapters else None):
+            hidden = self.decoder(
+                input_ids=input_ids.to(self.device),
+                attention_mask=mask[:, None].to(self.device),
+                position_ids=positions.to(self.device),
+                use_cache=bool(P),
+                **kwargs,
+            ).last_hidden_state
 
         # Where each label token is predicted from: the last claim token for the first,
         # the previous label token for the rest.

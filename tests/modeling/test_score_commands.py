@@ -75,7 +75,18 @@ def test_score_compare_and_calibrate_from_the_command_line(demo, adapter_persona
     one = expected.select_related("base_claim").first()
     assert frame.set_index("framed_claim_id").loc[one.pk, "claim_id"] == one.claim_id
 
-    run("score_claims", persona=adapter_persona.name, dataset=DEMO, split="test", no_progress=True)
+    run("score_claims", "--persona", adapter_persona.name, dataset=DEMO, split="test",
+        no_progress=True)
+    alone = pd.read_parquet(media_root / ScoreTable.objects.get(persona=adapter_persona).path)
+    # Both personas of the tiny base model in one pass, adapters mixed within batches.
+    output = run("score_claims", "--persona", adapter_persona.name, "--persona", str(base.pk),
+                 dataset=DEMO, split="test", batch_size=7, no_progress=True)
+    assert "with 2 personas together" in output
+    together = pd.read_parquet(media_root / ScoreTable.objects.get(persona=adapter_persona).path)
+    np.testing.assert_allclose(together["p_supports"], alone["p_supports"], rtol=1e-5, atol=1e-9)
+    base_again = pd.read_parquet(media_root / ScoreTable.objects.get(persona=base).path)
+    np.testing.assert_allclose(base_again["p_refutes"], frame["p_refutes"], rtol=1e-5, atol=1e-9)
+    assert not np.allclose(together["p_supports"], base_again["p_supports"])
     report = json.loads(run("compare_personas", str(base.pk), adapter_persona.name,
                             dataset=DEMO, split="test", format="json"))
     personas = {row["persona"] for row in report["rows"]}
@@ -114,9 +125,9 @@ def test_score_compare_and_calibrate_from_the_command_line(demo, adapter_persona
 
 def test_commands_refuse_bad_references(demo):
     with pytest.raises(CommandError, match="no persona with id or name 'nobody'"):
-        run("score_claims", persona="nobody", dataset=DEMO)
+        run("score_claims", "--persona", "nobody", dataset=DEMO)
     with pytest.raises(CommandError, match="--batch-size must be at least 1"):
-        run("score_claims", persona="x", dataset=DEMO, batch_size=0)
+        run("score_claims", "--persona", "x", dataset=DEMO, batch_size=0)
     with pytest.raises(CommandError, match="no scores of"):
         Persona.objects.create(name="unscored", is_base=True, status=JobStatus.SUCCEEDED)
         run("compare_personas", "unscored", dataset=DEMO)

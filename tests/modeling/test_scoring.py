@@ -128,3 +128,36 @@ def test_empty_input_and_bad_tokenizer(model, tokenizer):
     no_template.chat_template = None
     with pytest.raises(ScoringError, match="no chat template"):
         prompt_token_ids(no_template, "a claim")
+
+
+def test_several_adapters_in_mixed_batches_equal_each_persona_alone(tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    config = dict(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                  init_lora_weights=False)
+    torch.manual_seed(1)
+    model = get_peft_model(build_tiny_model(tokenizer, seed=7), LoraConfig(**config),
+                           adapter_name="auth")
+    model.add_adapter("cons", LoraConfig(**config))
+    model.eval()
+    claims = CLAIMS[:4]
+    expected = {}
+    for adapter in ("auth", "cons"):
+        model.set_adapter(adapter)
+        expected[adapter] = score_claims_naive(model, tokenizer, claims)
+    with model.disable_adapter():
+        expected["__base__"] = score_claims_naive(model, tokenizer, claims)
+    model.set_adapter("auth")
+
+    scorer = ClaimScorer(model, tokenizer, batch_size=5, adapters=["__base__", "auth", "cons"])
+    mixed = scorer.score_adapters(claims)
+    for adapter, reference in expected.items():
+        np.testing.assert_allclose(mixed[adapter].log_p_supports, reference.log_p_supports,
+                                   atol=1e-5, rtol=1e-6, err_msg=adapter)
+        np.testing.assert_allclose(mixed[adapter].log_p_refutes, reference.log_p_refutes,
+                                   atol=1e-5, rtol=1e-6, err_msg=adapter)
+    # The adapters really differ from each other and from the base model.
+    assert np.abs(expected["auth"].log_p_supports - expected["cons"].log_p_supports).max() > 1e-3
+    assert np.abs(expected["auth"].log_p_supports - expected["__base__"].log_p_supports).max() > 1e-3
+    with pytest.raises(ScoringError, match="score_adapters"):
+        scorer.score(claims)

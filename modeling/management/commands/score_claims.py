@@ -8,7 +8,7 @@ from annotation.models import Dataset, Split
 from annotation.selectors import dataset_lookup
 from modeling.score_services import (
     ScoreServiceError, base_persona_get_or_create, persona_lookup, score_table_create,
-    score_table_enqueue, score_table_run,
+    score_table_enqueue, score_table_run, score_tables_run_together,
 )
 from modeling.scoring import DEFAULT_BATCH_SIZE
 
@@ -19,7 +19,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         who = parser.add_mutually_exclusive_group(required=True)
-        who.add_argument("--persona", help="persona name or id")
+        who.add_argument("--persona", action="append",
+                         help="persona name or id; repeat it to score several personas of one "
+                              "base model together in one pass (mixed-adapter batches)")
         who.add_argument("--base-model",
                          help="score the untrained base model (a packaged name such as "
                               "smollm2-135m-instruct, or a local model folder); its base persona "
@@ -38,11 +40,20 @@ class Command(BaseCommand):
             raise CommandError(f"--batch-size must be at least 1, got {options['batch_size']}")
         try:
             dataset = dataset_lookup(options["dataset"])
-            persona = (persona_lookup(options["persona"]) if options["persona"]
-                       else base_persona_get_or_create(base_model=options["base_model"]))
-            table = score_table_create(persona=persona, dataset=dataset, split=options["split"])
+            personas = ([persona_lookup(reference) for reference in options["persona"]]
+                        if options["persona"]
+                        else [base_persona_get_or_create(base_model=options["base_model"])])
+            personas = list({p.pk: p for p in personas}.values())
+            tables = [score_table_create(persona=p, dataset=dataset, split=options["split"])
+                      for p in personas]
         except (Dataset.DoesNotExist, ScoreServiceError) as exc:
             raise CommandError(str(exc)) from None
+        if len(tables) > 1:
+            if options["background"]:
+                raise CommandError("--background takes one persona; queue them one by one")
+            self._together(tables, options)
+            return
+        persona, table = personas[0], tables[0]
         if options["background"]:
             score_table_enqueue(score_table=table)
             self.stdout.write(f"queued score table #{table.pk}: {persona.name} on {dataset.name} "
@@ -66,3 +77,22 @@ class Command(BaseCommand):
             f"scored {table.rows:,} framed claims of '{dataset.name}' ({table.split}) with "
             f"{persona.name} in {table.provenance.get('seconds')} s ({rate} claims/s); "
             f"score table #{table.pk}: {table.path}")
+
+    def _together(self, tables, options):
+        with tqdm(total=None, desc=f"score {len(tables)} personas", unit=" rows", mininterval=0.5,
+                  file=sys.stderr, disable=options["no_progress"]) as bar:
+            def progress(done, total):
+                bar.total = total
+                bar.update(done - bar.n)
+
+            try:
+                tables = score_tables_run_together(score_tables=tables,
+                                                   batch_size=options["batch_size"],
+                                                   progress=progress)
+            except Exception as exc:
+                raise CommandError(f"scoring failed: {exc}") from None
+        seconds = tables[0].provenance.get("seconds")
+        self.stdout.write(f"scored {tables[0].rows:,} framed claims with {len(tables)} personas "
+                          f"together in {seconds} s:")
+        for table in tables:
+            self.stdout.write(f"  {table.persona.name}: score table #{table.pk}: {table.path}")
