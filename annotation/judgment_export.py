@@ -38,6 +38,8 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
+from django.db import connection
+from django.db.models import F
 import pyarrow.parquet as pq
 
 from .models import Judgment, Participant, Study, TruthLabel
@@ -358,19 +360,18 @@ def read_judgment_table(source, fmt: str | None = None):
 
 # --- Encoders: each turns a chunk of row tuples into bytes -------------------------------
 
-def _csv_value(value):
-    if value is None:
-        return ""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
+_CSV_BOOLEAN = {True: "true", False: "false", None: ""}
+_CSV_TIMESTAMPS = tuple(COLUMNS.index(name) for name in _TIMESTAMP_COLUMNS)
+_CSV_BOOLEANS = tuple(index for index, field in enumerate(ARROW_SCHEMA) if field.type == pa.bool_())
 
 
 class _CsvEncoder:
+    """CSV as pandas reads it back: `true`/`false`, ISO 8601 times, empty for missing.
+
+    Only the columns that need it are converted (the csv module already writes None as
+    an empty cell), which keeps the per-row cost close to the csv module's own.
+    """
+
     def __init__(self) -> None:
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\n")
@@ -380,8 +381,17 @@ class _CsvEncoder:
         return self._drain()
 
     def encode(self, rows: list[tuple]) -> bytes:
-        value = _csv_value
-        self._writer.writerows([value(v) for v in row] for row in rows)
+        boolean = _CSV_BOOLEAN
+        (shown, answered), flags = _CSV_TIMESTAMPS, _CSV_BOOLEANS
+        out = []
+        for row in rows:
+            row = list(row)
+            row[shown] = row[shown].isoformat(timespec="microseconds")
+            row[answered] = row[answered].isoformat(timespec="microseconds")
+            for index in flags:
+                row[index] = boolean[row[index]]
+            out.append(row)
+        self._writer.writerows(out)
         return self._drain()
 
     def finish(self) -> bytes:
@@ -462,6 +472,7 @@ def export_chunks(
     fmt: str,
     chunk_size: int = DEFAULT_CHUNK_ROWS,
     progress: ProgressCallback | None = None,
+    use_copy: bool | None = None,
     **filters,
 ) -> Iterator[bytes]:
     """The export file's bytes, one piece per `chunk_size` rows, for streaming responses.
@@ -469,11 +480,21 @@ def export_chunks(
     CSV starts with its header row, JSON Lines has one object per line, Parquet has one
     row group per chunk (a table with no rows is still a valid file with the schema).
     `progress(n)` is called after each chunk with the rows it held.
+
+    CSV on PostgreSQL is written by the database itself (`COPY (SELECT ...) TO STDOUT`,
+    read block by block), byte for byte the same as the Python path and several times
+    faster; `use_copy=False` forces the Python path, `True` insists on COPY.
     """
     _check_format(fmt)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     clean_filters(**filters)  # a bad filter fails here, before the first byte goes out
+    copy_available = fmt == "csv" and connection.vendor == "postgresql"
+    if use_copy and not copy_available:
+        raise ValueError("COPY exports need CSV on PostgreSQL")
+    if copy_available and use_copy is not False:
+        yield from _copy_csv_chunks(study=study, chunk_size=chunk_size, progress=progress, **filters)
+        return
     encoder = _ENCODERS[fmt]()
     head = encoder.header()
     if head:
@@ -497,6 +518,87 @@ def export_chunks(
     tail = encoder.finish()
     if tail:
         yield tail
+
+
+def _copy_select(*, study: Study, **filters) -> tuple[str, list]:
+    """The export's rows as PostgreSQL writes them in CSV, formatted as the Python path does.
+
+    Django builds the filtered query (one definition of what an export holds), with every
+    field under a plain alias; the outer SELECT formats each column in SQL.
+    """
+    names = [f"c{i}" for i in range(len(_FIELDS))]
+    inner = (judgment_export_queryset(study=study, **filters).order_by()
+             .annotate(**{name: F(field) for name, field in zip(names, _FIELDS)}, row_pk=F("pk"))
+             .values_list(*names, "row_pk"))
+    inner_sql, inner_params = inner.query.sql_with_params()
+    c = dict(zip(_FIELDS, (f't."{name}"' for name in names)))
+    iso = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+    excluded = ", ".join("'" + status + "'" for status in sorted(_EXCLUDED_STATUSES))
+    is_check = f'{c["item__framed_claim__text"]} IS NULL'
+    columns = [
+        c["item_id"],
+        f'{c["item__batch__index"]} + 1',
+        f'COALESCE({c["item__framed_claim__text"]}, {c["item__attention_check__text"]})',
+        c["participant__external_id"],
+        f'CASE WHEN {is_check} THEN NULL ELSE {c["item__framed_claim__base_claim__external_id"]} '
+        f'|| \':\' || {c["item__framed_claim__framing"]} END',
+        c["item__framed_claim__framing"],
+        f'CASE WHEN NOT {is_check} THEN {c["item__framed_claim__base_claim__true_label"]} '
+        f'WHEN {c["item__attention_check__expected_accept"]} THEN \'SUPPORTS\' ELSE \'REFUTES\' END',
+        f'CASE WHEN {c["accept"]} THEN \'SUPPORTS\' ELSE \'REFUTES\' END',
+        c["confidence"],
+        c["familiarity"],
+        "%s",
+        f'{c["item__batch__index"]} + 1',
+        c["position"],
+        iso.format(c["shown_at"]),
+        iso.format(c["answered_at"]),
+        c["response_time_ms"],
+        f"CASE WHEN {is_check} THEN 'true' ELSE 'false' END",
+        f'CASE {c["attention_passed"]} WHEN TRUE THEN \'true\' WHEN FALSE THEN \'false\' END',
+        c["participant__attention_failures"],
+        c["participant__status"],
+        f'CASE WHEN {c["participant__status"]} IN ({excluded}) THEN \'true\' ELSE \'false\' END',
+        c["participant__source"],
+        c["participant_id"],
+        f'NULLIF({c["participant__platform_study_id"]}, \'\')',
+        f'NULLIF({c["participant__platform_session_id"]}, \'\')',
+        c["item__framed_claim__base_claim__external_id"],
+        c["item__framed_claim__base_claim__split"],
+        c["revisions"],
+    ]
+    assert len(columns) == len(COLUMNS)
+    order = f'{c["participant_id"]}, {c["position"]}, t."row_pk"'
+    select = f"SELECT {', '.join(columns)} FROM ({inner_sql}) AS t ORDER BY {order}"
+    return select, [study.name, *inner_params]
+
+
+_COPY_BLOCK_BYTES = 1 << 20
+
+
+def _copy_csv_chunks(*, study: Study, chunk_size: int, progress: ProgressCallback | None,
+                     **filters) -> Iterator[bytes]:
+    select, params = _copy_select(study=study, **filters)
+    yield ",".join(COLUMNS).encode() + b"\n"
+    parts: list[bytes] = []
+    size = rows = 0
+    with connection.cursor() as cursor:
+        # PostgreSQL sends COPY's output one row per message; gather them into blocks of
+        # about a megabyte (or `chunk_size` rows) so a streamed response is not a trickle.
+        with cursor.copy(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", params) as copy:
+            for data in copy:
+                parts.append(bytes(data))
+                size += len(data)
+                rows += 1
+                if rows >= chunk_size or size >= _COPY_BLOCK_BYTES:
+                    yield b"".join(parts)
+                    if progress is not None:
+                        progress(rows)
+                    parts, size, rows = [], 0, 0
+    if parts:
+        yield b"".join(parts)
+        if progress is not None:
+            progress(rows)
 
 
 def export_to_file(

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -234,7 +235,7 @@ def test_chunks_go_out_before_the_rows_are_all_read(study, monkeypatch, fmt):
             yield row
 
     monkeypatch.setattr(judgment_export, "_tuples", counting)
-    chunks = export_chunks(study=study, fmt=fmt, chunk_size=4)
+    chunks = export_chunks(study=study, fmt=fmt, chunk_size=4, use_copy=False)
     first = next(chunks)
     if fmt == "csv":
         assert first.startswith(b"DataPoint_ID,Task_Group_ID,text,") and not consumed
@@ -248,6 +249,23 @@ def test_chunks_go_out_before_the_rows_are_all_read(study, monkeypatch, fmt):
         assert first.count(b"\n") == 4
     rest = list(chunks)
     assert len(consumed) == 32 and rest
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
+@pytest.mark.parametrize("filters", [{}, {"include_attention_checks": True},
+                                     {"truth": "REFUTES", "include_excluded": False},
+                                     {"participant_status": "rejected"}])
+def test_copy_writes_the_same_csv_as_python(study, filters):
+    """On PostgreSQL the database writes the CSV; byte for byte what the Python path writes."""
+    Participant.objects.filter(external_id="P2").update(platform_study_id="", platform_session_id="")
+    Judgment.objects.filter(participant__external_id="P3", position=2).update(
+        shown_at=timezone.now().replace(microsecond=0))
+    by_python = b"".join(export_chunks(study=study, fmt="csv", use_copy=False, **filters))
+    progress = []
+    by_copy = b"".join(export_chunks(study=study, fmt="csv", use_copy=True, chunk_size=5,
+                                     progress=progress.append, **filters))
+    assert by_copy == by_python
+    assert sum(progress) == by_python.count(b"\n") - 1 and max(progress, default=0) <= 5
 
 
 def test_export_to_file_leaves_nothing_behind_on_failure(study, tmp_path, monkeypatch):
