@@ -701,7 +701,8 @@ _relation("state-statehood", "us",
           lambda facts: ((f"us-state:{s.abbr}", s.abbr, str(s.statehood_year))
                          for s in facts.states.values()),
           lambda facts, abbr, v: facts.states[abbr].statehood_year == int(v),
-          lambda facts, abbr, v: sorted({str(s.statehood_year) for s in facts.states.values()}),
+          lambda facts, abbr, v: sorted({str(s.statehood_year) for s in facts.states.values()
+                                         if 0 < abs(s.statehood_year - int(v)) <= 30}),
           lambda facts, abbr, v: f"{facts.states[abbr].name} became a US state in {v}.")
 _relation("quantity", "scipy",
           lambda facts: ((f"unit:{q.key}", q.key, format_amount(q.amount))

@@ -220,6 +220,27 @@ class WriteSummary:
         return sum(self.rows_by_split.values())
 
 
+@dataclass(frozen=True)
+class FramedRow:
+    """One framed claim as written: its text and its provenance."""
+
+    framing: str
+    text: str
+    verification: str
+    generator: str
+    template: int = -1  # the template framer's choice; -1 otherwise
+
+
+def template_rows(claim: InputClaim, *, seed: int, framings: Iterable[str]) -> list[FramedRow]:
+    """The template framer's rows for one claim: the original, then each framing."""
+    return [
+        FramedRow(r.framing, r.text, "not_applicable", "", -1) if r.framing == "original" else
+        FramedRow(r.framing, r.text, "passed", f"{GENERATOR} {r.framing}#{r.template} seed {seed}",
+                  r.template)
+        for r in frame_claim(claim.base_id, claim.text, seed=seed, framings=framings)
+    ]
+
+
 def _folder(split: str) -> str:
     return "unsplit" if split == NO_SPLIT else split
 
@@ -232,13 +253,16 @@ def write_framed_claims(
     framings: Iterable[str] = FRAMINGS,
     shard_size: int = 100_000,
     progress: Callable[[int], object] | None = None,
+    framer: Callable[..., list["FramedRow"]] | None = None,
 ) -> WriteSummary:
     """Frames every claim and writes FrameRef shards: OUT/train/train-0000.jsonl, dev/, test/.
 
     Records are method.md's (claim_id `base:framing`, restated_claim, framing_type,
     true_label, messages) plus the fields import_claims also reads: topic, source,
     verification and generator. All or nothing: the files appear only once all are
-    written, and an out folder that already holds claim shards is refused.
+    written, and an out folder that already holds claim shards is refused. `framer`
+    (claim, seed=, framings=) -> rows replaces the template framer, e.g. with LLM
+    restatements that passed verification.
     """
     out_dir = Path(out_dir)
     framings = tuple(framings)
@@ -274,27 +298,24 @@ def write_framed_claims(
         for claim in claims:
             split = claim.split or NO_SPLIT
             summary.base_by_split_truth[(split, claim.true_label)] += 1
-            for restatement in frame_claim(claim.base_id, claim.text, seed=seed, framings=framings):
+            for row in (framer or template_rows)(claim, seed=seed, framings=framings):
                 record = {
-                    "claim_id": f"{claim.base_id}:{restatement.framing}",
-                    "restated_claim": restatement.text,
-                    "framing_type": restatement.framing,
+                    "claim_id": f"{claim.base_id}:{row.framing}",
+                    "restated_claim": row.text,
+                    "framing_type": row.framing,
                     "true_label": claim.true_label,
-                    "messages": [{"role": "user", "content": restatement.text},
+                    "messages": [{"role": "user", "content": row.text},
                                  {"role": "assistant", "content": claim.true_label}],
                     "topic": claim.topic,
                     "source": claim.source,
-                    "verification": ("not_applicable" if restatement.framing == "original"
-                                     else "passed"),
-                    "generator": ("" if restatement.framing == "original" else
-                                  f"{GENERATOR} {restatement.framing}#{restatement.template} "
-                                  f"seed {seed}"),
+                    "verification": row.verification,
+                    "generator": row.generator,
                 }
                 emit(split, dumps(record, option=opt))
                 summary.rows_by_split[split] += 1
-                summary.rows_by_framing[restatement.framing] += 1
-                if restatement.template >= 0:
-                    summary.templates_used[restatement.framing][restatement.template] += 1
+                summary.rows_by_framing[row.framing] += 1
+                if row.template >= 0:
+                    summary.templates_used[row.framing][row.template] += 1
             if progress is not None:
                 progress(1)
         for handle, _, _ in handles.values():

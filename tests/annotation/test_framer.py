@@ -243,3 +243,97 @@ def test_frame_claims_refuses_an_out_folder_that_holds_claims(tmp_path):
         call_command("frame_claims", str(tmp_path / "claims.csv"), out=tmp_path / "out",
                      seed=9, no_progress=True)
     assert sorted(p.read_bytes() for p in (tmp_path / "out").rglob("*.jsonl")) == before
+
+
+# ---------------------------------------------------------------------------------------
+# The LLM framer, on a tiny random model (its texts are noise; the procedure is what counts)
+
+
+@pytest.fixture(scope="module")
+def tiny_llm(tmp_path_factory):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tests.modeling.conftest import save_tiny_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    folder = save_tiny_model(tmp_path_factory.mktemp("tiny-framer"))
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    yield folder, model, tokenizer
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("original, restated, problem", [
+    ("The capital of France is Paris.", "Experts say the capital of France is Paris.", ""),
+    ("Iron has the atomic number 26.", "Experts say iron has the atomic number 27.", "numbers differ"),
+    ("Iron has the atomic number 26.", "Experts say iron has atomic number 26 of 118.", "numbers differ"),
+    ("The capital of France is Paris.", "Experts say the capital is Paris.", "names missing: france"),
+    ("The capital of France is Paris.", "The capital of France is Paris.", "not restated"),
+    ("The capital of France is Paris.", "  ", "empty"),
+])
+def test_lexical_check(original, restated, problem):
+    from annotation.llm_framer import lexical_check
+
+    found = lexical_check(original, restated)
+    assert found.startswith(problem) if problem else found == ""
+
+
+def test_verifier_probabilities_equal_a_naive_one_pair_computation(tiny_llm):
+    import torch
+
+    from annotation.llm_framer import pass_probabilities, verdict_token_ids, verify_prompt
+
+    _, model, tokenizer = tiny_llm
+    pairs = [("Water is wet.", "Most people agree that water is wet."),
+             ("The capital of France is Paris.", "BREAKING: The capital of France is Paris, the experts say!"),
+             ("Ice is cold.", "Ice is cold, and that moves me.")]
+    batched = pass_probabilities(model, tokenizer, pairs, batch_size=3)
+    pass_id, fail_id = verdict_token_ids(tokenizer)
+    for (original, restated), p in zip(pairs, batched):
+        ids = tokenizer(verify_prompt(tokenizer, original, restated), return_tensors="pt",
+                        add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, -1]
+        naive = torch.softmax(torch.stack([logits[pass_id], logits[fail_id]]), 0)[0].item()
+        assert p == pytest.approx(naive, abs=1e-5)
+
+
+def test_llm_frame_keeps_only_what_passes_both_checks(tiny_llm):
+    from annotation.llm_framer import lexical_check, llm_frame
+
+    _, model, tokenizer = tiny_llm
+    claims = [("w", "water is wet."), ("p", "The capital of France is Paris."),
+              ("i", "Iron has the atomic number 26.")]
+    framings = ["authoritative", "sensationalist"]
+    results = llm_frame(claims, framings, model=model, tokenizer=tokenizer, max_new_tokens=12)
+    again = llm_frame(claims, framings, model=model, tokenizer=tokenizer, max_new_tokens=12)
+    assert [(r.text, r.verdict) for r in results] == [(r.text, r.verdict) for r in again]
+    assert {(r.base_id, r.framing) for r in results} == {(b, f) for b, _ in claims for f in framings}
+    originals = dict(claims)
+    for r in results:
+        lexical = lexical_check(originals[r.base_id], r.text)
+        if r.verdict == "PASS":
+            assert not lexical and r.pass_probability > 0.5 and r.reason == ""
+        else:
+            assert r.reason == lexical if lexical else r.pass_probability <= 0.5
+
+
+@pytest.mark.parametrize("on_fail", ["drop", "template"])
+def test_frame_claims_with_the_llm_framer(tmp_path, tiny_llm, on_fail):
+    folder, _, _ = tiny_llm
+    (tmp_path / "claims.csv").write_text(CSV_CLAIMS, encoding="utf-8")
+    call_command("frame_claims", str(tmp_path / "claims.csv"), out=tmp_path / "out",
+                 framer="llm", model=str(folder), on_fail=on_fail, max_new_tokens=8,
+                 framings=["authoritative", "consensus"], no_progress=True)
+    rows = [row for _, row in read_rows(tmp_path / "out")]
+    report = (tmp_path / "out" / "verification-report.tsv").read_text().splitlines()
+    assert len(report) == 1 + 4 * 2
+    passed = sum(line.split("\t")[2] == "PASS" for line in report[1:])
+    llm_rows = [r for r in rows if r["generator"].startswith("llm:")]
+    assert len(llm_rows) == passed
+    assert all(r["verification"] == "passed" for r in llm_rows)
+    assert Counter(r["framing_type"] for r in rows)["original"] == 4
+    expected = 4 + (passed if on_fail == "drop" else 8)
+    assert len(rows) == expected
