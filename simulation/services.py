@@ -326,6 +326,11 @@ def _add_progress(run: SimulationRun, fraction: float) -> None:
 def simulation_run_start(*, run: SimulationRun, shards: int, show_progress: bool = False) -> list[list[int]] | None:
     """Claims a queued run (queued -> running), makes sure its embeddings exist and records
     its provenance; returns the trajectory chunks, or None if the run was not queued."""
+    started = _start(run=run, shards=shards, show_progress=show_progress)
+    return None if started is None else started[0]
+
+
+def _start(*, run: SimulationRun, shards: int, show_progress: bool) -> tuple[list[list[int]], Prepared] | None:
     chunks = shard_chunks(run.trajectories, shards)
     claimed = SimulationRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED, cancel_requested=False).update(
         status=RunStatus.RUNNING, started=timezone.now(), shards_total=len(chunks), shards_done=0, progress=0.0)
@@ -339,7 +344,7 @@ def simulation_run_start(*, run: SimulationRun, shards: int, show_progress: bool
         raise
     SimulationRun.objects.filter(pk=run.pk).update(provenance=_provenance(run, prepared))
     shutil.rmtree(run_folder(run) / "parts", ignore_errors=True)
-    return chunks
+    return chunks, prepared
 
 
 def simulation_run_finalize(*, run: SimulationRun) -> SimulationRun:
@@ -432,12 +437,14 @@ def simulation_run_execute(*, run: SimulationRun, progress: ProgressCallback | N
     run.refresh_from_db()
     if run.status != RunStatus.QUEUED:
         raise SimulationConfigError(f"run {run.pk} is {run.status}, not queued; create a new run to run it again")
-    chunks = simulation_run_start(run=run, shards=1, show_progress=show_progress)
-    if chunks is None:
+    started = _start(run=run, shards=1, show_progress=show_progress)
+    if started is None:
         run.refresh_from_db()
         return run
+    chunks, prepared = started
     try:
-        simulation_shard_execute(run=run, shard=0, shards_total=1, trajectory_ids=chunks[0], progress=progress)
+        simulation_shard_execute(run=run, shard=0, shards_total=1, trajectory_ids=chunks[0], prepared=prepared,
+                                 progress=progress)
         return simulation_run_finalize(run=run)
     except Exception as exc:
         simulation_run_fail(run=run, error=describe_failure(exc))

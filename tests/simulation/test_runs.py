@@ -215,3 +215,12 @@ def test_demo_simulation_is_created_once_and_finishes(demo):
     assert agents.loc["oracle", "mean_IH"] == pytest.approx(3.5)
     call_command("load_demo_simulation")
     assert SimulationRun.objects.count() == 1
+
+
+def test_indexed_candidates_run_and_report_their_recall(demo):
+    run = simulation_run_execute(run=make_run(demo, candidate_mode="indexed", trajectories=6, runs=1))
+    assert run.status == "succeeded", run.error
+    index = run.provenance["index"]
+    assert index["lists"] >= 1 and 0.0 <= index["recall_at_top_k"] <= 1.0 and index["recall_queries"] == 36
+    steps = pd.read_parquet(results_file(run))
+    assert len(steps) == 3 * 6 * 5 and steps.groupby(["agent", "trajectory"], observed=True)["base_id"].nunique().eq(5).all()
