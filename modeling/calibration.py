@@ -41,7 +41,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
 from annotation.human_profile import HumanProfile, confidence_level, confidence_probability
 from annotation.vocabulary import FRAMINGS
@@ -102,27 +102,66 @@ def _negative_log_likelihood(q: np.ndarray, accepted: np.ndarray, n: np.ndarray)
     return float(-(accepted * np.log(q) + (n - accepted) * np.log1p(-q)).sum())
 
 
+def _binomial_logistic_fit(features: np.ndarray, accepted: np.ndarray, n: np.ndarray, *,
+                           start: np.ndarray, lower: np.ndarray | None = None,
+                           iterations: int = 100) -> np.ndarray:
+    """Maximum-likelihood coefficients w of P(accept) = sigmoid(features @ w), k of n per item.
+
+    Newton-Raphson with step halving (the log-likelihood is concave, so it converges in a
+    handful of steps); `lower` bounds coefficients from below. A tiny ridge keeps the
+    Hessian invertible when the data cannot identify a coefficient.
+    """
+    w = start.astype(float).copy()
+
+    def loglik(coefficients):
+        return -_negative_log_likelihood(sigmoid(features @ coefficients), accepted, n)
+
+    current = loglik(w)
+    for _ in range(iterations):
+        q = sigmoid(features @ w)
+        gradient = features.T @ (accepted - n * q)
+        hessian = -(features.T * (n * q * (1 - q))) @ features - 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hessian, -gradient)
+        scale = 1.0
+        while scale > 1e-6:
+            candidate = w + scale * step
+            if lower is not None:
+                candidate = np.maximum(candidate, lower)
+            value = loglik(candidate)
+            if value >= current - 1e-12:
+                break
+            scale /= 2
+        if scale <= 1e-6:
+            break
+        moved = np.abs(candidate - w).max()
+        w, current = candidate, value
+        if moved < 1e-10:
+            break
+    return w
+
+
 def fit_temperature(p: np.ndarray, accepted: np.ndarray, n: np.ndarray) -> dict[str, float]:
-    """T > 0 maximising the binomial likelihood of k of n acceptances per item."""
-    z = logit(p)
+    """T > 0 maximising the binomial likelihood of k of n acceptances per item.
 
-    def loss(log_t):
-        return _negative_log_likelihood(sigmoid(z / math.exp(log_t[0])), accepted, n)
-
-    result = optimize.minimize(loss, x0=[0.0], method="L-BFGS-B", bounds=[(-6.0, 6.0)])
-    return {"temperature": float(math.exp(result.x[0])), "nll": float(result.fun)}
+    Fitted as u = 1/T on logit(p); u is kept at 1e-3 or more (T at most 1000, i.e. every
+    probability pulled to 0.5) when the humans' acceptance runs against the persona's.
+    """
+    z = logit(p)[:, None]
+    u = _binomial_logistic_fit(z, np.asarray(accepted, float), np.asarray(n, float),
+                               start=np.array([1.0]), lower=np.array([1e-3]))[0]
+    q = sigmoid(u * z[:, 0])
+    return {"temperature": float(1.0 / u), "nll": _negative_log_likelihood(q, accepted, n)}
 
 
 def fit_platt(p: np.ndarray, accepted: np.ndarray, n: np.ndarray) -> dict[str, float]:
     """(a, b) maximising the binomial likelihood of sigmoid(a * logit(p) + b)."""
     z = logit(p)
-
-    def loss(params):
-        return _negative_log_likelihood(sigmoid(params[0] * z + params[1]), accepted, n)
-
-    result = optimize.minimize(loss, x0=[1.0, 0.0], method="L-BFGS-B",
-                               bounds=[(-50.0, 50.0), (-50.0, 50.0)])
-    return {"a": float(result.x[0]), "b": float(result.x[1]), "nll": float(result.fun)}
+    features = np.column_stack([z, np.ones_like(z)])
+    a, b = _binomial_logistic_fit(features, np.asarray(accepted, float), np.asarray(n, float),
+                                  start=np.array([1.0, 0.0]))
+    # Perfectly separable data drive the coefficients without bound; keep them finite.
+    a, b = float(np.clip(a, -50, 50)), float(np.clip(b, -50, 50))
+    return {"a": a, "b": b, "nll": _negative_log_likelihood(sigmoid(a * z + b), accepted, n)}
 
 
 def fit_parameters(items: pd.DataFrame, method: str) -> dict[str, Any]:
