@@ -146,6 +146,13 @@ def test_human_agent_is_calibrated_on_the_study_and_snapshotted(media_root):
     accepted, confidence = agent.judge(frame_pool, true_rows, rng.random((len(true_rows), 3)))
     assert accepted.all() and np.all(confidence == 1.0)
 
+    # By familiarity: each judgment draws a level first, with the study's weights per cell;
+    # raters 0..11 answered at levels 1 + number % 5, so every level 1..5 is present.
+    familiar = agents_build([dict(spec, by_familiarity=True)], pool=pool)[0]
+    assert familiar.familiarity is not None and familiar.familiarity.shape == (len(familiar.framings), 2, 5)
+    np.testing.assert_allclose(familiar.familiarity.sum(axis=-1), 1.0)
+    np.testing.assert_array_equal(familiar.acceptance_by_familiarity[:, 1, :], 1.0)  # true claims always accepted
+
     # The stored spec is a snapshot: when the study's data change later (here the raters
     # who accepted false consensus claims are excluded), the run still builds the same agent.
     for participant in study.participants.filter(external_id__in=[f"R{n}" for n in range(6, 12)]):
