@@ -257,3 +257,47 @@ def test_sweep_alpha_refuses_bad_alphas(dataset, tmp_path):
     with pytest.raises(CommandError, match="'x' is not a number"):
         call_command("sweep_alpha", "--dataset", "tiny facts", "--target-framing", "consensus",
                      "--alphas", "1,x", "--out", str(tmp_path))
+
+
+from tests.integration.conftest import celery_worker_process  # noqa: E402,F401  (a fixture)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_leaves_the_persona_resumable_never_succeeded(
+        celery_worker_process, tiny_model_dir, settings):  # noqa: F811
+    """SIGKILL the Celery worker mid-training; the row must not claim success, and the
+    command resumes it from the last checkpoint the worker wrote."""
+    import time
+
+    dataset = Dataset.objects.create(name="kill test")
+    for i in range(8):
+        base = BaseClaim.objects.create(dataset=dataset, external_id=f"k-{i}", split="train",
+                                        true_label="SUPPORTS" if i % 2 else "REFUTES")
+        for framing in FRAMINGS:
+            FramedClaim.objects.create(base_claim=base, framing=framing, text=f"Claim {i} {framing}.")
+    persona = make_persona(dataset, tiny_model_dir, hyperparameters={**FAST, "epochs": 60})
+    from modeling.services import persona_start
+
+    persona_start(persona=persona)  # autocommit: sent at once, to the models queue
+    media = Path(settings.MEDIA_ROOT)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        persona.refresh_from_db()
+        checkpoints = list((media / f"personas/{persona.pk}/checkpoints").glob("step-*"))
+        if persona.status == JobStatus.RUNNING and persona.steps_done >= 4 and checkpoints:
+            break
+        assert persona.status in (JobStatus.QUEUED, JobStatus.RUNNING), persona.error
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the worker did not get going: {persona.status}, {persona.steps_done} steps")
+    celery_worker_process.kill()
+    celery_worker_process.wait(timeout=30)
+    persona.refresh_from_db()
+    assert persona.status == JobStatus.RUNNING and persona.adapter_dir == ""
+    assert persona.steps_done < persona.steps_total
+    assert not (media / f"personas/{persona.pk}/adapter").exists()
+    call_command("train_persona", "--resume", str(persona.pk), "--quiet", stdout=io.StringIO())
+    persona.refresh_from_db()
+    assert persona.status == JobStatus.SUCCEEDED
+    assert persona.provenance["resumed_from_step"] >= 2
+    assert (media / persona.adapter_dir / "adapter_model.safetensors").is_file()
