@@ -45,10 +45,13 @@ SUPPORTS = "SUPPORTS"
 REFUTES = "REFUTES"
 LABELS = (SUPPORTS, REFUTES)
 
-#: Query rows are padded to a multiple of this before a matrix product, so the product a
-#: trajectory's row goes through has the same shape (and the same floating-point result)
-#: however many trajectories share the batch: shard-independence down to the last bit.
-_ROW_BLOCK = 16
+#: Similarities are computed for stacked blocks of exactly this many query rows (see
+#: :func:`similarities`): the shape of every BLAS call a trajectory's row goes through is
+#: then the same whatever else shares its batch, so results are shard-independent to the bit.
+_ROW_BLOCK = 8
+#: Claims per BLAS call in exact mode: fixed column blocks, so a claim's block never depends
+#: on the batch either.
+_COLUMN_BLOCK = 2048
 
 
 class PoolError(ValueError):
@@ -369,19 +372,29 @@ def uniform_choice(pool: Pool, u: np.ndarray, removed: np.ndarray, n_removed: np
 
 
 def similarities(queries: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
-    """``float32[m, n]`` = queries @ embeddings.T, batch-size independent to the last bit.
+    """``float32[m, n]`` = queries @ embeddings.T, the same to the last bit for a query
+    whatever other queries share the call.
 
-    Rows are padded to a multiple of 16 so a query's row always goes through the same BLAS
-    kernel path, whatever else shares its batch.
+    A plain ``queries @ embeddings.T`` is not: OpenBLAS computes a row with a different
+    accumulation order depending on the row's position in the micro-kernel tiles (blocks of
+    12, 8, 4, 2, 1 rows), which depends on how many rows there are. Here the queries are
+    padded to a multiple of 8 and multiplied as a stack of 8-row matrices (every row of an
+    8-row block takes the same path), and the claims in fixed column blocks of 2,048.
+    ``tests/simulation/test_engine.py`` checks the property on the BLAS it runs on.
     """
-    m = queries.shape[0]
-    padded = -(-m // _ROW_BLOCK) * _ROW_BLOCK
-    if padded != m:
-        q = np.zeros((padded, queries.shape[1]), dtype=np.float32)
-        q[:m] = queries
-    else:
-        q = np.ascontiguousarray(queries, dtype=np.float32)
-    return (q @ embeddings.T)[:m]
+    m, d = queries.shape
+    padded = max(1, -(-m // _ROW_BLOCK)) * _ROW_BLOCK
+    q = np.zeros((padded, d), dtype=np.float32)
+    q[:m] = queries
+    stacked = q.reshape(-1, _ROW_BLOCK, d)
+    n = embeddings.shape[0]
+    if n <= _COLUMN_BLOCK:
+        return np.matmul(stacked, embeddings.T).reshape(padded, n)[:m]
+    out = np.empty((padded, n), dtype=np.float32)
+    for start in range(0, n, _COLUMN_BLOCK):
+        block = embeddings[start:start + _COLUMN_BLOCK]
+        out[:, start:start + block.shape[0]] = np.matmul(stacked, block.T).reshape(padded, -1)
+    return out[:m]
 
 
 def unpack_available(removed_bits: np.ndarray, columns: np.ndarray | None, size: int) -> np.ndarray:

@@ -10,6 +10,7 @@ from simulation.engine import (
     PoolError,
     TrajectoryBatch,
     run_trajectories,
+    similarities,
     trajectory_stream,
     trajectory_uniforms,
     uniform_choice,
@@ -158,6 +159,21 @@ def test_streams_are_the_spawned_children_of_the_seed():
     child = np.random.SeedSequence(42).spawn(3)[2].spawn(8)[7]
     expected = np.random.default_rng(child).random(4)
     np.testing.assert_array_equal(trajectory_stream(42, 2, 7).random(4), expected)
+
+
+@pytest.mark.parametrize("n_claims", [37, 2048 + 77])
+def test_similarities_do_not_depend_on_the_other_queries_of_the_batch(n_claims):
+    # Shard independence rests on this: a plain matrix product computes a row differently
+    # depending on its position and the number of rows (BLAS micro-kernel tiles).
+    rng = np.random.default_rng(n_claims)
+    emb = rng.standard_normal((n_claims, 64)).astype(np.float32)
+    query = rng.standard_normal(64).astype(np.float32)
+    expected = similarities(query[None], emb)[0]
+    for batch in (2, 3, 8, 13, 40):
+        for position in range(0, batch, 3):
+            queries = rng.standard_normal((batch, 64)).astype(np.float32)
+            queries[position] = query
+            np.testing.assert_array_equal(similarities(queries, emb)[position], expected)
 
 
 @pytest.mark.parametrize("mode", ["exact", "indexed"])
