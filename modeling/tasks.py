@@ -15,6 +15,12 @@ def train_persona_task(self, persona_id: int, resume: bool = False) -> dict:
     If the worker dies mid-training, the broker redelivers the message; the row is still
     RUNNING with this task id, so the redelivered run resumes from the last checkpoint.
     """
+    from django.conf import settings
+
+    if getattr(settings, "TORCH_THREADS", 0):
+        import torch
+
+        torch.set_num_threads(settings.TORCH_THREADS)
     persona = persona_train(persona_id=persona_id, resume=resume,
                             task_id=None if self.request.is_eager else self.request.id)
     if persona is None:

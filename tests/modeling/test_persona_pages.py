@@ -184,6 +184,7 @@ def test_pages_create_train_and_show_a_persona(client, researcher, dataset, tiny
     assert persona.status == JobStatus.SUCCEEDED and persona.created_by == researcher
     page = client.get(response["Location"]).content.decode()
     assert "succeeded" in page and "http-equiv=\"refresh\"" not in page
+    assert reverse("modeling:persona-metrics", args=[persona.pk]) in page
     assert reverse("modeling:persona-loss-plot", args=[persona.pk, "png"]) in page
     png = client.get(reverse("modeling:persona-loss-plot", args=[persona.pk, "png"]))
     assert png["Content-Type"] == "image/png" and png.content.startswith(b"\x89PNG")

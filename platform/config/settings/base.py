@@ -162,6 +162,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Model work (persona training, scoring) goes to its own queue, so that a GPU machine can run
 # a worker with `-Q models` while the embedded worker serves both queues.
 CELERY_TASK_ROUTES = {"modeling.*": {"queue": "models"}}
+# CPU threads a worker gives torch for model work (0: torch's default, one per core). With
+# several worker processes on one machine, cores / processes avoids threads fighting for cores.
+TORCH_THREADS = env.int("FRAMELAB_TORCH_THREADS", default=0)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "reclaim-expired-sessions": {
