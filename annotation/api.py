@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Prefetch
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular import openapi
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -58,6 +59,25 @@ from .study_analysis import cached_study_analysis
 from .study_setup import study_create, study_set_status
 from .study_views import study_progress
 from .throttling import TokenRateThrottle
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's schema, with the answers every endpoint can give written down:
+    401 where a login is needed, 429 where a rate limit applies."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        extra = {}
+        if not any(isinstance(p, AllowAny) for p in self.view.get_permissions()):
+            extra["401"] = "Not signed in: no session, or no valid `Authorization: Token <key>`."
+        if self.view.get_throttles():
+            extra["429"] = "Too many requests; `Retry-After` says how many seconds to wait."
+        for code, description in extra.items():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(
+                    OpenApiResponse(s.ErrorSerializer, description=description), code,
+                    media_types=["application/json"], direction=direction)
+        return responses
+
 
 NOT_FOUND = OpenApiResponse(s.ErrorSerializer, description="No such object among those you may see.")
 BAD_REQUEST = OpenApiResponse(description="Invalid input; the body names each field and what is wrong.")
@@ -141,7 +161,7 @@ class TokenView(APIView):
                     "does the same on the server.",
         request=AuthTokenSerializer,
         responses={200: inline_serializer("Token", {"token": serializers.CharField()}),
-                   400: BAD_REQUEST, 429: OpenApiResponse(description="Too many attempts.")},
+                   400: BAD_REQUEST},
         auth=[],
     )
     def post(self, request):

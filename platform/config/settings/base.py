@@ -194,7 +194,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["annotation.permissions.IsResearcher"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "annotation.api.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "annotation.throttling.AnonRateThrottle",
         "annotation.throttling.UserRateThrottle",
