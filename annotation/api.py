@@ -760,6 +760,18 @@ def _export_renderer(fmt: str):
 EXPORT_RENDERERS = [JSONRenderer, *(_export_renderer(fmt) for fmt in EXPORT_FORMATS)]
 
 
+class ExportFileView(APIView):
+    """An endpoint that answers a file, and JSON whenever it answers an error."""
+
+    renderer_classes = EXPORT_RENDERERS
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if isinstance(response, Response) and response.status_code >= 400:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
 EXPORT_DESCRIPTION = (
     "The tidy table of method.md section 2, one row per (participant, item): FrameRef's ten "
     "columns (`DataPoint_ID, Task_Group_ID, text, Annotator_ID, full_claim_id, framing_type, "
@@ -780,9 +792,7 @@ EXPORT_DESCRIPTION = (
                (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
                400: BAD_REQUEST, 404: NOT_FOUND},
 )
-class JudgmentExportView(APIView):
-    renderer_classes = EXPORT_RENDERERS
-
+class JudgmentExportView(ExportFileView):
     def get(self, request, pk):
         study = visible_study(request, pk)
         query = _parse_query(ExportQuery, request)
@@ -857,9 +867,7 @@ class DataExportDetailView(APIView):
                           (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
                           404: NOT_FOUND,
                           409: OpenApiResponse(s.ErrorSerializer, description="Not finished.")})
-class DataExportDownloadView(APIView):
-    renderer_classes = EXPORT_RENDERERS
-
+class DataExportDownloadView(ExportFileView):
     def get(self, request, pk):
         job = get_object_or_404(exports_visible_to(request.user), pk=pk)
         if job.status != DataExport.Status.SUCCEEDED or not job.file:
