@@ -42,8 +42,8 @@ from .policies import POLICIES, PolicyError, make_policy
 from .selectors import pool_claims
 
 #: Per-step rows a run may produce (agents x runs x trajectories x steps): the merge holds
-#: them in memory, at roughly 100 bytes a row.
-MAX_RESULT_ROWS = 30_000_000
+#: them in memory, a few hundred bytes a row with the claim ids (about 3 GiB at the limit).
+MAX_RESULT_ROWS = 10_000_000
 DEFAULT_SHARDS = 4
 PROGRESS_EVERY_SECONDS = 1.0
 
