@@ -38,6 +38,7 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.csv as pacsv
 from django.db import connection
 from django.db.models import F
 import pyarrow.parquet as pq
@@ -458,6 +459,11 @@ class _ParquetEncoder:
         self._writer.write_batch(batch, row_group_size=len(rows) or None)
         return self._sink.take()
 
+    def write(self, table: pa.Table) -> bytes:
+        """One row group from an Arrow table of `ARROW_SCHEMA`."""
+        self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        return self._sink.take()
+
     def finish(self) -> bytes:
         self._writer.close()
         return self._sink.take()
@@ -481,19 +487,20 @@ def export_chunks(
     row group per chunk (a table with no rows is still a valid file with the schema).
     `progress(n)` is called after each chunk with the rows it held.
 
-    CSV on PostgreSQL is written by the database itself (`COPY (SELECT ...) TO STDOUT`,
+    On PostgreSQL, CSV is written by the database itself (`COPY (SELECT ...) TO STDOUT`,
     read block by block), byte for byte the same as the Python path and several times
-    faster; `use_copy=False` forces the Python path, `True` insists on COPY.
+    faster, and Parquet is made from that CSV by Arrow's reader, the same table as the
+    Python path's; `use_copy=False` forces the Python path, `True` insists on COPY.
     """
     _check_format(fmt)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     clean_filters(**filters)  # a bad filter fails here, before the first byte goes out
-    copy_available = fmt == "csv" and connection.vendor == "postgresql"
+    copy_available = fmt in _COPY_WRITERS and connection.vendor == "postgresql"
     if use_copy and not copy_available:
-        raise ValueError("COPY exports need CSV on PostgreSQL")
+        raise ValueError("COPY exports need PostgreSQL, and CSV or Parquet")
     if copy_available and use_copy is not False:
-        yield from _copy_csv_chunks(study=study, chunk_size=chunk_size, progress=progress, **filters)
+        yield from _COPY_WRITERS[fmt](study=study, chunk_size=chunk_size, progress=progress, **filters)
         return
     encoder = _ENCODERS[fmt]()
     head = encoder.header()
@@ -576,29 +583,67 @@ def _copy_select(*, study: Study, **filters) -> tuple[str, list]:
 _COPY_BLOCK_BYTES = 1 << 20
 
 
-def _copy_csv_chunks(*, study: Study, chunk_size: int, progress: ProgressCallback | None,
-                     **filters) -> Iterator[bytes]:
+def _copy_blocks(*, study: Study, chunk_size: int, block_bytes: int = _COPY_BLOCK_BYTES,
+                 **filters) -> Iterator[tuple[bytes, int]]:
+    """(CSV bytes of whole rows, rows) blocks of the export, as PostgreSQL's COPY writes them.
+
+    PostgreSQL sends COPY's output one row per message; they are gathered into blocks of
+    `chunk_size` rows (or `block_bytes`, whichever comes first), so that what goes on is
+    neither a trickle of tiny writes nor more than a block in memory.
+    """
     select, params = _copy_select(study=study, **filters)
-    yield ",".join(COLUMNS).encode() + b"\n"
     parts: list[bytes] = []
     size = rows = 0
     with connection.cursor() as cursor:
-        # PostgreSQL sends COPY's output one row per message; gather them into blocks of
-        # about a megabyte (or `chunk_size` rows) so a streamed response is not a trickle.
         with cursor.copy(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", params) as copy:
             for data in copy:
                 parts.append(bytes(data))
                 size += len(data)
                 rows += 1
-                if rows >= chunk_size or size >= _COPY_BLOCK_BYTES:
-                    yield b"".join(parts)
-                    if progress is not None:
-                        progress(rows)
+                if rows >= chunk_size or size >= block_bytes:
+                    yield b"".join(parts), rows
                     parts, size, rows = [], 0, 0
     if parts:
-        yield b"".join(parts)
+        yield b"".join(parts), rows
+
+
+def _copy_csv_chunks(*, study: Study, chunk_size: int, progress: ProgressCallback | None,
+                     **filters) -> Iterator[bytes]:
+    yield ",".join(COLUMNS).encode() + b"\n"
+    for block, rows in _copy_blocks(study=study, chunk_size=chunk_size, **filters):
+        yield block
         if progress is not None:
             progress(rows)
+
+
+_ARROW_CSV_READ = pacsv.ReadOptions(column_names=list(COLUMNS))
+_ARROW_CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
+_ARROW_CSV_CONVERT = pacsv.ConvertOptions(
+    column_types=dict(zip(ARROW_SCHEMA.names, ARROW_SCHEMA.types)), null_values=[""],
+    strings_can_be_null=True, quoted_strings_can_be_null=False,
+    true_values=["true"], false_values=["false"],
+)
+
+
+def _copy_parquet_chunks(*, study: Study, chunk_size: int, progress: ProgressCallback | None,
+                         **filters) -> Iterator[bytes]:
+    """Parquet from COPY's CSV, parsed by Arrow's C++ reader: no Python work per row."""
+    encoder = _ParquetEncoder()
+    yield encoder.header()
+    wrote_any = False
+    for block, rows in _copy_blocks(study=study, chunk_size=chunk_size, block_bytes=1 << 26, **filters):
+        table = pacsv.read_csv(io.BytesIO(block), read_options=_ARROW_CSV_READ,
+                               parse_options=_ARROW_CSV_PARSE, convert_options=_ARROW_CSV_CONVERT)
+        yield encoder.write(table)
+        wrote_any = True
+        if progress is not None:
+            progress(rows)
+    if not wrote_any:
+        yield encoder.encode([])
+    yield encoder.finish()
+
+
+_COPY_WRITERS = {"csv": _copy_csv_chunks, "parquet": _copy_parquet_chunks}
 
 
 def export_to_file(

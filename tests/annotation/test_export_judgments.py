@@ -256,7 +256,8 @@ def test_chunks_go_out_before_the_rows_are_all_read(study, monkeypatch, fmt):
                                      {"truth": "REFUTES", "include_excluded": False},
                                      {"participant_status": "rejected"}])
 def test_copy_writes_the_same_csv_as_python(study, filters):
-    """On PostgreSQL the database writes the CSV; byte for byte what the Python path writes."""
+    """On PostgreSQL the database writes the CSV, byte for byte what the Python path writes,
+    and the Parquet made from it holds the same table."""
     Participant.objects.filter(external_id="P2").update(platform_study_id="", platform_session_id="")
     Judgment.objects.filter(participant__external_id="P3", position=2).update(
         shown_at=timezone.now().replace(microsecond=0))
@@ -266,6 +267,14 @@ def test_copy_writes_the_same_csv_as_python(study, filters):
                                      progress=progress.append, **filters))
     assert by_copy == by_python
     assert sum(progress) == by_python.count(b"\n") - 1 and max(progress, default=0) <= 5
+    parquet_by_copy = b"".join(export_chunks(study=study, fmt="parquet", use_copy=True, chunk_size=5,
+                                             **filters))
+    parquet_by_python = b"".join(export_chunks(study=study, fmt="parquet", use_copy=False, **filters))
+    pd.testing.assert_frame_equal(read_judgment_table(io.BytesIO(parquet_by_copy), "parquet"),
+                                  read_judgment_table(io.BytesIO(parquet_by_python), "parquet"))
+    assert pq.read_schema(io.BytesIO(parquet_by_copy)) == pq.read_schema(io.BytesIO(parquet_by_python))
+    with pytest.raises(ValueError, match="COPY exports need PostgreSQL, and CSV or Parquet"):
+        next(export_chunks(study=study, fmt="jsonl", use_copy=True))
 
 
 def test_export_to_file_leaves_nothing_behind_on_failure(study, tmp_path, monkeypatch):
