@@ -592,10 +592,13 @@ def _copy_blocks(*, study: Study, chunk_size: int, block_bytes: int = _COPY_BLOC
     neither a trickle of tiny writes nor more than a block in memory.
     """
     select, params = _copy_select(study=study, **filters)
+    # COPY takes no bound parameters: the values are quoted client-side, as psycopg does
+    # for any statement when server-side binding is off.
+    statement = connection.ops.compose_sql(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", params)
     parts: list[bytes] = []
     size = rows = 0
     with connection.cursor() as cursor:
-        with cursor.copy(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", params) as copy:
+        with cursor.copy(statement) as copy:
             for data in copy:
                 parts.append(bytes(data))
                 size += len(data)
