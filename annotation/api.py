@@ -265,10 +265,10 @@ class ClaimImportListCreateView(generics.ListAPIView):
         return context
 
     def post(self, request):
-        data = request.data.copy()
-        upload = s.ClaimImportCreateSerializer(
-            data={**{key: data.get(key) for key in data if key != "files"},
-                  "files": request.FILES.getlist("files")})
+        # Not request.data.copy(): that deep-copies the uploads, and an upload spooled to a
+        # temporary file cannot be copied.
+        fields = {key: request.data.get(key) for key in request.data if key != "files"}
+        upload = s.ClaimImportCreateSerializer(data={**fields, "files": request.FILES.getlist("files")})
         upload.is_valid(raise_exception=True)
         try:
             job = claim_import_create(**upload.validated_data, created_by=request.user)

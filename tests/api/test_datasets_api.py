@@ -30,8 +30,10 @@ def upload(client, path, **fields):
                            format="multipart")
 
 
-def test_an_uploaded_file_is_imported_by_the_job(api, owner, media_root, tmp_path,
+def test_an_uploaded_file_is_imported_by_the_job(api, owner, media_root, tmp_path, settings,
                                                  django_capture_on_commit_callbacks):
+    # Spool the upload to a temporary file, as Django does with large ones.
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0
     path = write_jsonl(tmp_path / "train-0000.jsonl", claim_records(n_base=3))
     with django_capture_on_commit_callbacks(execute=True):
         response = upload(api, path, verification="passed")
