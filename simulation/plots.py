@@ -10,6 +10,7 @@ step (the mean of H_t / t over trajectories, by agent) and cumulative informatio
 from __future__ import annotations
 
 import io
+import textwrap
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -55,6 +56,7 @@ def curve_figure(curves: pd.DataFrame, *, kind: str, agents: list[str] | None = 
     axes.axhline(0.0, color="#777777", linewidth=0.8, linestyle=":")
     axes.set_xlabel("step $t$")
     axes.set_ylabel(spec["ylabel"])
+    subtitle = "\n".join(textwrap.wrap(subtitle, 90)) if subtitle else ""
     axes.set_title(spec["title"] + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
     axes.grid(True, alpha=0.3)
     axes.legend(frameon=False, fontsize=9)

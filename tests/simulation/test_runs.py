@@ -194,6 +194,7 @@ def test_simulate_command_creates_and_executes_a_run(demo):
     assert f"simulation run {run.pk}: succeeded" in text and "per-step results: simulations/" in text
     assert re.search(r"oracle\s+2\.500", text)
     assert run.agents[0]["accept"] == {"*": {"SUPPORTS": 0.9, "REFUTES": 0.7}}
+    assert run.name == "credulous vs oracle on FrameLab demo"
 
     with pytest.raises(CommandError, match=f"run {run.pk} is succeeded, not queued"):
         call_command("simulate", run=str(run.pk), no_progress=True)

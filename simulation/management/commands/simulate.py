@@ -82,7 +82,9 @@ class Command(BaseCommand):
         try:
             agents = [parse_agent_option(text) for text in options["agent"]]
             run = simulation_run_create(
-                name=options["name"] or f"{', '.join(options['agent'])} on {options['dataset']}",
+                name=options["name"] or "{} on {}".format(
+                    " vs ".join(str(a.get("name") or a.get("persona") or a.get("study") or a["kind"])
+                                for a in agents), options["dataset"]),
                 dataset=options["dataset"], split=options["split"], agents=agents,
                 policy=options["policy"], policy_params=parse_policy_params(options["policy_param"]),
                 candidate_mode=options["candidates"], trajectories=options["trajectories"],
