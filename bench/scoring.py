@@ -109,11 +109,22 @@ def main() -> int:
         print(f"{name:<10} {seconds:8.2f} s  {len(claims) / seconds:8.2f} claims/s", flush=True)
         return value
 
-    fast = timed("platform", lambda: ClaimScorer(model, tokenizer,
-                                                 batch_size=args.batch_size).score(claims))
+    def platform_run():
+        return ClaimScorer(model, tokenizer, batch_size=args.batch_size).score(claims)
+
+    # The platform runs before and after the (long) baselines and its mean time is used,
+    # so a change in the machine's load during the run does not favour either side.
+    fast = timed("platform", platform_run)
     frameref = timed("frameref", lambda: score_claims_generate(model, tokenizer, claims))
     naive = None if args.skip_naive else timed(
         "naive", lambda: score_claims_naive(model, tokenizer, claims))
+    first = results.pop("platform")
+    timed("platform", platform_run)
+    second = results.pop("platform")
+    seconds = (first["seconds"] + second["seconds"]) / 2
+    results["platform"] = {"seconds": round(seconds, 3),
+                           "claims_per_second": round(len(claims) / seconds, 3),
+                           "runs_seconds": [first["seconds"], second["seconds"]]}
 
     def max_diff(other):
         return float(max(np.abs(fast.p_supports - other.p_supports).max(),
@@ -125,6 +136,7 @@ def main() -> int:
         "speedup_vs_frameref": round(results["frameref"]["seconds"] / results["platform"]["seconds"], 2),
         "max_probability_difference_vs_frameref": max_diff(frameref.scores),
         "frameref_dropped_claims": int(frameref.dropped.sum()),
+        "frameref_first_words": sorted(set(frameref.first_word)),
         "labels_agree_with_generated_word": float(np.mean([
             word == label for word, label, dropped in
             zip(frameref.first_word, fast.predicted_label, frameref.dropped) if not dropped]))
@@ -142,7 +154,8 @@ def main() -> int:
     print(f"largest probability difference: {summary['max_probability_difference_vs_frameref']:.2e} "
           f"(tolerance {TOLERANCE:.0e}: {'MET' if equal else 'NOT MET'})")
     print(f"claims FrameRef's first-word rule would drop: {summary['frameref_dropped_claims']} "
-          f"of {len(claims)}; the platform labels all of them")
+          f"of {len(claims)} (first words: {', '.join(summary['frameref_first_words'][:8])}); "
+          "the platform labels all of them")
     if summary["labels_agree_with_generated_word"] is not None:
         print(f"platform label = generated word where that word is a label: "
               f"{summary['labels_agree_with_generated_word']:.3f}")
