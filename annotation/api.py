@@ -25,8 +25,8 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
-from rest_framework.decorators import api_view, permission_classes, throttle_classes
 from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.decorators import api_view, permission_classes, throttle_classes
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -59,6 +59,7 @@ from .study_analysis import cached_study_analysis
 from .study_setup import study_create, study_set_status
 from .study_views import study_progress
 from .throttling import TokenRateThrottle
+
 
 class AutoSchema(openapi.AutoSchema):
     """drf-spectacular's schema, with the answers every endpoint can give written down:
@@ -106,8 +107,9 @@ class Pagination(PageNumberPagination):
         for parameter in parameters:
             parameter["schema"]["minimum"] = 1
             if parameter["name"] == self.page_size_query_param:
-                parameter["description"] = (f"Results per page (default {self.page_size}; "
-                                            f"larger than {self.max_page_size} gives {self.max_page_size}).")
+                parameter["description"] = (
+                    f"Results per page (default {self.page_size}; larger than "
+                    f"{self.max_page_size} gives {self.max_page_size}).")
         return parameters
 
 

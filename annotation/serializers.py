@@ -199,8 +199,9 @@ class StudyCreateSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=200), required=False, allow_empty=False, min_length=1,
         help_text="Exactly these base claims (their external ids) instead of a random draw.")
     framings = serializers.ListField(
-        child=serializers.ChoiceField(choices=Framing.choices), required=False, allow_empty=False, min_length=1,
-        default=list(FRAMINGS), help_text="Framings to show (default: all six).")
+        child=serializers.ChoiceField(choices=Framing.choices), required=False,
+        allow_empty=False, min_length=1, default=list(FRAMINGS),
+        help_text="Framings to show (default: all six).")
     split = serializers.ChoiceField(choices=["", *SPLITS, NO_SPLIT], default="",
                                     help_text="Only base claims of this split (blank: any).")
     batch_size = serializers.IntegerField(min_value=1, max_value=1000, default=20)
