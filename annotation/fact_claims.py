@@ -857,9 +857,9 @@ def generate_base_claims(
 
 def _balanced_subset(claims: list[BaseClaim], size: int, seed: int) -> list[BaseClaim]:
     if size < 2:
-        raise ValueError(f"base_claims must be at least 2, got {size}")
+        raise ValueError(f"at least 2 base claims are needed, {size} were asked for")
     if size > len(claims):
-        raise ValueError(f"base_claims: the facts give {len(claims):,} claims, {size:,} asked for")
+        raise ValueError(f"the facts give {len(claims):,} base claims, {size:,} were asked for")
     rng = _rng(seed, "subset")
     chosen = []
     for split in SPLITS:
@@ -880,7 +880,3 @@ def summarize(claims: Iterable[BaseClaim]) -> dict[str, Counter]:
         by_split[(claim.split, claim.true_label)] += 1
         by_relation[claim.relation] += 1
     return {"split_truth": by_split, "relation": by_relation}
-
-
-def relation_source(relation: str) -> Source:
-    return SOURCES[RELATIONS[relation].source]

@@ -337,3 +337,13 @@ def test_frame_claims_with_the_llm_framer(tmp_path, tiny_llm, on_fail):
     assert Counter(r["framing_type"] for r in rows)["original"] == 4
     expected = 4 + (passed if on_fail == "drop" else 8)
     assert len(rows) == expected
+
+
+def test_same_claims_and_seed_give_byte_identical_files(tmp_path, corpus):
+    claims = [InputClaim(c.base_id, c.text, c.true_label, c.split, c.topic, c.source)
+              for c in corpus[::20]]
+    for name, seed in (("a", 4), ("b", 4), ("c", 5)):
+        write_framed_claims(claims, tmp_path / name, seed=seed)
+    read = lambda name: [p.read_bytes() for p in sorted((tmp_path / name).rglob("*.jsonl"))]
+    assert read("a") == read("b")
+    assert read("a") != read("c")
