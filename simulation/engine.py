@@ -416,10 +416,12 @@ def _order_candidates(pool: Pool, idx: np.ndarray, sim: np.ndarray, k: int):
 
 
 def exact_top_k(pool: Pool, queries: np.ndarray, *, k: int, removed_bits: np.ndarray,
-                restrict_false: np.ndarray, max_block_cells: int = 1 << 24):
+                restrict_false: np.ndarray, bit_rows: np.ndarray | None = None,
+                max_block_cells: int = 1 << 24):
     """Exact top-k of the remaining pool by cosine similarity, per query.
 
-    ``queries: float32[m, d]`` unit contexts; ``removed_bits: uint8[m, ceil(n/8)]``;
+    ``queries: float32[m, d]`` unit contexts; ``removed_bits: uint8[r, ceil(n/8)]`` with
+    query ``i``'s trajectory in row ``bit_rows[i]`` (default ``i``: no copy of the mask);
     ``restrict_false: bool[m]`` keeps only false claims for those rows (the caller checks
     that some remain). Returns ``(rows int64[m, k], similarity float32[m, k])``, sorted by
     similarity then canonical order; -1 where fewer than k claims are eligible.
@@ -432,7 +434,8 @@ def exact_top_k(pool: Pool, queries: np.ndarray, *, k: int, removed_bits: np.nda
     for start in range(0, m, step):
         sl = slice(start, min(m, start + step))
         sims = similarities(queries[sl], pool.embeddings)
-        eligible = unpack_available(removed_bits[sl], None, pool.size)
+        bits = removed_bits[sl] if bit_rows is None else removed_bits[bit_rows[sl]]
+        eligible = unpack_available(bits, None, pool.size)
         restrict = restrict_false[sl]
         if restrict.any():
             eligible[restrict] &= ~pool.is_true
@@ -594,7 +597,7 @@ def _run_chunk(pool, agent, policy, ids, steps, seed, run, candidate_mode, index
             restrict = np.asarray(policy.restrict_to_false(predicts_supports[fr], pool.is_true[current[fr]]),
                                   dtype=bool)
             restrict &= (n_false_total - n_false_removed[fr]) > 0  # fallback: whole pool
-            cand, sim = _top_candidates(pool, context, policy.top_k, removed_bits[fr], restrict,
+            cand, sim = _top_candidates(pool, context, policy.top_k, removed_bits, fr, restrict,
                                         n_removed[fr], n_false_total - n_false_removed[fr],
                                         candidate_mode, index)
             cand_true = pool.is_true[np.maximum(cand, 0)]
@@ -607,14 +610,18 @@ def _run_chunk(pool, agent, policy, ids, steps, seed, run, candidate_mode, index
     return claim, accepted, confidence, reward, H, correct
 
 
-def _top_candidates(pool, context, k, removed_bits, restrict, n_removed, n_false_remaining,
+def _top_candidates(pool, context, k, removed_bits, bit_rows, restrict, n_removed, n_false_remaining,
                     candidate_mode, index):
+    # The removal mask is passed whole with the rows to read (bit_rows): copying the rows of
+    # the accepting trajectories would move most of the mask (gigabytes at full scale) per step.
     if candidate_mode == "exact":
-        return exact_top_k(pool, context, k=k, removed_bits=removed_bits, restrict_false=restrict)
-    cand, sim = index.top_k(pool, context, k=k, removed_bits=removed_bits, restrict_false=restrict)
+        return exact_top_k(pool, context, k=k, removed_bits=removed_bits, restrict_false=restrict,
+                           bit_rows=bit_rows)
+    cand, sim = index.top_k(pool, context, k=k, removed_bits=removed_bits, restrict_false=restrict,
+                            bit_rows=bit_rows)
     eligible = np.where(restrict, n_false_remaining, pool.size - n_removed)
     short = (cand >= 0).sum(axis=1) < np.minimum(k, eligible)
     if short.any():
-        cand[short], sim[short] = exact_top_k(pool, context[short], k=k, removed_bits=removed_bits[short],
-                                              restrict_false=restrict[short])
+        cand[short], sim[short] = exact_top_k(pool, context[short], k=k, removed_bits=removed_bits,
+                                              restrict_false=restrict[short], bit_rows=bit_rows[short])
     return cand, sim

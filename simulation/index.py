@@ -87,7 +87,7 @@ class IVFIndex:
         return IVFIndex(pool=self.pool, centroids=self.centroids, offsets=self.offsets, n_probe=int(n_probe))
 
     def top_k(self, pool: Pool, queries: np.ndarray, *, k: int, removed_bits: np.ndarray | None = None,
-              restrict_false: np.ndarray | None = None):
+              restrict_false: np.ndarray | None = None, bit_rows: np.ndarray | None = None):
         """Top-k eligible claims of the probed lists, re-ranked exactly.
 
         Same contract as :func:`simulation.engine.exact_top_k`; rows whose probed lists hold
@@ -124,7 +124,8 @@ class IVFIndex:
             rows = pair_row[s:e]
             sims = similarities(queries[rows], pool.embeddings[lo:hi])
             # Removed claims of each row's trajectory, straight from the packed bits.
-            removed = removed_bits[rows[:, None], byte_of_row[lo:hi]]
+            mask_rows = rows if bit_rows is None else bit_rows[rows]
+            removed = removed_bits[mask_rows[:, None], byte_of_row[lo:hi]]
             np.right_shift(removed, bit_of_row[lo:hi], out=removed)
             np.bitwise_and(removed, 1, out=removed)
             removed = removed.view(bool)
