@@ -64,10 +64,18 @@ def lexical_check(original: str, restated: str) -> str:
     """Why `restated` cannot assert what `original` does, or "" if nothing is wrong.
 
     Every number of the original must appear, no new number may, and every capitalised
-    word of the original after its first word (names, mostly) must appear.
+    word of the original after its first word (names, mostly) must appear. A restatement
+    must be one finished sentence of reasonable length, and must not talk about "the claim"
+    (small models often comment on the claim instead of restating it).
     """
     if not restated.strip():
         return "empty restatement"
+    if not re.search(r"[.!?][\"'”’)]*$", restated.strip()):
+        return "incomplete sentence (the generation was cut off)"
+    if len(restated) > 2.5 * len(original) + 100:
+        return f"too long ({len(restated)} characters for an original of {len(original)})"
+    if "claim" in restated.lower() and "claim" not in original.lower():
+        return "talks about the claim instead of restating it"
     numbers = lambda text: sorted(_NUMBER.findall(text))
     if numbers(original) != numbers(restated):
         return f"numbers differ: {numbers(original)} vs {numbers(restated)}"

@@ -272,6 +272,10 @@ def tiny_llm(tmp_path_factory):
     ("The capital of France is Paris.", "Experts say the capital is Paris.", "names missing: france"),
     ("The capital of France is Paris.", "The capital of France is Paris.", "not restated"),
     ("The capital of France is Paris.", "  ", "empty"),
+    ("The capital of France is Paris.", "Experts say the capital of France is Paris and", "incomplete"),
+    ("The capital of France is Paris.", 'The claim is "The capital of France is Paris."', "talks about"),
+    ("The capital of France is Paris.", "Experts say the capital of France is Paris" + ", yes" * 60 + ".",
+     "too long"),
 ])
 def test_lexical_check(original, restated, problem):
     from annotation.llm_framer import lexical_check

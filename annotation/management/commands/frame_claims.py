@@ -42,6 +42,9 @@ class Command(BaseCommand):
                                  "verification (drop, as FrameRef did, or the template framing)")
         parser.add_argument("--batch-size", type=int, default=8)
         parser.add_argument("--max-new-tokens", type=int, default=64)
+        parser.add_argument("--threads", type=int, default=1,
+                            help="--framer llm: CPU threads for torch (default 1: on a shared "
+                                 "CPU more threads spin against each other)")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
@@ -85,8 +88,12 @@ class Command(BaseCommand):
                               f"'{summary.dataset}'")
 
     def _llm_framer(self, claims, options):
+        import torch
+
         from annotation.llm_framer import llm_frame, rows_framer
         from modeling.base_models import BaseModelError, load_base_model
+
+        torch.set_num_threads(max(1, options["threads"]))
 
         try:
             model, tokenizer = load_base_model(options["model"])
