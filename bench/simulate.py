@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
 
 from simulation.agents import ScoreAgent, parametric_agent  # noqa: E402
-from simulation.engine import run_trajectories  # noqa: E402
+from simulation.engine import run_study, run_trajectories  # noqa: E402
 from simulation.index import IVFIndex, measure_recall, recall_queries  # noqa: E402
 from simulation.policies import make_policy  # noqa: E402
 from simulation.synthetic_pool import FRAMEREF_SIZE, FRAMINGS, persona_scores, synthetic_pool  # noqa: E402
@@ -108,10 +108,9 @@ def paper(args) -> dict:
     index, index_s = timed(lambda: IVFIndex.build(pool, seed=0))
     print(f"pool generated in {gen_s:.1f} s; index ({index.n_lists} lists, {index.n_probe} probed) built in {index_s:.1f} s")
 
-    def study():
-        return [run_trajectories(index.pool, agent, policy, trajectory_ids=range(100), steps=100, seed=2026,
-                                 run=run, candidate_mode="indexed", index=index)
-                for agent in agents for run in range(3)]
+    def study():  # every (agent, run) advanced together, as the simulate command runs it
+        return run_study(index.pool, agents, policy, runs=range(3), trajectory_ids=range(100), steps=100,
+                         seed=2026, candidate_mode="indexed", index=index)
 
     batches, indexed_s = timed(study, 'indexed')
     exact_batch, exact_one_s = timed(lambda: run_trajectories(pool, agents[0], policy, trajectory_ids=range(100),

@@ -502,11 +502,41 @@ def run_trajectories(
     The result depends only on (pool, agent, policy, seed, run, trajectory number, steps),
     never on which other trajectories share the call.
     """
+    return run_study(pool, [agent], policy, runs=[run], trajectory_ids=trajectory_ids, steps=steps, seed=seed,
+                     candidate_mode=candidate_mode, index=index, chunk_size=chunk_size, progress=progress)[0]
+
+
+def run_study(
+    pool: Pool,
+    agents: Sequence[Agent],
+    policy: Policy,
+    *,
+    runs: Iterable[int],
+    trajectory_ids: Iterable[int],
+    steps: int,
+    seed: int,
+    candidate_mode: str = "exact",
+    index=None,
+    chunk_size: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[TrajectoryBatch]:
+    """Every (agent, run) over the same trajectory numbers, advanced together in one pass.
+
+    Returns one :class:`TrajectoryBatch` per (agent, run), agents outer, identical to what
+    :func:`run_trajectories` gives for each alone (rows never influence each other); batching
+    them makes each step's matrix products and index-list loop serve all of them at once.
+    """
+    agents = list(agents)
+    runs = np.asarray(list(runs), dtype=np.int64)
     ids = np.asarray(list(trajectory_ids), dtype=np.int64)
     if ids.ndim != 1 or (ids < 0).any():
         raise ValueError("trajectory_ids must be non-negative integers")
     if len(np.unique(ids)) != len(ids):
         raise ValueError("trajectory_ids repeat a trajectory number")
+    if runs.ndim != 1 or (runs < 0).any() or len(np.unique(runs)) != len(runs):
+        raise ValueError("runs must be distinct non-negative integers")
+    if len({a.name for a in agents}) != len(agents):
+        raise ValueError("agents must have distinct names")
     if steps < 1:
         raise ValueError(f"steps must be at least 1, not {steps}")
     if steps > pool.n_base:
@@ -522,23 +552,45 @@ def run_trajectories(
         index.check_pool(pool)
     if chunk_size is None:
         chunk_size = max(64, int(1.5 * 2**30) // max(1, (pool.size + 7) // 8))
+    # One row per (agent, run, trajectory), agents outer, then runs, then trajectories.
+    n_a, n_r, n_t = len(agents), len(runs), len(ids)
+    row_agent = np.repeat(np.arange(n_a), n_r * n_t)
+    row_run = np.tile(np.repeat(runs, n_t), n_a)
+    row_traj = np.tile(ids, n_a * n_r)
     parts = []
-    for start in range(0, len(ids), max(1, chunk_size)):
-        parts.append(_run_chunk(pool, agent, policy, ids[start:start + chunk_size], steps, seed,
-                                run, candidate_mode, index, progress))
-    if not parts:
+    for start in range(0, len(row_traj), max(1, chunk_size)):
+        sl = slice(start, start + chunk_size)
+        parts.append(_run_chunk(pool, agents, row_agent[sl], row_run[sl], row_traj[sl], policy, steps, seed,
+                                candidate_mode, index, progress))
+    if parts:
+        columns = [np.concatenate([p[i] for p in parts]) for i in range(6)]
+    else:
         empty = np.zeros((0, steps))
-        return TrajectoryBatch(agent=agent.name, run=run, trajectory=ids, claim=empty.astype(np.int64),
-                               accepted=empty.astype(bool), confidence=empty, reward=empty,
-                               H=empty, correct=empty.astype(bool))
-    cat = lambda i: np.concatenate([p[i] for p in parts])  # noqa: E731
-    return TrajectoryBatch(agent=agent.name, run=run, trajectory=ids, claim=cat(0), accepted=cat(1),
-                           confidence=cat(2), reward=cat(3), H=cat(4), correct=cat(5))
+        columns = [empty.astype(np.int64), empty.astype(bool), empty, empty, empty, empty.astype(bool)]
+    out = []
+    for a, agent in enumerate(agents):
+        for r, run in enumerate(runs):
+            sl = slice((a * n_r + r) * n_t, (a * n_r + r + 1) * n_t)
+            claim, accepted, confidence, reward, H, correct = (c[sl] for c in columns)
+            out.append(TrajectoryBatch(agent=agent.name, run=int(run), trajectory=ids, claim=claim,
+                                       accepted=accepted, confidence=confidence, reward=reward, H=H,
+                                       correct=correct))
+    return out
 
 
-def _run_chunk(pool, agent, policy, ids, steps, seed, run, candidate_mode, index, progress):
+def _run_chunk(pool, agents, row_agent, row_run, ids, policy, steps, seed, candidate_mode, index, progress):
     n, T = len(ids), steps
-    u_policy, u_agent = trajectory_uniforms(seed, run, ids, T, int(agent.uniforms_per_step))
+    u_policy = np.empty((n, T, 2))
+    widest = max(int(a.uniforms_per_step) for a in agents)
+    u_agent = np.zeros((n, T, widest))
+    for row in range(n):  # each row's own stream: policy block first, then the agent's block
+        rng = trajectory_stream(seed, int(row_run[row]), int(ids[row]))
+        u_policy[row] = rng.random((T, 2))
+        k = int(agents[row_agent[row]].uniforms_per_step)
+        if k:
+            u_agent[row, :, :k] = rng.random((T, k))
+    agent_rows = [(agent, np.flatnonzero(row_agent == a)) for a, agent in enumerate(agents)]
+    agent_rows = [(agent, r) for agent, r in agent_rows if len(r)]
     width = pool.base_claims.shape[1]
     framings_per_base = (pool.base_claims >= 0).sum(axis=1)
     n_false_total = int((~pool.is_true).sum())
@@ -557,9 +609,13 @@ def _run_chunk(pool, agent, policy, ids, steps, seed, run, candidate_mode, index
     current = uniform_choice(pool, u_policy[:, 0, 0], removed[:, :0], n_removed)
     for t in range(T):
         claim[:, t] = current
-        predicts_supports, conf = agent.judge(pool, current, u_agent[:, t])
-        predicts_supports = np.asarray(predicts_supports, dtype=bool)
-        conf = np.asarray(conf, dtype=np.float64)
+        predicts_supports = np.empty(n, dtype=bool)
+        conf = np.empty(n)
+        for agent, r in agent_rows:
+            k = int(agent.uniforms_per_step)
+            judged, judged_conf = agent.judge(pool, current[r], u_agent[r, t, :k])
+            predicts_supports[r] = judged
+            conf[r] = judged_conf
         accepted[:, t] = predicts_supports
         confidence[:, t] = conf
         correct[:, t] = predicts_supports == pool.is_true[current]

@@ -174,52 +174,48 @@ def simulate_pool(pool: Pool, agents: list, policy, *, trajectories: int, steps:
                   candidate_mode: str = "exact", index=None, workers: int = 1, progress=None) -> pd.DataFrame:
     """Run every agent for ``runs`` runs of ``trajectories`` trajectories; the long table.
 
-    With ``workers > 1`` the trajectories of each (agent, run) are split over that many
-    forked processes; the result is identical to one process (streams are per trajectory).
-    In indexed mode ``pool`` must be ``index.pool``.
+    All (agent, run) pairs advance together (``simulation.engine.run_study``). With
+    ``workers > 1`` the trajectory numbers are split over that many forked processes; the
+    result is identical to one process (streams are per trajectory). In indexed mode
+    ``pool`` must be ``index.pool``.
     """
-    from simulation.engine import TrajectoryBatch, run_trajectories
+    from simulation.engine import TrajectoryBatch, run_study
 
-    jobs = [(agent, run) for agent in agents for run in range(runs)]
     if workers <= 1:
-        frames = []
-        for agent, run in jobs:
-            batch = run_trajectories(pool, agent, policy, trajectory_ids=range(trajectories), steps=steps, seed=seed,
-                                     run=run, candidate_mode=candidate_mode, index=index, progress=progress)
-            frames.append(batch.to_frame(pool))
-        return _concat(frames)
+        batches = run_study(pool, agents, policy, runs=range(runs), trajectory_ids=range(trajectories), steps=steps,
+                            seed=seed, candidate_mode=candidate_mode, index=index, progress=progress)
+        return _concat([batch.to_frame(pool) for batch in batches])
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     global _WORKER_STATE
-    _WORKER_STATE = (pool, policy, steps, seed, candidate_mode, index)
+    _WORKER_STATE = (pool, agents, policy, runs, steps, seed, candidate_mode, index)
     bounds = np.linspace(0, trajectories, workers + 1).astype(int)
     shards = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    frames = []
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as executor:
-            for agent, run in jobs:
-                futures = [executor.submit(_run_shard, agent, run, shard) for shard in shards]
-                parts = []
-                for future, shard in zip(futures, shards):
-                    parts.append(future.result())
-                    if progress is not None:
-                        progress(len(shard) * steps)
-                frames.append(TrajectoryBatch.concatenate(parts).to_frame(pool))
+            futures = [executor.submit(_run_shard, shard) for shard in shards]
+            results = []
+            for future, shard in zip(futures, shards):
+                results.append(future.result())
+                if progress is not None:
+                    progress(len(shard) * steps * runs * len(agents))
     finally:
         _WORKER_STATE = None
+    frames = [TrajectoryBatch.concatenate([shard[i] for shard in results]).to_frame(pool)
+              for i in range(len(results[0]))]
     return _concat(frames)
 
 
 _WORKER_STATE = None
 
 
-def _run_shard(agent, run, shard):
-    from simulation.engine import run_trajectories
+def _run_shard(shard):
+    from simulation.engine import run_study
 
-    pool, policy, steps, seed, candidate_mode, index = _WORKER_STATE
-    return run_trajectories(pool, agent, policy, trajectory_ids=shard, steps=steps, seed=seed, run=run,
-                            candidate_mode=candidate_mode, index=index)
+    pool, agents, policy, runs, steps, seed, candidate_mode, index = _WORKER_STATE
+    return run_study(pool, agents, policy, runs=range(runs), trajectory_ids=shard, steps=steps, seed=seed,
+                     candidate_mode=candidate_mode, index=index)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

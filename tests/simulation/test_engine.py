@@ -9,6 +9,7 @@ from simulation.engine import (
     Pool,
     PoolError,
     TrajectoryBatch,
+    run_study,
     run_trajectories,
     similarities,
     trajectory_stream,
@@ -194,6 +195,20 @@ def test_shard_split_gives_bit_identical_results(mode):
     assert_same_batch(whole, chunked)
     again = run_trajectories(pool, agent, policy, trajectory_ids=range(50), **kwargs)
     assert_same_batch(whole, again)
+
+
+def test_a_batched_study_equals_each_agent_and_run_alone():
+    pool = small_pool(n_claims=360, seed=9)
+    agents = [ScoreAgent("persona", persona_scores(pool, seed=2)), OracleAgent(),
+              parametric_agent("p", true_acceptance=0.7, false_acceptance=0.4, confidence=[1, 1, 2, 2, 1])]
+    policy = make_policy("frameref")
+    study = run_study(pool, agents, policy, runs=[0, 2], trajectory_ids=range(5, 25), steps=15, seed=8,
+                      chunk_size=17)
+    assert [(b.agent, b.run) for b in study] == [(a.name, r) for a in agents for r in (0, 2)]
+    for batch in study:
+        agent = next(a for a in agents if a.name == batch.agent)
+        alone = run_trajectories(pool, agent, policy, trajectory_ids=range(5, 25), steps=15, seed=8, run=batch.run)
+        assert_same_batch(batch, alone)
 
 
 def test_seed_and_run_change_the_result():
