@@ -5,9 +5,12 @@ Parquet) and the rows here point at them; see architecture.md, "Data flow". The 
 enforces what must always hold: alpha in [0, 1], progress in [0, 1], known statuses, and a
 succeeded trained persona that names its adapter folder.
 """
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from annotation.models import Dataset, Framing, Split, Study
 
@@ -23,6 +26,9 @@ class JobStatus(models.TextChoices):
 
 
 FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+# A running training reports at least once per optimizer step; silence this long means its
+# worker died (one SmolLM2 step takes seconds, even on a busy CPU under a minute or two).
+STALE_AFTER = timedelta(minutes=10)
 
 
 class Persona(models.Model):
@@ -73,6 +79,9 @@ class Persona(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Last progress report of a running training; stale means its worker died.")
 
     class Meta:
         ordering = ["-created"]
@@ -100,6 +109,14 @@ class Persona(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+    @property
+    def is_stale(self) -> bool:
+        """Running, but silent for longer than STALE_AFTER: its worker has most likely died."""
+        if self.status != JobStatus.RUNNING:
+            return False
+        last = self.heartbeat or self.started
+        return last is not None and timezone.now() - last > STALE_AFTER
 
     @property
     def is_usable(self) -> bool:

@@ -26,7 +26,7 @@ from django.utils import timezone
 from annotation.models import Dataset, FramedClaim, Framing, Split, Verification
 
 from .base_models import DEFAULT_BASE_MODEL, BaseModelError, resolve_base_model
-from .models import JobStatus, Persona
+from .models import STALE_AFTER, JobStatus, Persona
 from .training import StepReport, TrainingCancelled, TrainingConfig, train_adapter
 from .training_data import ClaimRow
 
@@ -166,7 +166,8 @@ def _dataset_counts(rows: list[ClaimRow], persona: Persona) -> dict:
             "attenuated_examples_before_subsampling": attenuated}
 
 
-def _claim_for_run(persona_id: int, *, resume: bool, task_id: str | None) -> Persona | None:
+def _claim_for_run(persona_id: int, *, resume: bool, task_id: str | None,
+                   force: bool = False) -> Persona | None:
     """Moves the persona to RUNNING if this call may run it; None if another run owns it.
 
     Queued personas start; with `resume`, failed, cancelled and (after a dead worker)
@@ -176,12 +177,21 @@ def _claim_for_run(persona_id: int, *, resume: bool, task_id: str | None) -> Per
     now = timezone.now()
     runnable = Q(status=JobStatus.QUEUED)
     if resume:
-        runnable |= Q(status__in=RESUMABLE)
+        runnable |= Q(status__in=[JobStatus.FAILED, JobStatus.CANCELLED])
+        # A running persona is only taken over when its worker is known (force) or
+        # presumed (silent past STALE_AFTER) dead: two runs must never share checkpoints.
+        if force:
+            runnable |= Q(status=JobStatus.RUNNING)
+        else:
+            silent_since = now - STALE_AFTER
+            runnable |= Q(status=JobStatus.RUNNING, heartbeat__lt=silent_since)
+            runnable |= Q(status=JobStatus.RUNNING, heartbeat__isnull=True,
+                          started__lt=silent_since)
     elif task_id:
         runnable |= Q(status=JobStatus.RUNNING, task_id=task_id)
     query = Persona.objects.filter(runnable, pk=persona_id, is_base=False)
     updates = {"status": JobStatus.RUNNING, "error": "", "cancel_requested": False,
-               "finished": None}
+               "finished": None, "heartbeat": now}
     if task_id:
         updates["task_id"] = task_id
     with transaction.atomic():
@@ -202,14 +212,17 @@ def persona_train(
     task_id: str | None = None,
     on_step: Callable[[StepReport], None] | None = None,
     device: str | None = None,
+    force: bool = False,
 ) -> Persona | None:
     """Runs (or resumes) a persona's training and records the outcome on its row.
 
     Returns the persona, or None when it was not in a state this call may run (already
-    running elsewhere, finished): calling twice never trains twice. A run whose status is
+    running elsewhere, finished): calling twice never trains twice. `resume` takes over a
+    RUNNING persona only when it has been silent past STALE_AFTER, or with `force` (its
+    worker is known to be dead). A run whose status is
     RUNNING with this same task id is a redelivered message after a crash, and resumes.
     """
-    persona = _claim_for_run(persona_id, resume=resume, task_id=task_id)
+    persona = _claim_for_run(persona_id, resume=resume, task_id=task_id, force=force)
     if persona is None:
         return None
     resume = resume or persona.steps_done > 0
@@ -234,6 +247,7 @@ def persona_train(
             Persona.objects.filter(pk=persona.pk).update(
                 progress=min(1.0, step.step / step.steps_total), steps_done=step.step,
                 steps_total=step.steps_total, eta_seconds=step.eta_seconds, loss_curve=curve,
+                heartbeat=timezone.now(),
             )
 
     def should_cancel() -> bool:

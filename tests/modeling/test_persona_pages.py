@@ -123,6 +123,30 @@ def test_cancel_stops_a_running_training_cleanly(dataset, tiny_model_dir, media_
     assert "--resume" in persona.error
 
 
+def test_a_running_persona_is_taken_over_only_when_silent_or_forced(
+        client, researcher, dataset, tiny_model_dir, media_root):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    persona = make_persona(dataset, tiny_model_dir)
+    now = timezone.now()
+    Persona.objects.filter(pk=persona.pk).update(status=JobStatus.RUNNING, started=now,
+                                                 heartbeat=now)
+    assert persona_train(persona_id=persona.pk, resume=True) is None
+    with pytest.raises(CommandError, match="a worker may still be training it"):
+        call_command("train_persona", "--resume", str(persona.pk))
+    page = client.get(reverse("modeling:persona-detail", args=[persona.pk])).content.decode()
+    assert "its worker has most likely stopped" not in page
+    # Silent for eleven minutes: presumed dead, shown as such, and resumable.
+    Persona.objects.filter(pk=persona.pk).update(heartbeat=now - timedelta(minutes=11))
+    page = client.get(reverse("modeling:persona-detail", args=[persona.pk])).content.decode()
+    assert "its worker has most likely stopped" in page and f"--resume {persona.pk}" in page
+    call_command("train_persona", "--resume", str(persona.pk), "--quiet", stdout=io.StringIO())
+    persona.refresh_from_db()
+    assert persona.status == JobStatus.SUCCEEDED and not persona.is_stale
+
+
 def test_cancelling_a_queued_persona_cancels_it_at_once(dataset, tiny_model_dir):
     persona = make_persona(dataset, tiny_model_dir)
     assert persona_request_cancel(persona=persona)
@@ -297,7 +321,11 @@ def test_a_killed_worker_leaves_the_persona_resumable_never_succeeded(
     assert persona.status == JobStatus.RUNNING and persona.adapter_dir == ""
     assert persona.steps_done < persona.steps_total
     assert not (media / f"personas/{persona.pk}/adapter").exists()
-    call_command("train_persona", "--resume", str(persona.pk), "--quiet", stdout=io.StringIO())
+    # It reported progress moments ago, so a plain resume refuses; the researcher knows better.
+    with pytest.raises(CommandError, match="a worker may still be training it"):
+        call_command("train_persona", "--resume", str(persona.pk), "--quiet")
+    call_command("train_persona", "--resume", str(persona.pk), "--force", "--quiet",
+                 stdout=io.StringIO())
     persona.refresh_from_db()
     assert persona.status == JobStatus.SUCCEEDED
     assert persona.provenance["resumed_from_step"] >= 2

@@ -92,14 +92,15 @@ class ProgressBar:
 
 
 def train_in_process(command: BaseCommand, persona: Persona, *, resume: bool, quiet: bool,
-                     device: str | None = None, threads: int = 0) -> Persona:
+                     device: str | None = None, threads: int = 0, force: bool = False) -> Persona:
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     bar = ProgressBar(f"training {persona.name}", disable=quiet)
     try:
-        persona = persona_train(persona_id=persona.pk, resume=resume, on_step=bar, device=device)
+        persona = persona_train(persona_id=persona.pk, resume=resume, on_step=bar, device=device,
+                                force=force)
     except Exception as exc:
         raise CommandError(f"training persona {persona.pk} ({persona.name}) failed: {exc}\n"
                            f"Resume it with `manage.py train_persona --resume {persona.pk}`.") from exc
@@ -127,15 +128,20 @@ class Command(BaseCommand):
         parser.add_argument("--resume", metavar="PERSONA",
                             help="continue a failed, cancelled or interrupted persona (id or name) "
                                  "from its last checkpoint")
+        parser.add_argument("--force", action="store_true",
+                            help="with --resume: take over a persona marked running although it "
+                                 "reported progress in the last 10 minutes (only when you know "
+                                 "its worker died)")
         parser.add_argument("--background", action="store_true",
                             help="queue the training for a Celery worker and return")
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def handle(self, *args, **options):
         if options["resume"]:
-            persona = self._resumable(options["resume"])
+            persona = self._resumable(options["resume"], force=options["force"])
             persona = train_in_process(self, persona, resume=True, quiet=options["quiet"],
-                                       device=options["device"], threads=options["threads"])
+                                       device=options["device"], threads=options["threads"],
+                                       force=options["force"])
             return self._report(persona)
         if not options["dataset"]:
             raise CommandError("--dataset is required (or --resume PERSONA)")
@@ -163,7 +169,7 @@ class Command(BaseCommand):
                                    device=options["device"], threads=options["threads"])
         self._report(persona)
 
-    def _resumable(self, reference: str) -> Persona:
+    def _resumable(self, reference: str, *, force: bool) -> Persona:
         from modeling.score_services import ScoreServiceError, persona_lookup
 
         try:
@@ -173,6 +179,13 @@ class Command(BaseCommand):
         if persona.is_base or persona.status not in RESUMABLE:
             raise CommandError(f"persona {persona.pk} ({persona.name}) is {persona.status}; only "
                                f"{', '.join(RESUMABLE)} personas can be resumed")
+        if persona.status == JobStatus.RUNNING and not persona.is_stale and not force:
+            last = persona.heartbeat or persona.started
+            raise CommandError(
+                f"persona {persona.pk} ({persona.name}) is running and reported progress at "
+                f"{last:%Y-%m-%d %H:%M:%S} UTC; a worker may still be training it. Cancel it "
+                "first, wait until it has been silent for 10 minutes, or pass --force if you "
+                "know its worker died")
         return persona
 
     def _report(self, persona: Persona) -> None:
