@@ -273,5 +273,6 @@ def write_verification_report(results: Sequence[LLMRestatement], path) -> None:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         writer.writerow(["base_id", "framing", "verdict", "pass_probability", "reason", "text"])
         for r in results:
-            writer.writerow([r.base_id, r.framing, r.verdict, f"{r.pass_probability:.4f}",
-                             r.reason, r.text])
+            asked = r.pass_probability == r.pass_probability  # nan: the verifier was not asked
+            writer.writerow([r.base_id, r.framing, r.verdict,
+                             f"{r.pass_probability:.4f}" if asked else "", r.reason, r.text])
