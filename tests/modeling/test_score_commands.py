@@ -93,7 +93,7 @@ def test_score_compare_and_calibrate_from_the_command_line(demo, adapter_persona
     assert personas == {base.name, adapter_persona.name}
     assert {row["framing"] for row in report["rows"]} >= {"original", "authoritative", "all"}
     text = run("compare_personas", base.name, adapter_persona.name, dataset=DEMO, split="test")
-    assert "balanced_acc" in text and adapter_persona.name in text
+    assert "bal_acc" in text and "mspr_norm" in text and adapter_persona.name in text
 
     study = study_create(dataset=demo, name="calibration study", base_claims=6, batch_size=6,
                          raters_per_batch=2, seed=5, status=Study.Status.OPEN)

@@ -9,8 +9,10 @@ from annotation.selectors import dataset_lookup
 from modeling.metrics import METRIC_COLUMNS, compare_personas
 from modeling.score_services import ScoreServiceError, persona_lookup, persona_scores
 
-SHOWN = ("balanced_accuracy", "mspr", "mspr_normalised", "accuracy", "false_acceptance_rate",
-         "mean_confidence")
+SHOWN = {  # column -> header in the text table
+    "balanced_accuracy": "bal_acc", "mspr": "mspr_raw", "mspr_normalised": "mspr_norm",
+    "accuracy": "accuracy", "false_acceptance_rate": "false_acc", "mean_confidence": "mean_conf",
+}
 
 
 class Command(BaseCommand):
@@ -48,11 +50,11 @@ class Command(BaseCommand):
         self.stdout.write(f"{dataset.name} ({options['split']}); MSPR raw = mean P(SUPPORTS) on "
                           "false claims, normalised = P(S)/(P(S)+P(R))")
         header = f"{'persona':<28} {'framing':<15} {'n':>6} " + " ".join(
-            f"{name[:12]:>12}" for name in SHOWN)
+            f"{label:>10}" for label in SHOWN.values())
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
         for row in comparison.itertuples(index=False):
             values = " ".join(
-                f"{getattr(row, name):>12.3f}" if not math.isnan(getattr(row, name))
-                else f"{'-':>12}" for name in SHOWN)
+                f"{getattr(row, name):>10.3f}" if not math.isnan(getattr(row, name))
+                else f"{'-':>10}" for name in SHOWN)
             self.stdout.write(f"{row.persona[:28]:<28} {row.framing:<15} {row.n:>6} {values}")

@@ -31,6 +31,9 @@ class Command(BaseCommand):
                             help="split to score (default test)")
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                             help=f"claims per forward pass (default {DEFAULT_BATCH_SIZE})")
+        parser.add_argument("--threads", type=int, default=None,
+                            help="torch CPU threads (default: torch's choice; on a busy shared "
+                                 "machine 1 is often faster)")
         parser.add_argument("--background", action="store_true",
                             help="queue it for a worker (the models queue) instead of running here")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -38,6 +41,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["batch_size"] < 1:
             raise CommandError(f"--batch-size must be at least 1, got {options['batch_size']}")
+        if options["threads"] is not None:
+            if options["threads"] < 1:
+                raise CommandError(f"--threads must be at least 1, got {options['threads']}")
+            import torch
+
+            torch.set_num_threads(options["threads"])
         try:
             dataset = dataset_lookup(options["dataset"])
             personas = ([persona_lookup(reference) for reference in options["persona"]]
