@@ -179,3 +179,20 @@ def test_pages_score_from_the_web_and_show_metrics_comparison_and_calibration(
     other = django_user_model.objects.create_user("other", password="pw")
     client.force_login(other)
     assert client.get(reverse("modeling:calibration-detail", args=[calibration.pk])).status_code == 404
+
+
+def test_a_cancelled_or_failed_scoring_leaves_no_file_and_says_why(demo, adapter_persona, media_root):
+    from modeling.score_services import score_table_create, score_table_request_cancel, score_table_run
+
+    table = score_table_create(persona=adapter_persona, dataset=demo, split="train")
+    score_table_request_cancel(score_table=table)
+    table = score_table_run(score_table=table, batch_size=8)
+    assert table.status == JobStatus.CANCELLED and table.path == "" and table.rows == 0
+    assert not (media_root / "scores").exists() or not any((media_root / "scores").rglob("*.parquet"))
+
+    broken = Persona.objects.create(name="no files", base_model=adapter_persona.base_model,
+                                    status=JobStatus.SUCCEEDED, adapter_dir="adapters/missing")
+    with pytest.raises(CommandError, match="adapter folder .* is missing"):
+        run("score_claims", "--persona", broken.name, dataset=DEMO, split="test", no_progress=True)
+    failed = ScoreTable.objects.get(persona=broken)
+    assert failed.status == JobStatus.FAILED and "adapter folder" in failed.error and failed.path == ""
