@@ -94,6 +94,11 @@ def test_score_compare_and_calibrate_from_the_command_line(demo, adapter_persona
     assert {row["framing"] for row in report["rows"]} >= {"original", "authoritative", "all"}
     text = run("compare_personas", base.name, adapter_persona.name, dataset=DEMO, split="test")
     assert "bal_acc" in text and "mspr_norm" in text and adapter_persona.name in text
+    with_intervals = json.loads(run("compare_personas", base.name, dataset=DEMO, split="test",
+                                    format="json", bootstrap=50))
+    for row in with_intervals["rows"]:
+        if row["mspr_low"] is not None:
+            assert row["mspr_low"] <= row["mspr"] <= row["mspr_high"]
 
     study = study_create(dataset=demo, name="calibration study", base_claims=6, batch_size=6,
                          raters_per_batch=2, seed=5, status=Study.Status.OPEN)

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Dataset, Split
 from annotation.selectors import dataset_lookup
-from modeling.metrics import METRIC_COLUMNS, compare_personas
+from modeling.metrics import ALL, METRIC_COLUMNS, bootstrap_interval, compare_personas
 from modeling.score_services import ScoreServiceError, persona_lookup, persona_scores
 
 SHOWN = {  # column -> header in the text table
@@ -24,6 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--dataset", required=True, help="dataset name")
         parser.add_argument("--split", default=Split.TEST, choices=Split.values)
         parser.add_argument("--format", default="text", choices=["text", "json", "csv"])
+        parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                            help="add 95%% intervals of MSPR (raw and normalised) and balanced "
+                                 "accuracy from N bootstrap resamples of base claims (e.g. 1000)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
 
     def handle(self, *args, **options):
         try:
@@ -36,6 +40,20 @@ class Command(BaseCommand):
         except (Dataset.DoesNotExist, ScoreServiceError) as exc:
             raise CommandError(str(exc)) from None
         comparison = compare_personas(tables)
+        if options["bootstrap"] < 0:
+            raise CommandError(f"--bootstrap must be 0 or more, got {options['bootstrap']}")
+        if options["bootstrap"]:
+            for metric in ("mspr", "mspr_normalised", "balanced_accuracy"):
+                low, high = [], []
+                for row in comparison.itertuples(index=False):
+                    interval = bootstrap_interval(
+                        tables[row.persona], metric,
+                        framing=None if row.framing == ALL else row.framing,
+                        reps=options["bootstrap"], seed=options["seed"])
+                    low.append(interval[0])
+                    high.append(interval[1])
+                comparison[f"{metric}_low"] = low
+                comparison[f"{metric}_high"] = high
         if options["format"] == "csv":
             self.stdout.write(comparison.to_csv(index=False), ending="")
             return
@@ -58,3 +76,9 @@ class Command(BaseCommand):
                 f"{getattr(row, name):>10.3f}" if not math.isnan(getattr(row, name))
                 else f"{'-':>10}" for name in SHOWN)
             self.stdout.write(f"{row.persona[:28]:<28} {row.framing:<15} {row.n:>6} {values}")
+            if options["bootstrap"]:
+                self.stdout.write(
+                    f"{'':<28} {'  95% CI':<15} {'':>6} "
+                    f"[{row.balanced_accuracy_low:.3f}, {row.balanced_accuracy_high:.3f}] "
+                    f"mspr_raw [{row.mspr_low:.3f}, {row.mspr_high:.3f}] "
+                    f"mspr_norm [{row.mspr_normalised_low:.3f}, {row.mspr_normalised_high:.3f}]")
