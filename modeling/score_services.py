@@ -15,7 +15,6 @@ commands, the Celery tasks and the pages.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -467,7 +466,3 @@ def calibration_run(*, persona: Persona, study: Study, method: str = "temperatur
     with transaction.atomic():
         return Calibration.objects.create(persona=persona, study=study, method=method,
                                           result=result)
-
-
-def finite_or_none(value):
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
