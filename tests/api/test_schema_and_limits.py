@@ -34,6 +34,11 @@ def test_schema_and_swagger_ui_are_served(anonymous):
     assert schema.status_code == 200 and schema.json()["info"]["title"] == "FrameLab API"
     docs = anonymous.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+    # Swagger UI comes from the platform's own static files: it works offline.
+    assert b"/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs.content
+    assert b"cdn.jsdelivr" not in docs.content
+    script = anonymous.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert script.status_code == 200
 
 
 def test_unknown_api_paths_answer_json(api, anonymous):

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "drf_spectacular_sidecar",
     "rest_framework.authtoken",
     "drf_spectacular",
     "annotation",
@@ -183,6 +184,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
+# --- Cache -------------------------------------------------------------------------------
+# Per process by default; CACHE_URL (e.g. redis://127.0.0.1:6379/2) shares it between web
+# processes and machines, which the API's rate limits and the report's cache need at scale.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
 # --- REST API (annotation/api.py) ---------------------------------------------------------
 # Researchers only: a session (the researcher pages' login) or a token from
 # `manage.py drf_create_token USERNAME` / POST /api/auth/token/. Rates are per client and
@@ -218,6 +224,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the platform's own static files, not a CDN: studies run offline too.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/",
