@@ -104,6 +104,11 @@ class Command(BaseCommand):
             except PersonaError as exc:
                 raise CommandError(str(exc)) from None
             resume = False
+        elif persona.status == JobStatus.RUNNING and not persona.is_stale:
+            raise CommandError(
+                f"persona {persona.pk} ({name}) is being trained by another process (progress "
+                f"{persona.progress:.0%}); wait for it, or resume it with `train_persona "
+                f"--resume {persona.pk} --force` if that process died")
         elif persona.status in RESUMABLE or persona.status == JobStatus.QUEUED:
             resume = persona.status != JobStatus.QUEUED
         else:
