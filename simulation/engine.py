@@ -371,6 +371,18 @@ def uniform_choice(pool: Pool, u: np.ndarray, removed: np.ndarray, n_removed: np
     return pool.row_of_rank[chosen_rank]
 
 
+def blas_single_thread():
+    """A context in which numpy's BLAS uses one thread.
+
+    The engine's matrix products are many and small (a chunk of contexts against the pool);
+    BLAS threads cost more than they give there, and on a machine whose cores are already
+    busy (a Celery worker beside others) they made runs several times slower.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def similarities(queries: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
     """``float32[m, n]`` = queries @ embeddings.T, the same to the last bit for a query
     whatever other queries share the call.

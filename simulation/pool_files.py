@@ -179,11 +179,13 @@ def simulate_pool(pool: Pool, agents: list, policy, *, trajectories: int, steps:
     result is identical to one process (streams are per trajectory). In indexed mode
     ``pool`` must be ``index.pool``.
     """
-    from simulation.engine import TrajectoryBatch, run_study
+    from simulation.engine import TrajectoryBatch, blas_single_thread, run_study
 
     if workers <= 1:
-        batches = run_study(pool, agents, policy, runs=range(runs), trajectory_ids=range(trajectories), steps=steps,
-                            seed=seed, candidate_mode=candidate_mode, index=index, progress=progress)
+        with blas_single_thread():
+            batches = run_study(pool, agents, policy, runs=range(runs), trajectory_ids=range(trajectories),
+                                steps=steps, seed=seed, candidate_mode=candidate_mode, index=index,
+                                progress=progress)
         return _concat([batch.to_frame(pool) for batch in batches])
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -211,11 +213,12 @@ _WORKER_STATE = None
 
 
 def _run_shard(shard):
-    from simulation.engine import run_study
+    from simulation.engine import blas_single_thread, run_study
 
     pool, agents, policy, runs, steps, seed, candidate_mode, index = _WORKER_STATE
-    return run_study(pool, agents, policy, runs=range(runs), trajectory_ids=shard, steps=steps, seed=seed,
-                     candidate_mode=candidate_mode, index=index)
+    with blas_single_thread():
+        return run_study(pool, agents, policy, runs=range(runs), trajectory_ids=shard, steps=steps,
+                         seed=seed, candidate_mode=candidate_mode, index=index)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
