@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/simulate.py [--part paper|full|scaling|all] [--reference-trajectories 2]
+    .venv/bin/python bench/simulation.py [--part paper|full|scaling|all] [--reference-trajectories 2]
                                        [--full-trajectories 10000] [--json PATH]
 
 Parts:
