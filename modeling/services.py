@@ -229,8 +229,6 @@ def persona_train(
     adapter_rel, checkpoint_rel = persona_artifact_dirs(persona)
     media = Path(settings.MEDIA_ROOT)
     last_write = 0.0
-    last_cancel_check = 0.0
-    cancel = False
     # A resumed run continues the stored curve; the checkpoint holds the same points.
     curve: list[dict] = list(persona.loss_curve or []) if resume else []
 
@@ -251,12 +249,9 @@ def persona_train(
             )
 
     def should_cancel() -> bool:
-        nonlocal last_cancel_check, cancel
-        now = time.monotonic()
-        if now - last_cancel_check >= PROGRESS_EVERY_SECONDS / 2:
-            last_cancel_check = now
-            cancel = Persona.objects.filter(pk=persona.pk, cancel_requested=True).exists()
-        return cancel
+        # One indexed read per optimizer step (seconds each on a real model): a cancel
+        # always stops the run at the next step boundary.
+        return Persona.objects.filter(pk=persona.pk, cancel_requested=True).exists()
 
     rows = persona_training_rows(persona=persona)
     provenance = {
