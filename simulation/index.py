@@ -17,6 +17,8 @@ list offsets.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,7 +107,6 @@ class IVFIndex:
             probes = np.argpartition(coarse, -P, axis=1)[:, -P:]
         else:
             probes = np.broadcast_to(np.arange(self.n_lists), (m, P)).copy()
-        byte_of_row, bit_of_row = _bit_positions(pool.size)
         best_idx = np.full((m, P * k), -1, dtype=np.int64)
         best_sim = np.full((m, P * k), -np.inf, dtype=np.float32)
         pair_list = probes.reshape(-1)
@@ -116,47 +117,61 @@ class IVFIndex:
         bounds = np.flatnonzero(np.diff(pair_list)) + 1
         starts = np.concatenate(([0], bounds))
         ends = np.concatenate((bounds, [len(pair_list)]))
-        for s, e in zip(starts, ends):
-            lst = int(pair_list[s])
-            lo, hi = int(self.offsets[lst]), int(self.offsets[lst + 1])
-            if hi == lo:
-                continue
-            rows = pair_row[s:e]
-            sims = similarities(queries[rows], pool.embeddings[lo:hi])
-            # Removed claims of each row's trajectory, straight from the packed bits.
-            mask_rows = rows if bit_rows is None else bit_rows[rows]
-            removed = removed_bits[mask_rows[:, None], byte_of_row[lo:hi]]
-            np.right_shift(removed, bit_of_row[lo:hi], out=removed)
-            np.bitwise_and(removed, 1, out=removed)
-            removed = removed.view(bool)
-            restrict = restrict_false[rows]
-            if restrict.any():
-                removed[restrict] |= pool.is_true[lo:hi]
-            np.putmask(sims, removed, -np.inf)
-            kk = min(k, hi - lo)
-            if kk < hi - lo:
-                part = np.argpartition(sims, -kk, axis=1)[:, -kk:]
-            else:
-                part = np.broadcast_to(np.arange(hi - lo), sims.shape)
-            vals = np.take_along_axis(sims, part, axis=1)
-            cols = pair_slot[s:e, None] * k + np.arange(kk)
-            best_idx[rows[:, None], cols] = np.where(np.isfinite(vals), part + lo, -1)
-            best_sim[rows[:, None], cols] = vals
+        groups = list(zip(starts.tolist(), ends.tolist()))
+
+        def search(part):
+            # Each (row, probed slot) pair belongs to exactly one list, so threads write
+            # disjoint cells of best_idx / best_sim.
+            for s, e in part:
+                lst = int(pair_list[s])
+                lo, hi = int(self.offsets[lst]), int(self.offsets[lst + 1])
+                if hi == lo:
+                    continue
+                rows = pair_row[s:e]
+                sims = similarities(queries[rows], pool.embeddings[lo:hi])
+                # Removed claims of each row's trajectory: the list's bytes of the packed mask,
+                # unpacked (a contiguous slice per row rather than a gather per claim).
+                mask_rows = rows if bit_rows is None else bit_rows[rows]
+                packed = removed_bits[mask_rows, lo >> 3:(hi + 7) >> 3]
+                removed = np.unpackbits(packed, axis=1, bitorder="little")[:, (lo & 7):(lo & 7) + hi - lo]
+                removed = removed.view(bool)
+                restrict = restrict_false[rows]
+                if restrict.any():
+                    removed[restrict] |= pool.is_true[lo:hi]
+                np.putmask(sims, removed, -np.inf)
+                kk = min(k, hi - lo)
+                if kk < hi - lo:
+                    top = np.argpartition(sims, -kk, axis=1)[:, -kk:]
+                else:
+                    top = np.broadcast_to(np.arange(hi - lo), sims.shape)
+                vals = np.take_along_axis(sims, top, axis=1)
+                cols = pair_slot[s:e, None] * k + np.arange(kk)
+                best_idx[rows[:, None], cols] = np.where(np.isfinite(vals), top + lo, -1)
+                best_sim[rows[:, None], cols] = vals
+
+        workers = min(_search_threads(), len(groups))
+        if workers <= 1:
+            search(groups)
+        else:
+            # numpy releases the GIL in the matrix products, unpacking and partitions, so
+            # interleaved shares of the lists run on several cores; the results do not depend
+            # on which thread searched a list.
+            with ThreadPoolExecutor(max_workers=workers) as pool_:
+                for future in [pool_.submit(search, groups[w::workers]) for w in range(workers)]:
+                    future.result()
         return _order_candidates(pool, best_idx, best_sim, k)
 
 
-_BIT_POSITIONS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _bit_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Byte and bit of each pool row in a packed removal mask (cached per pool size)."""
-    cached = _BIT_POSITIONS.get(size)
-    if cached is None:
-        rows = np.arange(size)
-        cached = ((rows >> 3).astype(np.intp), (rows & 7).astype(np.uint8))
-        _BIT_POSITIONS.clear()
-        _BIT_POSITIONS[size] = cached
-    return cached
+def _search_threads() -> int:
+    """Threads for the list search: ``FRAMELAB_SIM_THREADS``, else the usable CPUs (at most 4)."""
+    configured = os.environ.get("FRAMELAB_SIM_THREADS")
+    if configured:
+        return max(1, int(configured))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
 
 
 def _nearest(points: np.ndarray, centroids: np.ndarray, progress=None) -> np.ndarray:
