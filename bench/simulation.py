@@ -2,8 +2,10 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/simulation.py [--part paper|full|scaling|all] [--reference-trajectories 2]
+    .venv/bin/python bench/simulation.py [--part paper|full|scaling|workers|all] [--reference-trajectories 2]
                                        [--full-trajectories 10000] [--json PATH]
+                                       [--worker-trajectories 2000] [--workers 2] [--worker-shards 4]
+                                       [--worker-database postgres|sqlite]
 
 Parts:
 1. paper: FrameRef's setting, 100 trajectories x 100 steps x 3 runs for 7 agents (a baseline
@@ -19,6 +21,17 @@ Parts:
    indexed mode, in a child process so its peak memory (ru_maxrss) is its own: generation,
    index build, run time, trajectories/s, recall of the exact top-5.
 3. scaling: run time against the number of trajectories and against the pool size.
+4. workers: the platform's own path, end to end, on a scratch database (PostgreSQL
+   ``framelab_bench_simulation``, created and dropped, or SQLite in a temporary folder) and a
+   temporary MEDIA_ROOT: migrate, load the demo dataset, cache its embeddings, create a run of
+   four parametric agents with ``simulation_run_create`` and (a) execute it in this process
+   (``simulation_run_execute``, as ``manage.py simulate`` does), then (b) enqueue a copy with
+   ``simulation_run_enqueue(shards=4)`` to two real ``celery -A config worker`` processes (one
+   task at a time each, queues default and models) with Redis as the broker (db 10) and result
+   backend (db 11), timed from the enqueue until the merged run is stored, and (c) compare the
+   two per-step Parquet tables (sorted; ``DataFrame.equals``): IDENTICAL or the first
+   difference. One small untimed run on each side first, so neither timing pays first imports.
+   Needs PostgreSQL (or --worker-database sqlite) and Redis on 127.0.0.1.
 
 Targets (issue 6): paper study >= 500x faster than the reference; full run within 60 s and
 under 4 GiB. Each is printed MET or NOT MET with the measured figure. The machine (CPU
@@ -65,7 +78,7 @@ def machine() -> str:
         blas = f"{info.get('name')} {info.get('version')}"
     except Exception:
         pass
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
+    return (f"{cpu_model()}, {os.cpu_count()} CPUs, load average "
             f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}, Python {platform.python_version()}, numpy "
             f"{np.__version__} ({blas}), OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
 
@@ -230,11 +243,249 @@ def scaling(args) -> dict:
     return dict(rows=rows)
 
 
+# --- 4. the same run on two real Celery workers -----------------------------------------------
+
+WORKER_DATABASE = "framelab_bench_simulation"
+WORKER_TRAJECTORIES = 2_000
+WORKER_AGENTS = [
+    {"kind": "parametric", "name": "sceptical", "accept": {"SUPPORTS": 0.7, "REFUTES": 0.2}, "confidence": 0.7},
+    {"kind": "parametric", "name": "credulous", "accept": {"SUPPORTS": 0.9, "REFUTES": 0.7}, "confidence": 0.8},
+    {"kind": "parametric", "name": "swayed by authority", "confidence": 0.85,
+     "accept": {"authoritative": {"SUPPORTS": 0.9, "REFUTES": 0.75},
+                "consensus": {"SUPPORTS": 0.9, "REFUTES": 0.6},
+                "*": {"SUPPORTS": 0.75, "REFUTES": 0.25}}},
+    {"kind": "parametric", "name": "human-like", "accept": {"SUPPORTS": 0.78, "REFUTES": 0.4},
+     "confidence": [0.05, 0.1, 0.25, 0.35, 0.25]},
+]
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc), children not included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def shards_done_by_worker(logs: list[Path]) -> list[int]:
+    """How many shard tasks each worker has finished, from its log."""
+    return [sum(1 for line in log.read_text().splitlines() if "simulation.shard[" in line and "succeeded" in line)
+            for log in logs]
+
+
+def first_difference(a, b) -> str | None:
+    """None if the two per-step tables are equal; else where they first differ."""
+    import pandas as pd
+
+    if list(a.columns) != list(b.columns):
+        return f"columns differ: {list(a.columns)} vs {list(b.columns)}"
+    if len(a) != len(b):
+        return f"row counts differ: {len(a):,} (in process) vs {len(b):,} (workers)"
+    if a.equals(b):
+        return None
+    for column in a.columns:
+        x, y = a[column], b[column]
+        if x.dtype != y.dtype:
+            return f"column {column!r}: dtype {x.dtype} vs {y.dtype}"
+        same = (x.astype(object).to_numpy() == y.astype(object).to_numpy()) | (x.isna().to_numpy() & y.isna().to_numpy())
+        if not same.all():
+            row = int(np.flatnonzero(~same)[0])
+            key = a.loc[row, ["agent", "run", "trajectory", "step"]].to_dict()
+            ours, theirs = (v.item() if isinstance(v, np.generic) else v for v in (x.iloc[row], y.iloc[row]))
+            key = {k: v.item() if isinstance(v, np.generic) else v for k, v in key.items()}
+            return f"column {column!r}, row {row:,} ({key}): {ours!r} (in process) vs {theirs!r} (workers)"
+    return "the tables differ in their index or metadata (pandas .equals is False, every value equal)"
+
+
+def workers(args) -> dict:
+    """Part 4: one run executed in this process, and a copy of it sharded over two real Celery
+    worker processes (Redis broker, PostgreSQL or SQLite), on a scratch database and media folder."""
+    import shutil
+    import signal
+    import tempfile
+
+    n_workers, shards = args.workers, args.worker_shards
+    print(f"\n== 4. {args.worker_trajectories:,} trajectories x {args.worker_steps} steps x {args.worker_runs} runs, "
+          f"{len(WORKER_AGENTS)} parametric agents, demo dataset: in process vs {n_workers} Celery workers "
+          f"({shards} shards, Redis broker, {args.worker_database})")
+    print(f"machine: {machine()}")
+    scratch = Path(tempfile.mkdtemp(prefix="framelab-bench-simulation-"))
+    if args.worker_database == "postgres":
+        import psycopg
+
+        admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{WORKER_DATABASE}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{WORKER_DATABASE}"')
+        database_url = f"postgres://postgres@127.0.0.1:5432/{WORKER_DATABASE}"
+    else:
+        database_url = f"sqlite:///{scratch / 'framelab.sqlite3'}"
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url,
+        "FRAMELAB_VAR_DIR": str(scratch / "var"),
+        "MEDIA_ROOT": str(scratch / "media"),
+        # The shared model cache of the checkout: MiniLM's embeddings are cached per dataset
+        # under MEDIA_ROOT anyway; nothing is downloaded.
+        "CELERY_BROKER_URL": args.worker_broker,
+        "CELERY_RESULT_BACKEND": args.worker_results,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+    }
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    import pandas as pd
+    import redis
+    from django.core.management import call_command
+    from django.db import connections
+
+    from annotation.models import Dataset
+    from config import celery_app
+    from simulation.embeddings import pool_embeddings
+    from simulation.models import SimulationRun
+    from simulation.selectors import pool_claims
+    from simulation.services import results_file, simulation_run_create, simulation_run_enqueue, simulation_run_execute
+
+    for url in {args.worker_broker, args.worker_results}:  # dedicated databases: start empty
+        redis.Redis.from_url(url).flushdb()
+    processes: list[subprocess.Popen] = []
+    logs = []
+    result: dict = {}
+    try:
+        (_, migrate_s) = timed(lambda: call_command("migrate", verbosity=0))
+        call_command("load_demo", no_user=True, verbosity=0)
+        dataset = Dataset.objects.get(name="FrameLab demo")
+        frame = pool_claims(dataset=dataset, split=args.worker_split)
+        # The embeddings are computed once, before either timing, as a web process or an
+        # earlier run leaves them: both sides then read the same cached file.
+        _, embed_s = timed(lambda: pool_embeddings(dataset_id=dataset.pk, dataset_name=dataset.name,
+                                                   split=args.worker_split, claim_ids=frame["claim_id"].tolist(),
+                                                   texts=frame["text"].tolist()))
+        print(f"scratch database migrated in {migrate_s:.1f} s; demo dataset: {len(frame):,} claims, "
+              f"{frame['base_id'].nunique()} base claims (split {args.worker_split}); embeddings in {embed_s:.1f} s")
+
+        def create(name, trajectories):
+            return simulation_run_create(name=name, dataset=dataset, split=args.worker_split, agents=WORKER_AGENTS,
+                                         trajectories=trajectories, steps=args.worker_steps,
+                                         runs=args.worker_runs, seed=2026)
+
+        def wait(run_id, timeout):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                run = SimulationRun.objects.get(pk=run_id)
+                if run.is_finished:
+                    return run
+                if any(p.poll() is not None for p in processes):
+                    raise SystemExit("a worker exited:\n" + "\n".join(log.read_text()[-3000:] for log in logs))
+                time.sleep(0.05)
+            raise SystemExit(f"run {run_id} still {run.status} after {timeout} s")
+
+        # (a) in process, as `manage.py simulate` runs it (after an untimed warm-up run).
+        simulation_run_execute(run=create("warm-up, in process", 4))
+        in_process, in_s = timed(lambda: simulation_run_execute(run=create("in process", args.worker_trajectories)),
+                                 "in_process")
+        assert in_process.status == "succeeded", in_process.error
+        print(f"(a) in process: {in_s:.1f} s wall, {CPU['in_process']:.1f} s CPU "
+              f"(load average {os.getloadavg()[0]:.1f} after it)")
+
+        # (b) two worker processes, one task at a time each, on the platform's queues.
+        worker_env = {**os.environ, **env, "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}"}
+        for i in range(n_workers):
+            log = scratch / f"worker-{i + 1}.log"
+            logs.append(log)
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "--app", "config", "worker", "--loglevel", "INFO",
+                 "--pool", "solo", "--concurrency", "1", "--queues", "default,models",
+                 "--hostname", f"bench-simulation-{i + 1}@%h", "--without-gossip", "--without-mingle",
+                 "--without-heartbeat"],
+                cwd=ROOT, env=worker_env, stdout=open(log, "w"), stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 120
+        while len(celery_app.control.ping(timeout=1.0) or []) < n_workers:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                raise SystemExit("the workers did not start:\n" + "\n".join(log.read_text()[-3000:] for log in logs))
+        # An untimed warm-up run on the workers, so that neither timing pays first imports.
+        warm = create("warm-up, workers", 4)
+        simulation_run_enqueue(run=warm, shards=shards)
+        warm = wait(warm.pk, 300)
+        assert warm.status == "succeeded", warm.error
+        cpu_before = [process_cpu_seconds(p.pid) for p in processes]
+        shards_before = shards_done_by_worker(logs)
+        on_workers = create("on the workers", args.worker_trajectories)
+        start = time.perf_counter()
+        simulation_run_enqueue(run=on_workers, shards=shards)  # autocommit: sent at once
+        on_workers = wait(on_workers.pk, 600)
+        workers_s = time.perf_counter() - start
+        workers_cpu = sum(process_cpu_seconds(p.pid) for p in processes) - sum(cpu_before)
+        assert on_workers.status == "succeeded", on_workers.error
+        per_worker = [n - before for n, before in zip(shards_done_by_worker(logs), shards_before)]
+        print(f"(b) {n_workers} workers, {on_workers.shards_total} shards: {workers_s:.1f} s wall from enqueue to "
+              f"merged, {workers_cpu:.1f} s CPU in the workers; shards per worker {per_worker} "
+              f"(load average {os.getloadavg()[0]:.1f} after it)")
+
+        # (c) identical per-step results?
+        key = ["agent", "run", "trajectory", "step"]
+        a = pd.read_parquet(results_file(in_process)).sort_values(key, kind="stable").reset_index(drop=True)
+        b = pd.read_parquet(results_file(on_workers)).sort_values(key, kind="stable").reset_index(drop=True)
+        difference = first_difference(a, b)
+        same_summary = in_process.summary == on_workers.summary
+        print(f"(c) per-step results ({len(a):,} rows): "
+              f"{'IDENTICAL' if difference is None else 'DIFFERENT: ' + difference}; summaries "
+              f"{'identical' if same_summary else 'DIFFERENT'}")
+        print(f"workers / in process: {workers_s / in_s:.2f} x the wall time (speed-up {in_s / workers_s:.2f} x "
+              f"with {n_workers} workers on {os.cpu_count()} CPUs)")
+        result = dict(database=args.worker_database, claims=len(frame), trajectories=args.worker_trajectories,
+                      steps=args.worker_steps, runs=args.worker_runs, agents=len(WORKER_AGENTS), rows=len(a),
+                      workers=n_workers, shards=on_workers.shards_total, shards_per_worker=per_worker, in_process_s=in_s,
+                      in_process_cpu_s=CPU["in_process"], workers_s=workers_s, workers_cpu_s=workers_cpu,
+                      ratio_workers_to_in_process=workers_s / in_s, identical=difference is None,
+                      difference=difference, summaries_identical=same_summary)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for url in {args.worker_broker, args.worker_results}:
+            redis.Redis.from_url(url).flushdb()
+        connections.close_all()
+        if args.worker_database == "postgres":
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{WORKER_DATABASE}" WITH (FORCE)')
+        shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", default="all", choices=("all", "paper", "full", "scaling", "full-child"))
+    parser.add_argument("--part", default="all", choices=("all", "paper", "full", "scaling", "workers", "full-child"))
     parser.add_argument("--reference-trajectories", type=int, default=2)
     parser.add_argument("--full-trajectories", type=int, default=10_000)
+    parser.add_argument("--worker-trajectories", type=int, default=WORKER_TRAJECTORIES,
+                        help="part 4: trajectories of the run (sized for 20-60 s in process here)")
+    parser.add_argument("--worker-steps", type=int, default=30, help="part 4: steps per trajectory")
+    parser.add_argument("--worker-runs", type=int, default=3, help="part 4: repetitions")
+    parser.add_argument("--worker-split", default="all", help="part 4: split of the demo dataset")
+    parser.add_argument("--workers", type=int, default=2, help="part 4: Celery worker processes")
+    parser.add_argument("--worker-shards", type=int, default=4, help="part 4: shards of the enqueued run")
+    parser.add_argument("--worker-database", choices=("postgres", "sqlite"), default="postgres",
+                        help=f"part 4: a scratch PostgreSQL database '{WORKER_DATABASE}' on 127.0.0.1:5432 "
+                             "(user postgres), created and dropped, or an SQLite file in a temporary folder")
+    parser.add_argument("--worker-broker", default="redis://127.0.0.1:6379/10",
+                        help="part 4: Celery broker (a dedicated Redis database: it is flushed)")
+    parser.add_argument("--worker-results", default="redis://127.0.0.1:6379/11",
+                        help="part 4: Celery result backend (a dedicated Redis database: it is flushed)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--quick", action="store_true",
                         help="tiny pools, to check the script runs (figures meaningless)")
@@ -242,6 +493,7 @@ def main():
     if args.quick:
         global PAPER_POOL, FULL_POOL, SCALING_POOLS
         PAPER_POOL, FULL_POOL, SCALING_POOLS = 6_000, 20_000, (3_000, 9_000)
+        args.worker_trajectories = min(args.worker_trajectories, 40)
     if args.part == "full-child":
         print(json.dumps(full_child(args)))
         return
@@ -253,6 +505,8 @@ def main():
         results["full"] = full(args)
     if args.part in ("all", "scaling"):
         results["scaling"] = scaling(args)
+    if args.part in ("all", "workers"):
+        results["workers"] = workers(args)
     print(f"\nmachine at the end: {machine()}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
