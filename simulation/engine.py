@@ -54,6 +54,29 @@ _ROW_BLOCK = 8
 _COLUMN_BLOCK = 2048
 
 
+def _column_major(embeddings: np.ndarray, order: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """``embeddings[order]`` stored column-major, built in chunks (no full temporary)."""
+    n, d = embeddings.shape
+    out = np.empty((d, n), dtype=np.float32)
+    for start in range(0, n, chunk):
+        out[:, start:start + chunk] = embeddings[order[start:start + chunk]].T
+    return out.T
+
+
+def gather_rows(embeddings: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``embeddings[rows]`` as a C-contiguous array, fast for column-major embeddings too.
+
+    A row of a column-major array is strided across the whole array; taking the needed
+    columns of its row-major transpose in sorted order reads each of its ``d`` rows forwards.
+    """
+    if embeddings.flags.c_contiguous or not embeddings.flags.f_contiguous:
+        return embeddings[rows]
+    flat = np.asarray(rows).reshape(-1)
+    unique, inverse = np.unique(flat, return_inverse=True)
+    picked = np.ascontiguousarray(np.take(embeddings.T, unique, axis=1).T)
+    return picked[inverse].reshape(np.shape(rows) + (embeddings.shape[1],))
+
+
 class PoolError(ValueError):
     """A pool whose arrays do not describe a valid claim pool."""
 
@@ -195,11 +218,15 @@ class Pool:
             return np.full(len(rows), "", dtype=object)
         return np.asarray(self.framing_names, dtype=object)[self.framing[rows]]
 
-    def reordered(self, order: np.ndarray) -> "Pool":
+    def reordered(self, order: np.ndarray, *, column_major: bool = False) -> "Pool":
         """The same pool with row ``i`` taken from ``order[i]`` (canonical order kept).
 
         Used by :mod:`simulation.index` to store each index list contiguously; trajectories
         over the re-ordered pool are the same (as claim ids) as over the original.
+        ``column_major`` stores the embeddings as the transpose of a C-contiguous
+        ``[d, n]`` array (same values, same shape): a list's claims are then a row-major
+        ``[d, len]`` block that BLAS packs about 1.5 times faster than rows ``[len, d]``
+        (same kernel, bit-identical products), with no second copy of the embeddings.
         """
         order = np.asarray(order, dtype=np.int64)
         if order.shape != (self.size,) or not np.array_equal(np.sort(order), np.arange(self.size)):
@@ -211,7 +238,8 @@ class Pool:
             claim_ids=self.claim_ids[order],
             base=base,
             is_true=self.is_true[order],
-            embeddings=np.ascontiguousarray(self.embeddings[order]),
+            embeddings=_column_major(self.embeddings, order) if column_major
+            else np.ascontiguousarray(self.embeddings[order]),
             framing=None if self.framing is None else self.framing[order],
             framing_names=self.framing_names,
             base_claims=np.where(self.base_claims >= 0, inverse[np.maximum(self.base_claims, 0)], -1),
@@ -659,7 +687,7 @@ def _run_chunk(pool, agents, row_agent, row_run, ids, policy, steps, seed, candi
             lags = t - np.arange(policy.window)
             in_history = (lags[None, :] >= history_start[fr, None]) & (lags[None, :] >= 0)
             recent = claim[fr][:, np.maximum(lags, 0)]
-            context = (pool.embeddings[recent].astype(np.float64) * in_history[:, :, None]).sum(axis=1)
+            context = (gather_rows(pool.embeddings, recent).astype(np.float64) * in_history[:, :, None]).sum(axis=1)
             context /= np.linalg.norm(context, axis=1, keepdims=True)
             context = context.astype(np.float32)
             restrict = np.asarray(policy.restrict_to_false(predicts_supports[fr], pool.is_true[current[fr]]),

