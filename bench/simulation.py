@@ -4,7 +4,7 @@ Run from the repository root:
 
     .venv/bin/python bench/simulation.py [--part paper|full|scaling|workers|all] [--reference-trajectories 2]
                                        [--full-trajectories 10000] [--json PATH]
-                                       [--worker-trajectories 2000] [--workers 2] [--worker-shards 4]
+                                       [--worker-trajectories 3500] [--workers 2] [--worker-shards 4]
                                        [--worker-database postgres|sqlite]
 
 Parts:
@@ -246,7 +246,7 @@ def scaling(args) -> dict:
 # --- 4. the same run on two real Celery workers -----------------------------------------------
 
 WORKER_DATABASE = "framelab_bench_simulation"
-WORKER_TRAJECTORIES = 2_000
+WORKER_TRAJECTORIES = 3_500
 WORKER_AGENTS = [
     {"kind": "parametric", "name": "sceptical", "accept": {"SUPPORTS": 0.7, "REFUTES": 0.2}, "confidence": 0.7},
     {"kind": "parametric", "name": "credulous", "accept": {"SUPPORTS": 0.9, "REFUTES": 0.7}, "confidence": 0.8},
