@@ -59,7 +59,8 @@ class Command(BaseCommand):
         files.add_argument("--candidates", default="exact", choices=("exact", "indexed"),
                            help="exact cosine over the remaining pool, or an IVF index for large pools")
         files.add_argument("--n-lists", type=int, help="indexed mode: number of lists (default sqrt(n))")
-        files.add_argument("--n-probe", type=int, default=4, help="indexed mode: lists probed (default 4)")
+        files.add_argument("--n-probe", type=int, default=None,
+                           help="indexed mode: lists probed (default 3, the index's default)")
         files.add_argument("--workers", type=int, default=1, help="processes to split trajectories over")
         files.add_argument("--baseline", metavar="AGENT",
                            help="also print each agent's difference from this agent, bootstrap 95%% CI")
@@ -161,7 +162,8 @@ class Command(BaseCommand):
         if options["candidates"] == "indexed":
             with _bar(pool.size, "index", options["no_progress"], unit="claim") as bar:
                 index = IVFIndex.build(pool, n_lists=options["n_lists"],
-                                       n_probe=min(options["n_probe"], options["n_lists"] or options["n_probe"]),
+                                       n_probe=(None if options["n_probe"] is None
+                                                else min(options["n_probe"], options["n_lists"] or options["n_probe"])),
                                        seed=options["seed"], progress=bar.update)
             pool = index.pool
         total = len(agents) * options["runs"] * options["trajectories"] * options["steps"]
