@@ -27,10 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform as host
 import sys
 import time
 from pathlib import Path
+
+from machine import cpu_model  # noqa: E402  (bench/machine.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
@@ -47,16 +48,6 @@ def demo_claims(n: int) -> list[str]:
     if n > len(texts):
         texts = (texts * (n // len(texts) + 1))
     return texts[:n]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return host.processor() or "unknown"
 
 
 def main() -> int:
@@ -88,7 +79,7 @@ def main() -> int:
     claims = demo_claims(args.claims)
     machine = {
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "load_average_before": os.getloadavg()[0], "torch": torch.__version__,
     }
     print(f"model {args.model} loaded in {load_seconds:.1f} s on {machine['device']} "

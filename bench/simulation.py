@@ -56,6 +56,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
 
+from machine import cpu_model  # noqa: E402  (bench/machine.py)
 from simulation.agents import ScoreAgent, parametric_agent  # noqa: E402
 from simulation.engine import run_study, run_trajectories  # noqa: E402
 from simulation.index import IVFIndex, measure_recall, recall_queries  # noqa: E402
@@ -263,16 +264,6 @@ def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a live process (Linux /proc), children not included."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def shards_done_by_worker(logs: list[Path]) -> list[int]:

@@ -27,11 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform as host
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from machine import cpu_model  # noqa: E402  (bench/machine.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
@@ -52,16 +53,6 @@ def demo_rows(n: int):
         rows.append(ClaimRow(record["claim_id"], record["claim_id"].split(":")[0],
                              record["restated_claim"], record["true_label"], record["framing_type"]))
     return (rows * (n // len(rows) + 1))[:n]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return host.processor() or "unknown"
 
 
 def main() -> int:
@@ -98,7 +89,7 @@ def main() -> int:
     initial = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
     pad = tokenizer.pad_token_id
     machine = {
-        "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "load_average_before": os.getloadavg()[0], "torch": torch.__version__,
         "device": str(device), "model": args.model,
     }
