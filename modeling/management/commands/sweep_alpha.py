@@ -53,7 +53,7 @@ class Command(BaseCommand):
         parser.add_argument("--alphas", default=DEFAULT_ALPHAS,
                             help=f"comma-separated alphas (default {DEFAULT_ALPHAS})")
         parser.add_argument("--name-prefix", default="sweep",
-                            help="personas are named '<prefix> <framing> a<alpha> s<seed>'")
+                            help="personas are named '<prefix> <dataset> <framing> a<alpha> s<seed>'")
         parser.add_argument("--score-split", default=Split.TEST, choices=Split.values,
                             help="split the personas are scored on (default test)")
         parser.add_argument("--score-batch-size", type=int, default=32)
