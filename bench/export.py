@@ -66,7 +66,8 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
+
+import scratch_db  # bench/scratch_db.py (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
@@ -178,25 +179,6 @@ def _number(value: float, unit: str) -> str:
 
 # ---------------------------------------------------------------------------------------
 # The scratch database and its data
-
-
-def recreate_database() -> None:
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(SCRATCH_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SCRATCH_DB)))
-
-
-def drop_database() -> None:
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(SCRATCH_DB)))
-
-
-def pg_settings() -> dict[str, str]:
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        return {name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
-                for name in ("server_version", "shared_buffers", "work_mem")}
 
 
 def _child_env(var_dir: Path) -> dict[str, str]:
@@ -719,7 +701,7 @@ def main(argv=None) -> int:
         child_main(args.child, args.study_id, args.out)
         return 0
 
-    machine = machine_info(pg_settings())
+    machine = machine_info(scratch_db.settings(PG_SERVER, ("server_version", "shared_buffers", "work_mem")))
     load = {"before": os.getloadavg()}
     print(f"FrameLab export benchmark: {args.rows:,} judgments, formats "
           f"{', '.join(args.formats)}, {args.repeat} repetition(s)")
@@ -737,7 +719,7 @@ def main(argv=None) -> int:
     try:
         step(f"scratch database {SCRATCH_DB}: migrate, demo dataset, study, {args.rows:,} "
              "judgments by INSERT ... SELECT, VACUUM (ANALYZE)")
-        recreate_database()
+        scratch_db.recreate(PG_SERVER, SCRATCH_DB)
         django_setup(var_dir)
         started = time.perf_counter()
         study_id, judgments = fill_database(args.rows)
@@ -811,7 +793,7 @@ def main(argv=None) -> int:
             print(f"\nkept {work} and the database {SCRATCH_DB}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-            drop_database()
+            scratch_db.drop(PG_SERVER, SCRATCH_DB)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ import orjson
 import psycopg
 from psycopg import sql
 
+import scratch_db  # bench/scratch_db.py (this script's folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 MANAGE = ROOT / "manage.py"
 FRAMEREF_ROWS = 1_073_740
@@ -222,25 +224,6 @@ def pg_connect(dbname: str, autocommit: bool = True) -> psycopg.Connection:
     return psycopg.connect(f"{PG_SERVER}/{dbname}", autocommit=autocommit)
 
 
-def recreate_scratch_db() -> None:
-    with pg_connect("postgres") as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(SCRATCH_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SCRATCH_DB)))
-
-
-def drop_scratch_db() -> None:
-    with pg_connect("postgres") as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(SCRATCH_DB)))
-
-
-def pg_settings() -> dict[str, str]:
-    with pg_connect("postgres") as conn:
-        return {name: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0]
-                for name in ("server_version", "shared_buffers", "max_wal_size")}
-
-
 def checkpoint() -> None:
     """Flushes dirty pages, so a timed step does not pay for the writes of the one before."""
     with pg_connect(SCRATCH_DB) as conn:
@@ -248,7 +231,7 @@ def checkpoint() -> None:
 
 
 def bench_postgres(data_dir: Path, log_dir: Path, expected: BaselineFiles) -> list[Result]:
-    recreate_scratch_db()
+    scratch_db.recreate(PG_SERVER, SCRATCH_DB)
     database_url = f"{PG_SERVER}/{SCRATCH_DB}"
     manage("migrate", "-v0", database_url=database_url)
     checkpoint()
@@ -487,7 +470,9 @@ def step(message: str) -> None:
 
 def main() -> int:
     args = parse_args()
-    machine = machine_info(None if args.skip_postgres else pg_settings())
+    pg = None if args.skip_postgres else scratch_db.settings(
+        PG_SERVER, ("server_version", "shared_buffers", "max_wal_size"))
+    machine = machine_info(pg)
     print_header(args.rows, machine)
     work_dir = Path(tempfile.mkdtemp(prefix="framelab-bench-"))
     # mkdtemp makes the folder 0700; the PostgreSQL server must reach the CSV files in it.
@@ -532,7 +517,7 @@ def main() -> int:
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
             if not args.skip_postgres:
-                drop_scratch_db()
+                scratch_db.drop(PG_SERVER, SCRATCH_DB)
 
 
 if __name__ == "__main__":

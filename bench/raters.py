@@ -44,8 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
+import scratch_db  # bench/scratch_db.py (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
@@ -115,19 +114,6 @@ class Phase:
 
 # ---------------------------------------------------------------------------------------
 # The scratch database and the server
-
-
-def recreate_database() -> None:
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(SCRATCH_DB)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SCRATCH_DB)))
-
-
-def drop_database() -> None:
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(SCRATCH_DB)))
 
 
 def django_setup(conn_max_age: int) -> None:
@@ -384,7 +370,7 @@ def main(argv=None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench-raters-"))
     print(f"scratch database {SCRATCH_DB}, logs in {work}", flush=True)
-    recreate_database()
+    scratch_db.recreate(PG_SERVER, SCRATCH_DB)
     server = None
     try:
         django_setup(args.conn_max_age)
@@ -448,7 +434,7 @@ def main(argv=None) -> int:
         if server is not None:
             stop_server(server)
         if not args.keep:
-            drop_database()
+            scratch_db.drop(PG_SERVER, SCRATCH_DB)
 
     report(args, healthz, phases, pages)
     targets = targets_of(phases)
