@@ -56,7 +56,7 @@ from .permissions import MayChangeSharing
 from .selectors import dataset_composition, dataset_list_with_counts, studies_visible_to
 from .services import claim_import_create
 from .study_analysis import cached_study_analysis
-from .study_setup import study_create, study_set_status
+from .study_setup import study_create, study_set_status, study_update
 from .study_views import study_progress
 from .throttling import TokenRateThrottle
 
@@ -365,15 +365,6 @@ class StudyListCreateView(generics.ListAPIView):
         study = _studies(request.user).get(pk=study.pk)
         body = s.StudySerializer(study, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
-
-
-def study_update(*, study: Study, changes: dict) -> Study:
-    """Saves the editable fields in `changes` (validated by `StudyUpdateSerializer`)."""
-    with transaction.atomic():
-        for field, value in changes.items():
-            setattr(study, field, value)
-        study.save(update_fields=list(changes))
-    return study
 
 
 @extend_schema_view(

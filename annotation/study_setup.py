@@ -121,6 +121,17 @@ def study_set_status(*, study: Study, status: str) -> Study:
     return study
 
 
+def study_update(*, study: Study, changes: dict) -> Study:
+    """Saves the editable fields in `changes`, already validated (the API validates them with
+    `StudyUpdateSerializer`: the design never changes, participant texts only before anyone
+    enters)."""
+    with transaction.atomic():
+        for field, value in changes.items():
+            setattr(study, field, value)
+        study.save(update_fields=list(changes))
+    return study
+
+
 def study_lookup(reference: str | int) -> Study:
     """A study by its id or its name, as every command accepts it."""
     reference = str(reference).strip()
