@@ -55,6 +55,9 @@ REQUIRED_COLUMNS = (
 )
 # Optional platform columns, each under the names an export or a hand-made table may use.
 STATUS_COLUMNS = ("participant_status", "status")
+# `persona` marks a language model that took the study (`manage.py rate_study`).
+SOURCE_COLUMNS = ("participant_source",)
+PERSONA_SOURCE = "persona"
 EXCLUDED_COLUMNS = ("excluded", "participant_excluded")
 ATTENTION_COLUMNS = ("attention_passed", "attention_check_passed", "attention_check_result",
                      "attention_check")
@@ -71,6 +74,7 @@ ALL = "all"
 # finished.
 EXCLUDED_STATUSES = ("returned", "rejected", "excluded", "timed_out")
 EXCLUSION_RULES = {
+    "persona": "rater is a persona (a language model that took the study with rate_study), not a person",
     "status": "participant returned the study, was rejected, excluded or timed out",
     "attention": "participant failed at least one attention check",
     "fast": "participant's median response time per item is under {min_median_response_ms:g} ms",
@@ -461,8 +465,9 @@ class _Prepared:
     """The table in the analysis's own terms: one row per judgment, attention checks apart."""
 
     claims: pd.DataFrame  # participant, item, base_claim, framing, true_claim, accept, confidence, familiarity
-    participants: pd.DataFrame  # index participant: status_flag, attention_flag, median_ms
+    participants: pd.DataFrame  # index participant: persona_flag, status_flag, attention_flag, median_ms
     attention_rows: int
+    has_source: bool
     has_status: bool
     has_attention: bool
     has_timing: bool
@@ -517,10 +522,17 @@ def _prepare(table: pd.DataFrame) -> _Prepared:
         answered = pd.to_datetime(table["answered_at"], utc=True, errors="coerce", format="mixed")
         server_ms = ((answered - shown).dt.total_seconds() * 1000).to_numpy(dtype=float, na_value=np.nan)
         response_ms = np.where(np.isnan(response_ms), server_ms, response_ms)
-    facts = pd.DataFrame({"participant": participant, "status_flag": status_flag,
-                          "attention_flag": failed, "response_ms": response_ms})
+    source_column = _first_column(table, SOURCE_COLUMNS)
+    persona_flag = np.zeros(len(table), dtype=bool)
+    if source_column:
+        source = table[source_column].astype("string").str.strip().str.lower()
+        persona_flag = (source == PERSONA_SOURCE).fillna(False).to_numpy(dtype=bool)
+    facts = pd.DataFrame({"participant": participant, "persona_flag": persona_flag,
+                          "status_flag": status_flag, "attention_flag": failed,
+                          "response_ms": response_ms})
     grouped = facts.groupby("participant", sort=True)
     participants = pd.DataFrame({
+        "persona_flag": grouped["persona_flag"].any(),
         "status_flag": grouped["status_flag"].any(),
         "attention_flag": grouped["attention_flag"].any(),
         "median_ms": grouped["response_ms"].median(),
@@ -562,6 +574,7 @@ def _prepare(table: pd.DataFrame) -> _Prepared:
         claims=prepared,
         participants=participants,
         attention_rows=int(is_check.sum()),
+        has_source=source_column is not None,
         has_status=bool(status_column or excluded_column),
         has_attention=attention_column is not None or failures_column is not None,
         has_timing=bool(np.isfinite(response_ms).any()),
@@ -572,13 +585,17 @@ def _apply_exclusions(prepared: _Prepared, options: AnalysisOptions) -> tuple[pd
     """Removes the excluded participants' judgments; returns what is left and the flow."""
     claims, participants = prepared.claims, prepared.participants
     judgments_per_participant = claims.groupby("participant").size().reindex(participants.index, fill_value=0)
+    persona = participants["persona_flag"].to_numpy(dtype=bool)
     flags = {
+        "persona": persona,
         "status": participants["status_flag"].to_numpy(dtype=bool),
         "attention": participants["attention_flag"].to_numpy(dtype=bool),
-        "fast": (participants["median_ms"] < options.min_median_response_ms).fillna(False).to_numpy(dtype=bool),
+        # A persona answers at machine speed: its timings say nothing about care.
+        "fast": (participants["median_ms"] < options.min_median_response_ms).fillna(False).to_numpy(dtype=bool)
+        & ~persona,
     }
-    available = {"status": prepared.has_status, "attention": prepared.has_attention,
-                 "fast": prepared.has_timing}
+    available = {"persona": prepared.has_source, "status": prepared.has_status,
+                 "attention": prepared.has_attention, "fast": prepared.has_timing}
     removed = np.zeros(len(participants), dtype=bool)
     counts = judgments_per_participant.to_numpy()
     flow = []
@@ -597,7 +614,8 @@ def _apply_exclusions(prepared: _Prepared, options: AnalysisOptions) -> tuple[pd
             "participants_removed": int(newly.sum()),
             "judgments_removed": int(counts[newly].sum()),
         })
-        if applied and not available[rule]:
+        # A table that does not say where its raters came from (FrameRef's, say) holds people.
+        if applied and not available[rule] and rule != "persona":
             notes.append(f"Exclusion rule '{rule}' is on but the table has no data for it "
                          "(no such column), so it removed nobody.")
         removed |= newly

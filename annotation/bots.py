@@ -132,6 +132,25 @@ class TruthfulPolicy(Policy):
         return Choice(known, rng.randint(3, 5), rng.randint(1, 5))
 
 
+class AnswerTablePolicy(Policy):
+    """Answers every text from a table made beforehand: a persona's answers, for instance.
+
+    `answers` maps a text (as stored, surrounding whitespace ignored) to its `Choice`. A
+    text missing from the table is a `BotError`: a rater whose answers were all decided in
+    advance must never guess.
+    """
+
+    def __init__(self, answers: Mapping[str, Choice], name: str = "table") -> None:
+        self.answers = {_normal(text): choice for text, choice in answers.items()}
+        self.name = name
+
+    def answer(self, text: str, rng: random.Random) -> Choice:
+        try:
+            return self.answers[_normal(text)]
+        except KeyError:
+            raise BotError(f"policy {self.name}: no answer for the text {text[:80]!r}") from None
+
+
 POLICIES = ("random", "truthful", "credulous")
 
 

@@ -352,7 +352,10 @@ def human_profile(table: pd.DataFrame, *, source: Mapping[str, Any] | None = Non
 # --- Django entry point ---------------------------------------------------------------------
 
 def study_judgment_table(*, study, apply_exclusions: bool = True) -> pd.DataFrame:
-    """The study's tidy judgment table, without attention checks.
+    """The study's tidy judgment table of its human raters, without attention checks.
+
+    Personas that took the study (`rate_study`, participant source `persona`) are never
+    part of a human profile, whatever `apply_exclusions` says.
 
     Uses `annotation.judgment_export.judgment_table` (the exports' own table) when that
     module is present, so the profile and the exported files agree row for row; otherwise
@@ -369,6 +372,8 @@ def study_judgment_table(*, study, apply_exclusions: bool = True) -> pd.DataFram
         table = judgment_table(study=study)
         if "full_claim_id" in table.columns:
             table = table[table["full_claim_id"].notna() & (table["full_claim_id"] != "")]
+        if "participant_source" in table.columns:
+            table = table[table["participant_source"] != Participant.Source.PERSONA]
         if apply_exclusions:
             keep = pd.Series(True, index=table.index)
             if "participant_status" in table.columns:
@@ -379,7 +384,8 @@ def study_judgment_table(*, study, apply_exclusions: bool = True) -> pd.DataFram
         return table.reset_index(drop=True)
 
     judgments = Judgment.objects.filter(
-        participant__study=study, item__framed_claim__isnull=False)
+        participant__study=study, item__framed_claim__isnull=False).exclude(
+        participant__source=Participant.Source.PERSONA)
     if apply_exclusions:
         judgments = judgments.exclude(participant__status__in=Participant.EXCLUDED_FROM_ANALYSIS)
     values = judgments.values_list(

@@ -72,7 +72,7 @@ PLATFORM_COLUMNS = (
     "participant_attention_failures",  # the participant's failed checks in the whole session
     "participant_status",  # completed, returned, timed_out, rejected, excluded, active, ...
     "excluded",  # the participant's status excludes them from analysis
-    "participant_source",  # prolific, mturk or generic
+    "participant_source",  # prolific, mturk, generic, or persona (a language model, rate_study)
     "participant_id",  # the platform's participant id
     "platform_study_id",  # Prolific's STUDY_ID (or MTurk's assignment id)
     "platform_session_id",  # Prolific's SESSION_ID

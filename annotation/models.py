@@ -344,6 +344,9 @@ class Participant(models.Model):
         PROLIFIC = "prolific"
         MTURK = "mturk"
         GENERIC = "generic"
+        # A language model that took the study through the bot interface (rate_study):
+        # left out of every analysis of human raters unless asked for.
+        PERSONA = "persona"
 
     class Status(models.TextChoices):
         CONSENTING = "consenting", "has not consented yet"

@@ -345,6 +345,43 @@ def score_claims(model, tokenizer, claims: Sequence[str], *, batch_size: int = D
     return ClaimScorer(model, tokenizer, batch_size=batch_size).score(claims, progress=progress)
 
 
+# --- how familiar a claim's wording is to the model -----------------------------------------
+
+@torch.no_grad()
+def claim_log_likelihood(model, tokenizer, claims: Sequence[str], *, batch_size: int = 16) -> np.ndarray:
+    """``float64[n]``: the mean log-probability per token (nats) of each claim's own text.
+
+    The text is tokenised alone (no chat template), after the tokenizer's BOS token when it
+    has one; every token after the first is scored. A model that finds a claim's wording
+    probable has seen its topic often: the persona raters' stand-in for a person's
+    familiarity with the topic (``modeling.persona_raters``). Claims go through in batches
+    of similar length, right-padded and masked.
+    """
+    device = next(model.parameters()).device
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    encoded = [bos + list(tokenizer(claim, add_special_tokens=False)["input_ids"]) for claim in claims]
+    out = np.full(len(claims), np.nan)
+    order = sorted(range(len(claims)), key=lambda i: len(encoded[i]))
+    for start in range(0, len(order), max(1, batch_size)):
+        rows = order[start:start + batch_size]
+        width = max(len(encoded[i]) for i in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):
+            ids[r, :len(encoded[i])] = torch.tensor(encoded[i])
+            mask[r, :len(encoded[i])] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        token_log_probs = torch.log_softmax(logits, dim=-1).gather(2, ids[:, 1:, None])[..., 0].double()
+        scored = mask[:, 1:].double()
+        counts = scored.sum(dim=1)
+        means = (token_log_probs * scored).sum(dim=1) / counts.clamp(min=1)
+        means[counts == 0] = float("nan")
+        out[rows] = means.cpu().numpy()
+    return out
+
+
 # --- references ---------------------------------------------------------------------------
 
 @torch.no_grad()

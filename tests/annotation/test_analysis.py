@@ -307,7 +307,7 @@ def test_exclusions_are_applied_in_order_and_counted():
     table = platform_table()
     result = analyze(table, NO_BOOTSTRAP)
     flow = {row["rule"]: row for row in result.exclusions}
-    assert [row["rule"] for row in result.exclusions] == ["status", "attention", "fast"]
+    assert [row["rule"] for row in result.exclusions] == ["persona", "status", "attention", "fast"]
     # status: P5 (returned, 3 judgments) and P8 (rejected, 1)
     assert (flow["status"]["participants_flagged"], flow["status"]["judgments_flagged"]) == (2, 4)
     assert (flow["status"]["participants_removed"], flow["status"]["judgments_removed"]) == (2, 4)
@@ -325,6 +325,29 @@ def test_exclusions_are_applied_in_order_and_counted():
     assert result.to_dict()["framings"] == clean.to_dict()["framings"]
 
 
+def test_persona_raters_are_left_out_first_and_never_counted_as_fast():
+    table = platform_table()
+    table["participant_source"] = "prolific"
+    # A persona (rate_study) answered like P1, at machine speed.
+    persona = table[table["Annotator_ID"] == "P1"].assign(Annotator_ID="persona3-ab12-00000",
+                                                          participant_source="persona", response_time_ms=50)
+    with_persona = pd.concat([table, persona], ignore_index=True)
+    result = analyze(with_persona, NO_BOOTSTRAP)
+    flow = {row["rule"]: row for row in result.exclusions}
+    assert flow["persona"]["participants_removed"] == 1
+    assert flow["persona"]["judgments_removed"] == int((persona["full_claim_id"].notna()).sum())
+    assert flow["fast"]["participants_flagged"] == 2  # P6 and P7, not the persona
+    without = analyze(table, NO_BOOTSTRAP)  # the same people's numbers, as if it had never come
+    assert repr(result.framings) == repr(without.framings)  # (NaN intervals: compare the text)
+    assert result.counts["judgments_analysed"] == without.counts["judgments_analysed"]
+    # Switched off, the persona is analysed with the people (and is not caught as fast).
+    kept = analyze(with_persona, AnalysisOptions(exclusions={"status", "attention", "fast"},
+                                                 bootstrap_resamples=0, mixed_model=False))
+    assert kept.counts["participants_analysed"] == result.counts["participants_analysed"] + 1
+    # A table that does not say where its raters came from holds people: no note about it.
+    assert not any("persona" in note for note in analyze(platform_table(), NO_BOOTSTRAP).notes)
+
+
 def test_exclusions_can_be_switched_off_one_by_one():
     table = platform_table()
     none = analyze(table, AnalysisOptions(exclusions=(), bootstrap_resamples=0, mixed_model=False))
@@ -332,7 +355,7 @@ def test_exclusions_can_be_switched_off_one_by_one():
     assert all(row["judgments_removed"] == 0 and not row["applied"] for row in none.exclusions)
     # flagged counts are still reported, so a reader sees what the rules would remove
     assert {row["rule"]: row["participants_flagged"] for row in none.exclusions} == {
-        "status": 2, "attention": 2, "fast": 2}
+        "persona": 0, "status": 2, "attention": 2, "fast": 2}
     only_fast = analyze(table, AnalysisOptions(exclusions={"fast"}, bootstrap_resamples=0, mixed_model=False))
     assert only_fast.counts["judgments_analysed"] == 26 - 6
     slower = AnalysisOptions(min_median_response_ms=850, bootstrap_resamples=0, mixed_model=False)
@@ -398,7 +421,7 @@ def test_an_empty_table_gives_an_empty_report():
 def test_to_dict_is_plain_json_and_to_text_reads_like_a_results_section():
     result = analyze(platform_table(), AnalysisOptions(bootstrap_resamples=100, mixed_model=False))
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
-    assert data["options"]["exclusions"] == ["status", "attention", "fast"]
+    assert data["options"]["exclusions"] == ["persona", "status", "attention", "fast"]
     assert data["framings"][0]["framing"] == "original"
     assert isinstance(data["framings"][0]["false_acceptance_rate"]["estimate"], float)
     text = result.to_text()

@@ -1,0 +1,91 @@
+"""`manage.py rate_study`: a persona takes a human study through its real pages, as raters."""
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotation.models import Study
+from annotation.study_setup import study_lookup
+from modeling.persona_raters import PersonaRaterError, persona_rate_study
+from modeling.score_services import persona_lookup
+from modeling.scoring import DEFAULT_BATCH_SIZE
+
+
+class Command(BaseCommand):
+    help = ("Let a persona take a study over HTTP as simulated participants (one per batch by "
+            "default): it answers every item by its predicted label, with confidence and "
+            "familiarity mapped to 1-5 (see docs/personas.md), and its participants are marked "
+            "with source 'persona', so its answers sit beside the humans' in exports and "
+            "analyses. Exits with status 1 if any simulated participant hit an error.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--persona", required=True, help="persona name or id")
+        parser.add_argument("--study", required=True, help="study name or id")
+        parser.add_argument("--base-url", required=True,
+                            help="where the platform is served, e.g. http://127.0.0.1:8000")
+        parser.add_argument("--participants", type=int, default=None, metavar="N",
+                            help="simulated participants (default: one per batch of the study)")
+        parser.add_argument("--concurrency", type=int, default=4, metavar="C",
+                            help="participants in flight at once (default 4)")
+        parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                            help="claims per forward pass when scoring")
+        parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                            help="per request (default 60)")
+        parser.add_argument("--answers-out", type=Path, metavar="CSV",
+                            help="also write the persona's answer to every text of the study")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **options):
+        import torch
+
+        try:
+            study = study_lookup(options["study"])
+            persona = persona_lookup(options["persona"])
+        except (Study.DoesNotExist, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        if options["threads"] is not None:
+            if options["threads"] < 1:
+                raise CommandError(f"--threads must be at least 1, got {options['threads']}")
+            torch.set_num_threads(options["threads"])
+        if options["concurrency"] < 1:
+            raise CommandError("--concurrency must be at least 1")
+        with tqdm(total=None, desc=f"score {persona.name}", unit=" texts", file=sys.stderr,
+                  disable=options["no_progress"], mininterval=0.5) as bar:
+            def progress(done, total):
+                bar.total = total
+                bar.update(done - bar.n)
+
+            try:
+                rating = persona_rate_study(
+                    persona=persona, study=study, base_url=options["base_url"],
+                    participants=options["participants"], concurrency=options["concurrency"],
+                    timeout=options["timeout"], batch_size=options["batch_size"], progress=progress)
+            except PersonaRaterError as exc:
+                raise CommandError(str(exc)) from None
+        answers = rating.answers
+        if options["answers_out"]:
+            answers.to_csv(options["answers_out"], index=False)
+        self.stdout.write(f"persona {persona.pk} '{persona.name}' took study {study.pk} '{study.name}' "
+                          f"at {options['base_url']}")
+        claims = answers[answers["kind"] == "claim"]
+        self.stdout.write(f"its answers to the study's {len(claims)} claims (share answered Yes, "
+                          f"mean confidence 1-5):")
+        self.stdout.write(f"  {'framing':<16}{'Yes | true':>12}{'Yes | false':>13}{'confidence':>12}")
+        for framing, rows in claims.groupby("framing", sort=False):
+            true = rows[rows["true_label"] == "SUPPORTS"]["accurate"]
+            false = rows[rows["true_label"] == "REFUTES"]["accurate"]
+            self.stdout.write(f"  {framing:<16}{_share(true):>12}{_share(false):>13}"
+                              f"{rows['confidence'].mean():>12.2f}")
+        self.stdout.write(rating.report.summary())
+        self.stdout.write(f"participants marked as persona raters: {rating.participants_marked} "
+                          f"(ids {rating.id_prefix}...)")
+        if options["answers_out"]:
+            self.stdout.write(f"answers written to {options['answers_out']}")
+        if rating.report.errors:
+            raise CommandError(f"{len(rating.report.errors)} simulated participant(s) hit an unexpected error")
+
+
+def _share(values) -> str:
+    return f"{values.mean():.3f}" if len(values) else "-"
