@@ -26,6 +26,16 @@ the draw that samples the neighbourhood's softmax at step t), then a block
 policy draws for the same trajectory number (common random numbers), which makes paired
 comparisons between agents sharper.
 
+Similarities are exact. Embeddings, contexts and index centroids are stored on a grid of
+multiples of ``2**-11`` (:func:`to_grid`: each unit-norm vector's components rounded by at
+most 2.4e-4, cosines moved by about 2e-4, far less than what separates neighbours in
+practice). A product of two grid values is a multiple of ``2**-22`` and every partial sum of
+a dot product of two near-unit grid vectors stays under ``2**24`` such units, so float32
+holds every intermediate result exactly: a similarity is the exact dot product of the grid
+vectors whatever order BLAS adds in, however it blocks or threads a matrix product and
+whatever other queries share the call. That is what makes a seed give the same
+trajectories to the bit however a run is split, with plain (fast) matrix products.
+
 Two exactly specified choices make trajectories reproducible, also by the test oracle
 (``tests/simulation/frameref_reference.py``):
 
@@ -45,13 +55,25 @@ SUPPORTS = "SUPPORTS"
 REFUTES = "REFUTES"
 LABELS = (SUPPORTS, REFUTES)
 
-#: Similarities are computed for stacked blocks of exactly this many query rows (see
-#: :func:`similarities`): the shape of every BLAS call a trajectory's row goes through is
-#: then the same whatever else shares its batch, so results are shard-independent to the bit.
-_ROW_BLOCK = 8
-#: Claims per BLAS call in exact mode: fixed column blocks, so a claim's block never depends
-#: on the batch either.
-_COLUMN_BLOCK = 2048
+#: Embeddings, contexts and centroids are multiples of 1 / GRID_SCALE (see the module notes).
+GRID_SCALE = 2048.0
+#: How far from unit norm embeddings given with ``normalise=False`` may be (exactness holds
+#: up to norm 2).
+_NORM_TOLERANCE = 0.01
+_CHUNK = 65536
+
+
+def to_grid(x: np.ndarray) -> np.ndarray:
+    """``float32`` copy of ``x`` with every value rounded to the nearest multiple of 2**-11."""
+    x = np.asarray(x)
+    work = x.astype(np.float64) if x.dtype != np.float32 else x
+    return (np.rint(work * GRID_SCALE) / GRID_SCALE).astype(np.float32)
+
+
+def on_grid(x: np.ndarray) -> bool:
+    """True when every value of ``x`` (float32) is a multiple of 2**-11."""
+    scaled = np.asarray(x, dtype=np.float32) * np.float32(GRID_SCALE)
+    return bool(np.array_equal(scaled, np.rint(scaled)))
 
 
 def _column_major(embeddings: np.ndarray, order: np.ndarray, chunk: int = 65536) -> np.ndarray:
@@ -91,7 +113,7 @@ class Pool:
     - ``base``: ``int64[n]`` base-claim codes ``0..n_base-1`` (all framings of one base
       claim share a code);
     - ``is_true``: ``bool[n]``, True where the ground truth is SUPPORTS;
-    - ``embeddings``: ``float32[n, d]``, unit norm;
+    - ``embeddings``: ``float32[n, d]``, unit norm, on the grid of :func:`to_grid`;
     - ``framing``: ``int64[n]`` codes into ``framing_names``, or None when unknown;
     - ``base_claims``: ``int64[n_base, max_framings]``, each base claim's rows, padded -1;
     - ``rank``: ``int64[n]``, each row's position in the canonical order. A pool re-ordered
@@ -124,8 +146,9 @@ class Pool:
         """Validate and index a pool.
 
         ``true_labels`` holds ``SUPPORTS``/``REFUTES`` strings or booleans (True = SUPPORTS);
-        ``embeddings`` is ``[n, d]``, made float32 and unit norm unless ``normalise=False``
-        (the caller vouches they already are).
+        ``embeddings`` is ``[n, d]``, made unit norm unless ``normalise=False`` (then they
+        must be, within 1%), and stored as float32 on the grid of :func:`to_grid` (an array
+        already there is used as it is, without a copy).
         """
         claim_ids = np.asarray(claim_ids, dtype=object)
         n = claim_ids.shape[0]
@@ -147,23 +170,7 @@ class Pool:
                     f"expected SUPPORTS or REFUTES"
                 )
             is_true = labels == SUPPORTS
-        emb = np.asarray(embeddings)
-        if emb.ndim != 2 or emb.shape[0] != n:
-            raise PoolError(f"embeddings have shape {emb.shape}; expected ({n}, dim)")
-        if emb.dtype != np.float32:
-            emb = emb.astype(np.float32)
-        for start in range(0, n, 65536):  # in chunks: no pool-sized temporary
-            block = emb[start:start + 65536]
-            if not np.isfinite(block).all():
-                row = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
-                raise PoolError(f"embedding of claim {claim_ids[row]!r} (row {row}) is not finite")
-        if normalise:
-            norms = np.linalg.norm(emb, axis=1)
-            if (norms == 0).any():
-                row = int(np.flatnonzero(norms == 0)[0])
-                raise PoolError(f"embedding of claim {claim_ids[row]!r} (row {row}) is all zeros")
-            emb = emb / norms[:, None].astype(np.float32)
-        emb = np.ascontiguousarray(emb)
+        emb = _grid_embeddings(np.asarray(embeddings), claim_ids, normalise)
         uniq, base = np.unique(base_ids, return_inverse=True)
         base = base.astype(np.int64)
         # Every framing of one base claim must agree on the ground truth.
@@ -247,6 +254,37 @@ class Pool:
             base_ids=self.base_ids,
             row_of_rank=inverse[self.row_of_rank],
         )
+
+
+def _grid_embeddings(emb: np.ndarray, claim_ids: np.ndarray, normalise: bool) -> np.ndarray:
+    """Checked, unit-norm, on-grid float32 embeddings, chunk by chunk (no pool-sized temporary
+    besides the result; none at all when ``emb`` already qualifies)."""
+    n = claim_ids.shape[0]
+    if emb.ndim != 2 or emb.shape[0] != n:
+        raise PoolError(f"embeddings have shape {emb.shape}; expected ({n}, dim)")
+    reuse = (not normalise and emb.dtype == np.float32 and emb.flags.c_contiguous
+             and all(on_grid(emb[start:start + _CHUNK]) for start in range(0, n, _CHUNK)))
+    out = emb if reuse else np.empty(emb.shape, dtype=np.float32)
+    for start in range(0, n, _CHUNK):
+        block = emb[start:start + _CHUNK].astype(np.float64)
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            row = start + int(np.flatnonzero(~finite)[0])
+            raise PoolError(f"embedding of claim {claim_ids[row]!r} (row {row}) is not finite")
+        norms = np.linalg.norm(block, axis=1)
+        if normalise:
+            if (norms == 0).any():
+                row = start + int(np.flatnonzero(norms == 0)[0])
+                raise PoolError(f"embedding of claim {claim_ids[row]!r} (row {row}) is all zeros")
+            block /= norms[:, None]
+        off = np.abs(norms - 1) > _NORM_TOLERANCE
+        if not normalise and off.any():
+            row = start + int(np.flatnonzero(off)[0])
+            raise PoolError(f"embedding of claim {claim_ids[row]!r} (row {row}) has norm {norms[off][0]:.4f}; "
+                            "embeddings must be unit norm (pass normalise=True)")
+        if not reuse:
+            out[start:start + _CHUNK] = to_grid(block)
+    return out
 
 
 def _group_rows(base: np.ndarray, n_base: int) -> np.ndarray:
@@ -412,29 +450,16 @@ def blas_single_thread():
 
 
 def similarities(queries: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
-    """``float32[m, n]`` = queries @ embeddings.T, the same to the last bit for a query
-    whatever other queries share the call.
+    """``float32[m, n]`` = queries @ embeddings.T, exact for grid vectors (:func:`to_grid`).
 
-    A plain ``queries @ embeddings.T`` is not: OpenBLAS computes a row with a different
-    accumulation order depending on the row's position in the micro-kernel tiles (blocks of
-    12, 8, 4, 2, 1 rows), which depends on how many rows there are. Here the queries are
-    padded to a multiple of 8 and multiplied as a stack of 8-row matrices (every row of an
-    8-row block takes the same path), and the claims in fixed column blocks of 2,048.
-    ``tests/simulation/test_engine.py`` checks the property on the BLAS it runs on.
+    One plain matrix product, in any blocking and on any number of BLAS threads: for grid
+    vectors of about unit norm every intermediate sum is exact in float32 (module notes), so
+    a query's similarities are the same to the last bit whatever other queries share the
+    call. (With arbitrary float32 vectors they are not: OpenBLAS sums a row in a different
+    order depending on its position in the micro-kernel's tiles.)
+    ``tests/simulation/test_engine.py`` checks both exactness and batch independence.
     """
-    m, d = queries.shape
-    padded = max(1, -(-m // _ROW_BLOCK)) * _ROW_BLOCK
-    q = np.zeros((padded, d), dtype=np.float32)
-    q[:m] = queries
-    stacked = q.reshape(-1, _ROW_BLOCK, d)
-    n = embeddings.shape[0]
-    if n <= _COLUMN_BLOCK:
-        return np.matmul(stacked, embeddings.T).reshape(padded, n)[:m]
-    out = np.empty((padded, n), dtype=np.float32)
-    for start in range(0, n, _COLUMN_BLOCK):
-        block = embeddings[start:start + _COLUMN_BLOCK]
-        out[:, start:start + block.shape[0]] = np.matmul(stacked, block.T).reshape(padded, -1)
-    return out[:m]
+    return np.matmul(queries, embeddings.T)
 
 
 def unpack_available(removed_bits: np.ndarray, columns: np.ndarray | None, size: int) -> np.ndarray:
@@ -469,7 +494,7 @@ def exact_top_k(pool: Pool, queries: np.ndarray, *, k: int, removed_bits: np.nda
     m = queries.shape[0]
     out_idx = np.full((m, k), -1, dtype=np.int64)
     out_sim = np.full((m, k), -np.inf, dtype=np.float32)
-    step = max(_ROW_BLOCK, (max_block_cells // max(pool.size, 1)) // _ROW_BLOCK * _ROW_BLOCK)
+    step = max(1, max_block_cells // max(pool.size, 1))
     kk = min(k, pool.size)
     for start in range(0, m, step):
         sl = slice(start, min(m, start + step))
@@ -689,7 +714,7 @@ def _run_chunk(pool, agents, row_agent, row_run, ids, policy, steps, seed, candi
             recent = claim[fr][:, np.maximum(lags, 0)]
             context = (gather_rows(pool.embeddings, recent).astype(np.float64) * in_history[:, :, None]).sum(axis=1)
             context /= np.linalg.norm(context, axis=1, keepdims=True)
-            context = context.astype(np.float32)
+            context = to_grid(context)
             restrict = np.asarray(policy.restrict_to_false(predicts_supports[fr], pool.is_true[current[fr]]),
                                   dtype=bool)
             restrict &= (n_false_total - n_false_removed[fr]) > 0  # fallback: whole pool

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulation.engine import Pool, _order_candidates, exact_top_k, similarities
+from simulation.engine import Pool, _order_candidates, exact_top_k, similarities, to_grid
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +74,7 @@ class IVFIndex:
             # An empty list takes a random sample point, so no centroid is wasted.
             sums[empty] = sample[rng.choice(sample_size, size=int(empty.sum()))]
             norms = np.linalg.norm(sums, axis=1, keepdims=True)
-            centroids = (sums / np.where(norms == 0, 1, norms)).astype(np.float32)
+            centroids = to_grid(sums / np.where(norms == 0, 1, norms))
         assign = _nearest(pool.embeddings, centroids, progress=progress)
         order = np.argsort(assign, kind="stable")
         offsets = np.concatenate(([0], np.cumsum(np.bincount(assign, minlength=n_lists)))).astype(np.int64)
@@ -103,12 +103,40 @@ class IVFIndex:
             removed_bits = np.zeros((m, (pool.size + 7) // 8), dtype=np.uint8)
         if restrict_false is None:
             restrict_false = np.zeros(m, dtype=bool)
-        P = self.n_probe
-        coarse = similarities(queries, self.centroids)
-        if P < self.n_lists:
-            probes = np.argpartition(coarse, -P, axis=1)[:, -P:]
+        workers = max(1, min(_search_threads(), m))
+        executor = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        try:
+            probes = self._probes(queries, executor, workers)
+            return self._search_lists(pool, queries, probes, k, removed_bits, restrict_false, bit_rows,
+                                      executor, workers)
+        finally:
+            if executor is not None:
+                executor.shutdown()
+
+    def _probes(self, queries, executor, workers) -> np.ndarray:
+        """``int64[m, n_probe]``: the lists whose centroids are nearest each query. Rows are
+        split between the threads (the products are exact, so the split changes nothing)."""
+        m, P = queries.shape[0], self.n_probe
+        if P >= self.n_lists:
+            return np.broadcast_to(np.arange(self.n_lists), (m, P)).copy()
+        probes = np.empty((m, P), dtype=np.int64)
+        if m == 0:
+            return probes
+
+        def nearest(sl):
+            probes[sl] = np.argpartition(similarities(queries[sl], self.centroids), -P, axis=1)[:, -P:]
+
+        parts = [slice(start, start + -(-m // workers)) for start in range(0, m, -(-m // workers))]
+        if executor is None:
+            for sl in parts:
+                nearest(sl)
         else:
-            probes = np.broadcast_to(np.arange(self.n_lists), (m, P)).copy()
+            for future in [executor.submit(nearest, sl) for sl in parts]:
+                future.result()
+        return probes
+
+    def _search_lists(self, pool, queries, probes, k, removed_bits, restrict_false, bit_rows, executor, workers):
+        m, P = probes.shape
         best_idx = np.full((m, P * k), -1, dtype=np.int64)
         best_sim = np.full((m, P * k), -np.inf, dtype=np.float32)
         pair_list = probes.reshape(-1)
@@ -151,16 +179,14 @@ class IVFIndex:
                 best_idx[rows[:, None], cols] = np.where(np.isfinite(vals), top + lo, -1)
                 best_sim[rows[:, None], cols] = vals
 
-        workers = min(_search_threads(), len(groups))
-        if workers <= 1:
+        if executor is None or len(groups) <= 1:
             search(groups)
         else:
             # numpy releases the GIL in the matrix products, unpacking and partitions, so
             # interleaved shares of the lists run on several cores; the results do not depend
             # on which thread searched a list.
-            with ThreadPoolExecutor(max_workers=workers) as pool_:
-                for future in [pool_.submit(search, groups[w::workers]) for w in range(workers)]:
-                    future.result()
+            for future in [executor.submit(search, groups[w::workers]) for w in range(workers)]:
+                future.result()
         return _order_candidates(pool, best_idx, best_sim, k)
 
 
@@ -201,7 +227,7 @@ def recall_queries(pool: Pool, n: int, *, window: int = 3, seed: int = 0) -> np.
                           restrict_false=np.zeros(n, dtype=bool))
     context = pool.embeddings[starts].astype(np.float64) + pool.embeddings[near].astype(np.float64).sum(axis=1)
     context /= np.linalg.norm(context, axis=1, keepdims=True)
-    return context.astype(np.float32)
+    return to_grid(context)
 
 
 def measure_recall(index: IVFIndex, queries: np.ndarray, *, k: int = 5) -> float:

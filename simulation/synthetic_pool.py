@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulation.engine import Pool
+from simulation.engine import Pool, to_grid
 
 FRAMINGS = ("original", "authoritative", "consensus", "emotional", "prestige", "sensationalist")
 #: FrameRef's released dataset size (framed claims, originals included).
@@ -49,7 +49,7 @@ def synthetic_pool(n_claims: int, *, dim: int = 384, framings=FRAMINGS, n_topics
     for start in range(0, len(base), chunk):
         stop = min(len(base), start + chunk)
         noise = rng.standard_normal((stop - start, dim), dtype=np.float32) / np.float32(np.sqrt(dim))
-        embeddings[start:stop] = _unit(base_vectors[base[start:stop]] + np.float32(framing_spread) * noise)
+        embeddings[start:stop] = to_grid(_unit(base_vectors[base[start:stop]] + np.float32(framing_spread) * noise))
     del base_vectors
     prefix = np.array([f"synthetic-{i}" for i in range(n_base)], dtype=object)
     names = np.asarray(framings, dtype=object)

@@ -63,8 +63,12 @@ class ReferenceTrajectory:
 
 def reference_trajectory(*, base_ids, labels, embeddings, judge, draws, steps: int,
                          window: int = 3, top_k: int = 5, temperature: float = 0.1,
-                         reinforce_false: bool = True) -> ReferenceTrajectory:
-    """One trajectory. ``labels[i]`` is SUPPORTS/REFUTES; ``judge(i, t) -> (label, conf)``."""
+                         reinforce_false: bool = True, grid: float | None = None) -> ReferenceTrajectory:
+    """One trajectory. ``labels[i]`` is SUPPORTS/REFUTES; ``judge(i, t) -> (label, conf)``.
+
+    ``grid``: round the context to multiples of ``1 / grid``, as the engine stores every
+    vector (``simulation.engine.GRID_SCALE``); None keeps FrameRef's float context.
+    """
     remaining = list(range(len(base_ids)))
     history: list[int] = []
     out = ReferenceTrajectory([], [], [], [], [])
@@ -90,6 +94,8 @@ def reference_trajectory(*, base_ids, labels, embeddings, judge, draws, steps: i
             for i in recent:
                 context = context + embeddings[i].astype(np.float64)
             context = context / np.linalg.norm(context)
+            if grid is not None:
+                context = np.rint(context * grid) / grid
             candidates = remaining
             if reinforce_false and labels[claim] == REFUTES:
                 candidates = [i for i in remaining if labels[i] == REFUTES] or remaining

@@ -6,12 +6,15 @@ import pytest
 
 from simulation.agents import OracleAgent, ScoreAgent, parametric_agent
 from simulation.engine import (
+    GRID_SCALE,
     Pool,
     PoolError,
     TrajectoryBatch,
     run_study,
     run_trajectories,
+    on_grid,
     similarities,
+    to_grid,
     trajectory_stream,
     trajectory_uniforms,
     uniform_choice,
@@ -33,7 +36,7 @@ def small_pool(n_claims=240, dim=16, seed=0, false_share=0.5):
 
 def reference_inputs(pool):
     labels = list(pool.true_labels)
-    return dict(base_ids=list(pool.base), labels=labels, embeddings=pool.embeddings)
+    return dict(base_ids=list(pool.base), labels=labels, embeddings=pool.embeddings, grid=GRID_SCALE)
 
 
 def assert_same_batch(a: TrajectoryBatch, b: TrajectoryBatch):
@@ -162,19 +165,50 @@ def test_streams_are_the_spawned_children_of_the_seed():
     np.testing.assert_array_equal(trajectory_stream(42, 2, 7).random(4), expected)
 
 
-@pytest.mark.parametrize("n_claims", [37, 2048 + 77])
-def test_similarities_do_not_depend_on_the_other_queries_of_the_batch(n_claims):
-    # Shard independence rests on this: a plain matrix product computes a row differently
-    # depending on its position and the number of rows (BLAS micro-kernel tiles).
+def unit_grid(rng, shape):
+    x = rng.standard_normal(shape)
+    return to_grid(x / np.linalg.norm(x, axis=-1, keepdims=True))
+
+
+@pytest.mark.parametrize("n_claims,dim", [(37, 64), (2048 + 77, 384)])
+def test_similarities_are_exact_and_do_not_depend_on_the_other_queries(n_claims, dim):
+    # Shard independence rests on this. For arbitrary float32 vectors a plain matrix product
+    # computes a row differently depending on its position and the number of rows (BLAS
+    # micro-kernel tiles); for grid vectors every sum is exact, so nothing can depend on it.
+    from threadpoolctl import threadpool_limits
+
     rng = np.random.default_rng(n_claims)
-    emb = rng.standard_normal((n_claims, 64)).astype(np.float32)
-    query = rng.standard_normal(64).astype(np.float32)
+    emb = unit_grid(rng, (n_claims, dim))
+    query = unit_grid(rng, dim)
     expected = similarities(query[None], emb)[0]
-    for batch in (2, 3, 8, 13, 40):
-        for position in range(0, batch, 3):
-            queries = rng.standard_normal((batch, 64)).astype(np.float32)
-            queries[position] = query
-            np.testing.assert_array_equal(similarities(queries, emb)[position], expected)
+    exact = (emb.astype(np.float64) @ query.astype(np.float64))
+    np.testing.assert_array_equal(expected.astype(np.float64), exact)  # exact, not merely close
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            for batch in (2, 3, 8, 13, 40, 97):
+                for position in range(0, batch, 7):
+                    queries = unit_grid(rng, (batch, dim))
+                    queries[position] = query
+                    np.testing.assert_array_equal(similarities(queries, emb)[position], expected)
+
+
+def test_pool_embeddings_are_unit_vectors_on_the_grid():
+    rng = np.random.default_rng(0)
+    raw = rng.standard_normal((30, 8)) * 3
+    pool = Pool.build(claim_ids=[f"c{i}:original" for i in range(30)], base_ids=np.arange(30),
+                      true_labels=np.arange(30) % 2 == 0, embeddings=raw)
+    assert pool.embeddings.dtype == np.float32 and on_grid(pool.embeddings)
+    np.testing.assert_allclose(pool.embeddings, raw / np.linalg.norm(raw, axis=1, keepdims=True),
+                               atol=0.5 / GRID_SCALE)
+    # Already-unit grid vectors are used as they are, without a copy.
+    ready = unit_grid(rng, (30, 8))
+    same = Pool.build(claim_ids=pool.claim_ids, base_ids=np.arange(30), true_labels=pool.is_true,
+                      embeddings=ready, normalise=False)
+    assert same.embeddings is ready
+    # normalise=False with vectors that are not unit norm is refused, naming the claim.
+    with pytest.raises(PoolError, match=r"claim 'c0:original' \(row 0\) has norm"):
+        Pool.build(claim_ids=pool.claim_ids, base_ids=np.arange(30), true_labels=pool.is_true,
+                   embeddings=raw, normalise=False)
 
 
 @pytest.mark.parametrize("mode", ["exact", "indexed"])
