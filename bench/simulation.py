@@ -58,7 +58,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
 
 from machine import cpu_model  # noqa: E402  (bench/machine.py)
 from simulation.agents import ScoreAgent, parametric_agent  # noqa: E402
-from simulation.engine import run_study, run_trajectories  # noqa: E402
+from simulation.engine import blas_single_thread, run_study, run_trajectories  # noqa: E402
 from simulation.index import IVFIndex, measure_recall, recall_queries  # noqa: E402
 from simulation.policies import make_policy  # noqa: E402
 from simulation.synthetic_pool import FRAMEREF_SIZE, FRAMINGS, persona_scores, synthetic_pool  # noqa: E402
@@ -485,17 +485,21 @@ def main():
         global PAPER_POOL, FULL_POOL, SCALING_POOLS
         PAPER_POOL, FULL_POOL, SCALING_POOLS = 6_000, 20_000, (3_000, 9_000)
         args.worker_trajectories = min(args.worker_trajectories, 40)
+    # The engine's own threads (the list search) and nothing else, as `simulate` and the
+    # workers run it (BLAS and torch on one thread each).
     if args.part == "full-child":
-        print(json.dumps(full_child(args)))
+        with blas_single_thread():
+            print(json.dumps(full_child(args)))
         return
     print(f"machine: {machine()}")
     results = {"machine": machine()}
-    if args.part in ("all", "paper"):
-        results["paper"] = paper(args)
-    if args.part in ("all", "full"):
-        results["full"] = full(args)
-    if args.part in ("all", "scaling"):
-        results["scaling"] = scaling(args)
+    with blas_single_thread():
+        if args.part in ("all", "paper"):
+            results["paper"] = paper(args)
+        if args.part in ("all", "full"):
+            results["full"] = full(args)
+        if args.part in ("all", "scaling"):
+            results["scaling"] = scaling(args)
     if args.part in ("all", "workers"):
         results["workers"] = workers(args)
     print(f"\nmachine at the end: {machine()}")

@@ -46,6 +46,7 @@ Two exactly specified choices make trajectories reproducible, also by the test o
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol, Sequence
 
@@ -437,16 +438,28 @@ def uniform_choice(pool: Pool, u: np.ndarray, removed: np.ndarray, n_removed: np
     return pool.row_of_rank[chosen_rank]
 
 
+@contextlib.contextmanager
 def blas_single_thread():
-    """A context in which numpy's BLAS uses one thread.
+    """A context in which numpy's BLAS, and torch (its top-k), use one thread.
 
     The engine's matrix products are many and small (a chunk of contexts against the pool);
     BLAS threads cost more than they give there, and on a machine whose cores are already
-    busy (a Celery worker beside others) they made runs several times slower.
+    busy (a Celery worker beside others) they made runs several times slower. The index's
+    list search has its own threads (``FRAMELAB_SIM_THREADS``). torch's OpenMP threads
+    otherwise spin between top-k calls and take cores from that work.
     """
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1, user_api="blas")
+    torch = _torch()
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    try:
+        if torch is not None:
+            torch.set_num_threads(1)
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(torch_threads)
 
 
 def similarities(queries: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
@@ -460,6 +473,39 @@ def similarities(queries: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
     ``tests/simulation/test_engine.py`` checks both exactness and batch independence.
     """
     return np.matmul(queries, embeddings.T)
+
+
+def largest_columns(values: np.ndarray, k: int) -> np.ndarray:
+    """``int64[m, k]``: the columns of each row's ``k`` largest values, in no particular order.
+
+    torch's top-k when torch is installed (the platform's requirements have it): on the
+    engine's small blocks (a few dozen rows of about a thousand claims) it is about five
+    times faster than ``numpy.argpartition``, which took a third of a full-scale run.
+    Either way each row's answer depends on that row alone. Among values tied at the k-th
+    place, which one is returned is up to the algorithm; callers order candidates by
+    (similarity, pool order) afterwards.
+    """
+    if k >= values.shape[1]:
+        return np.broadcast_to(np.arange(values.shape[1]), values.shape).copy()
+    torch = _torch()
+    if torch is not None and values.dtype in (np.float32, np.float64) and values.flags.c_contiguous:
+        return torch.topk(torch.from_numpy(values), k, dim=1, sorted=False).indices.numpy()
+    return np.argpartition(values, -k, axis=1)[:, -k:]
+
+
+_TORCH = []
+
+
+def _torch():
+    """torch, imported on first use (web processes that never simulate do not pay for it),
+    or None where it is not installed: the engine then uses numpy alone."""
+    if not _TORCH:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+        _TORCH.append(torch)
+    return _TORCH[0]
 
 
 def unpack_available(removed_bits: np.ndarray, columns: np.ndarray | None, size: int) -> np.ndarray:
@@ -505,10 +551,7 @@ def exact_top_k(pool: Pool, queries: np.ndarray, *, k: int, removed_bits: np.nda
         if restrict.any():
             eligible[restrict] &= ~pool.is_true
         sims[~eligible] = -np.inf
-        if kk < pool.size:
-            part = np.argpartition(sims, -kk, axis=1)[:, -kk:]
-        else:
-            part = np.broadcast_to(np.arange(pool.size), sims.shape).copy()
+        part = largest_columns(sims, kk)
         vals = np.take_along_axis(sims, part, axis=1)
         part = np.where(np.isfinite(vals), part, -1)
         idx, sim = _order_candidates(pool, part, vals, kk)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulation.engine import Pool, _order_candidates, exact_top_k, similarities, to_grid
+from simulation.engine import Pool, _order_candidates, exact_top_k, largest_columns, similarities, to_grid
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +124,7 @@ class IVFIndex:
             return probes
 
         def nearest(sl):
-            probes[sl] = np.argpartition(similarities(queries[sl], self.centroids), -P, axis=1)[:, -P:]
+            probes[sl] = largest_columns(similarities(queries[sl], self.centroids), P)
 
         parts = [slice(start, start + -(-m // workers)) for start in range(0, m, -(-m // workers))]
         if executor is None:
@@ -170,10 +170,7 @@ class IVFIndex:
                     removed[restrict] |= pool.is_true[lo:hi]
                 np.putmask(sims, removed, -np.inf)
                 kk = min(k, hi - lo)
-                if kk < hi - lo:
-                    top = np.argpartition(sims, -kk, axis=1)[:, -kk:]
-                else:
-                    top = np.broadcast_to(np.arange(hi - lo), sims.shape)
+                top = largest_columns(sims, kk)
                 vals = np.take_along_axis(sims, top, axis=1)
                 cols = pair_slot[s:e, None] * k + np.arange(kk)
                 best_idx[rows[:, None], cols] = np.where(np.isfinite(vals), top + lo, -1)

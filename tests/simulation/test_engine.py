@@ -337,3 +337,20 @@ def test_trajectory_frame_has_the_documented_columns():
     assert frame["trajectory"].tolist() == [4, 4, 4, 5, 5, 5]
     assert frame["step"].tolist() == [1, 2, 3, 1, 2, 3]
     assert frame["claim_id"].tolist() == pool.claim_ids[batch.claim.reshape(-1)].tolist()
+
+
+def test_largest_columns_finds_each_rows_top_k_with_or_without_torch(monkeypatch):
+    from simulation import engine
+
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((13, 300)).astype(np.float32)
+    values[:, rng.integers(0, 300, 40)] = -np.inf
+    values[3, 5:] = -np.inf  # a row with fewer finite values than k
+    expected = np.sort(values, axis=1)[:, -7:]
+    got = engine.largest_columns(values, 7)
+    assert got.shape == (13, 7) and got.dtype == np.int64
+    np.testing.assert_array_equal(np.sort(np.take_along_axis(values, got, axis=1), axis=1), expected)
+    monkeypatch.setattr(engine, "_TORCH", [None])  # numpy only
+    np.testing.assert_array_equal(np.sort(np.take_along_axis(values, engine.largest_columns(values, 7), axis=1),
+                                          axis=1), expected)
+    assert engine.largest_columns(values[:, :4], 7).tolist() == [[0, 1, 2, 3]] * 13

@@ -34,7 +34,7 @@ def read_table(path: Path):
 class Command(BaseCommand):
     help = ("Analyse a study's judgments: per-framing rates with cluster-bootstrap intervals, "
             "chi-square and binomial tests, Krippendorff's alpha and a mixed-effects model, "
-            "after the exclusions (returned/rejected/excluded/timed out, failed attention "
+            "after the exclusions (persona raters, returned/rejected/excluded/timed out, failed attention "
             "checks, implausibly fast).")
 
     def add_arguments(self, parser):
