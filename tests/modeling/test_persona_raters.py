@@ -32,14 +32,6 @@ gunicorn_server = integration.gunicorn_server
 ATTENTION = "Please answer No to this statement."
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @torch.no_grad()
 def naive_log_likelihood(model, tokenizer, text):
     ids = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
