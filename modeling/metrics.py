@@ -16,7 +16,8 @@ with at least `framing`, `true_label`, `p_supports`, `p_refutes`, `predicted_lab
 - mean confidence (the raw probability of the predicted label) and its normalised form.
 
 `compare_personas` stacks these tables for several personas, with each framing's effect
-(framing minus original) beside it. The plots use matplotlib's object API only.
+(framing minus original) beside it; `paired_differences` gives how one persona differs from
+another claim for claim, per framing, with a paired bootstrap. The plots use matplotlib's object API only.
 
 Pure pandas/numpy (matplotlib imported lazily for plots); no Django.
 """
@@ -146,6 +147,81 @@ def bootstrap_interval(scores: pd.DataFrame, metric: str, *, framing: str | None
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return (float(low), float(high))
+
+
+PAIRED_METRICS = ("mspr", "mspr_normalised", "balanced_accuracy")
+
+
+def paired_differences(reference: pd.DataFrame, other: pd.DataFrame, *, reps: int = 0, seed: int = 0,
+                       level: float = 0.95) -> pd.DataFrame:
+    """How `other` differs from `reference` per framing, claim for claim (method.md 3).
+
+    Both score tables must hold the same claims (`claim_id`). For each framing (and `all`):
+    the difference `other - reference` of MSPR (raw and normalised) and balanced accuracy,
+    and, for MSPR, that framing's difference minus the mean difference of the other
+    framings (`mspr_vs_others`): how much more a persona's credulity rose on one framing
+    than on the rest, which is what attenuating one framing should do. With `reps` > 0,
+    percentile intervals from a paired bootstrap that resamples base claims (all framings
+    of a base claim move together; both personas see the same resample).
+    """
+    keys = ["claim_id", "base_id", "framing", "true_label"]
+    a = with_normalised(reference)[keys + ["p_supports", "p_supports_norm", "predicted_label"]]
+    b = with_normalised(other)[["claim_id", "p_supports", "p_supports_norm", "predicted_label"]]
+    rows = a.merge(b, on="claim_id", suffixes=("_a", "_b"), validate="one_to_one")
+    if len(rows) != len(a) or len(rows) != len(b):
+        raise MetricsError(f"the two score tables hold different claims ({len(a)} and {len(b)} rows, "
+                           f"{len(rows)} in common); score the same dataset split with both")
+    present = set(rows["framing"])
+    framings = [f for f in FRAMINGS if f in present] + sorted(present - set(FRAMINGS))
+    bases, base_index = np.unique(rows["base_id"].to_numpy(), return_inverse=True)
+    n_base = len(bases)
+    weights = np.ones((1, n_base))
+    if reps > 0:
+        rng = np.random.default_rng(seed)
+        weights = np.vstack([weights, rng.multinomial(n_base, np.full(n_base, 1 / n_base), size=reps)])
+    is_false = (rows["true_label"] == REFUTES).to_numpy()
+    is_true = (rows["true_label"] == SUPPORTS).to_numpy()
+
+    def per_base(values, mask):
+        return np.bincount(base_index[mask], weights=values[mask], minlength=n_base)
+
+    def ratio(values, mask):  # [1 + reps] weighted means over the rows in mask
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (weights @ per_base(values, mask)) / (weights @ per_base(np.ones(len(rows)), mask))
+
+    def statistics(mask):
+        out = {}
+        for metric, column in (("mspr", "p_supports"), ("mspr_normalised", "p_supports_norm")):
+            diff = rows[f"{column}_b"].to_numpy(float) - rows[f"{column}_a"].to_numpy(float)
+            out[metric] = ratio(diff, mask & is_false)
+        truth = rows["true_label"].to_numpy()
+
+        def balanced(suffix):
+            correct = (rows[f"predicted_label_{suffix}"].to_numpy() == truth).astype(float)
+            return (ratio(correct, mask & is_true) + ratio(correct, mask & is_false)) / 2
+
+        out["balanced_accuracy"] = balanced("b") - balanced("a")
+        return out
+
+    framing = rows["framing"].to_numpy()
+    draws = {f: statistics(framing == f) for f in framings}
+    draws[ALL] = statistics(np.ones(len(rows), dtype=bool))
+    for f in framings:
+        others = [draws[g]["mspr"] for g in framings if g != f]
+        draws[f]["mspr_vs_others"] = draws[f]["mspr"] - np.mean(others, axis=0) if others else \
+            np.full(len(weights), math.nan)
+    tail = (1 - level) / 2 * 100
+    table = []
+    for f in framings + [ALL]:
+        row = {"framing": f}
+        for metric, values in draws[f].items():
+            row[metric] = float(values[0])
+            if reps > 0:
+                sample = values[1:][~np.isnan(values[1:])]
+                low, high = np.percentile(sample, [tail, 100 - tail]) if len(sample) else (math.nan, math.nan)
+                row[f"{metric}_low"], row[f"{metric}_high"] = float(low), float(high)
+        table.append(row)
+    return pd.DataFrame(table)
 
 
 def compare_personas(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import pytest
 
 from modeling.metrics import (
     MetricsError, bootstrap_interval, compare_personas, comparison_matrix, framing_effects,
-    framing_metrics, plot_comparison, plot_framing_metrics,
+    framing_metrics, paired_differences, plot_comparison, plot_framing_metrics,
 )
 
 
@@ -97,3 +97,46 @@ def test_plots_are_png_and_svg():
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     svg = plot_comparison(compare_personas({"a": HAND}), "mspr", fmt="svg")
     assert b"<svg" in svg[:500]
+
+
+def with_claim_ids(table):
+    return table.assign(claim_id=table["base_id"] + ":" + table["framing"])
+
+
+def test_paired_differences_match_hand_computation():
+    reference = with_claim_ids(HAND)
+    other = reference.copy()
+    # The other persona is more credulous on authoritative false claims only: +0.2 on c and d,
+    # and on e enough to flip its predicted label to SUPPORTS (0.4 -> 0.5 over 0.4).
+    raise_rows = (other["framing"] == "authoritative") & (other["base_id"].isin(["c", "d"]))
+    other.loc[raise_rows, "p_supports"] += 0.2
+    flip = (other["framing"] == "authoritative") & (other["base_id"] == "e")
+    other.loc[flip, "p_supports"] = 0.5
+    other["predicted_label"] = np.where(other["p_supports"] >= other["p_refutes"], "SUPPORTS", "REFUTES")
+    table = paired_differences(reference, other).set_index("framing")
+    # authoritative false claims: +0.2, +0.2, +0.1 -> MSPR +0.5/3; original unchanged
+    assert table.loc["authoritative", "mspr"] == pytest.approx(0.5 / 3)
+    assert table.loc["original", "mspr"] == pytest.approx(0.0)
+    assert table.loc["authoritative", "mspr_vs_others"] == pytest.approx(0.5 / 3)
+    assert table.loc["original", "mspr_vs_others"] == pytest.approx(-0.5 / 3)
+    # all false claims: 5 of them, +0.5 in total
+    assert table.loc["all", "mspr"] == pytest.approx(0.5 / 5)
+    # e was already wrong (tie -> SUPPORTS), so recall on false claims is unchanged: 0 change
+    assert table.loc["authoritative", "balanced_accuracy"] == pytest.approx(0.0)
+    assert math.isnan(table.loc["all", "mspr_vs_others"])
+    # normalised MSPR: c 0.7/0.9 -> 0.9/1.1, d 0.6/0.8 -> 0.8/1.0, e 0.5 -> 0.5/0.9
+    expected = ((0.9 / 1.1 - 0.7 / 0.9) + (0.8 / 1.0 - 0.6 / 0.8) + (0.5 / 0.9 - 0.5)) / 3
+    assert table.loc["authoritative", "mspr_normalised"] == pytest.approx(expected)
+
+    with_intervals = paired_differences(reference, other, reps=300, seed=2).set_index("framing")
+    assert with_intervals.loc["authoritative", "mspr"] == table.loc["authoritative", "mspr"]
+    row = with_intervals.loc["all"]
+    assert row["mspr_low"] <= row["mspr"] <= row["mspr_high"]
+    again = paired_differences(reference, other, reps=300, seed=2)
+    pd.testing.assert_frame_equal(again.set_index("framing"), with_intervals)
+
+
+def test_paired_differences_need_the_same_claims():
+    reference = with_claim_ids(HAND)
+    with pytest.raises(MetricsError, match="different claims"):
+        paired_differences(reference, reference.iloc[:-1])

@@ -94,6 +94,12 @@ def test_score_compare_and_calibrate_from_the_command_line(demo, adapter_persona
     assert {row["framing"] for row in report["rows"]} >= {"original", "authoritative", "all"}
     text = run("compare_personas", base.name, adapter_persona.name, dataset=DEMO, split="test")
     assert "bal_acc" in text and "mspr_norm" in text and adapter_persona.name in text
+    assert f"{adapter_persona.name} minus {base.name}, claim for claim" in text and "vs_others" in text
+    assert report["differences_from"] == base.name
+    differences = {row["framing"]: row for row in report["differences"][adapter_persona.name]}
+    by_persona = {(row["persona"], row["framing"]): row for row in report["rows"]}
+    assert differences["authoritative"]["mspr"] == pytest.approx(
+        by_persona[(adapter_persona.name, "authoritative")]["mspr"] - by_persona[(base.name, "authoritative")]["mspr"])
     with_intervals = json.loads(run("compare_personas", base.name, dataset=DEMO, split="test",
                                     format="json", bootstrap=50))
     for row in with_intervals["rows"]:

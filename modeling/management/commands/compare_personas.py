@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Dataset, Split
 from annotation.selectors import dataset_lookup
-from modeling.metrics import ALL, METRIC_COLUMNS, bootstrap_interval, compare_personas
+from modeling.metrics import ALL, METRIC_COLUMNS, MetricsError, bootstrap_interval, compare_personas, paired_differences
 from modeling.score_services import ScoreServiceError, persona_lookup, persona_scores
 
 SHOWN = {  # column -> header in the text table
@@ -17,7 +17,9 @@ SHOWN = {  # column -> header in the text table
 
 class Command(BaseCommand):
     help = ("Compare personas on one dataset split: balanced accuracy, MSPR (raw and normalised), "
-            "accuracy, false acceptance and mean confidence per framing, from their score tables.")
+            "accuracy, false acceptance and mean confidence per framing, from their score tables; "
+            "then each persona's differences from the first, claim for claim (with paired "
+            "bootstrap intervals under --bootstrap).")
 
     def add_arguments(self, parser):
         parser.add_argument("personas", nargs="+", help="persona names or ids")
@@ -54,6 +56,13 @@ class Command(BaseCommand):
                     high.append(interval[1])
                 comparison[f"{metric}_low"] = low
                 comparison[f"{metric}_high"] = high
+        first = next(iter(tables))
+        try:
+            differences = {name: paired_differences(tables[first], table, reps=options["bootstrap"],
+                                                    seed=options["seed"])
+                           for name, table in list(tables.items())[1:]}
+        except MetricsError as exc:
+            raise CommandError(str(exc)) from None
         if options["format"] == "csv":
             self.stdout.write(comparison.to_csv(index=False), ending="")
             return
@@ -63,6 +72,10 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps({
                 "dataset": dataset.name, "split": options["split"],
                 "metrics": list(METRIC_COLUMNS), "rows": rows,
+                "differences_from": first,
+                "differences": {name: [{k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                        for k, v in row.items()} for row in table.to_dict(orient="records")]
+                                for name, table in differences.items()},
             }, indent=2, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
             return
         self.stdout.write(f"{dataset.name} ({options['split']}); MSPR raw = mean P(SUPPORTS) on "
@@ -82,3 +95,28 @@ class Command(BaseCommand):
                     f"[{row.balanced_accuracy_low:.3f}, {row.balanced_accuracy_high:.3f}] "
                     f"mspr_raw [{row.mspr_low:.3f}, {row.mspr_high:.3f}] "
                     f"mspr_norm [{row.mspr_normalised_low:.3f}, {row.mspr_normalised_high:.3f}]")
+        for name, table in differences.items():
+            self._write_differences(first, name, table, options["bootstrap"])
+
+    def _write_differences(self, first, name, table, reps):
+        self.stdout.write("")
+        self.stdout.write(f"{name} minus {first}, claim for claim"
+                          + (f" (95% paired bootstrap over base claims, {reps} resamples)" if reps else "")
+                          + "; vs others = this framing's MSPR difference minus the mean of the other framings'")
+        columns = (("mspr", "mspr_raw"), ("mspr_normalised", "mspr_norm"), ("balanced_accuracy", "bal_acc"),
+                   ("mspr_vs_others", "vs_others"))
+        width = 26 if reps else 10
+        header = f"  {'framing':<15}" + "".join(f"{label:>{width}}" for _, label in columns)
+        self.stdout.write(header)
+        for row in table.to_dict(orient="records"):
+            cells = []
+            for metric, _ in columns:
+                value = row.get(metric, math.nan)
+                if value is None or math.isnan(value):
+                    cells.append(f"{'-':>{width}}")
+                elif reps:
+                    low, high = row[f"{metric}_low"], row[f"{metric}_high"]
+                    cells.append(f"{value:+.3f} [{low:+.3f}, {high:+.3f}]".rjust(width))
+                else:
+                    cells.append(f"{value:>+{width}.3f}")
+            self.stdout.write(f"  {row['framing']:<15}" + "".join(cells))
