@@ -24,3 +24,16 @@ def byte_progress_bar(total_bytes: int, description: str, *, disable: bool = Fal
         yield bar
     finally:
         bar.close()
+
+
+@contextlib.contextmanager
+def done_of_total_bar(description: str, unit: str, *, disable: bool = False):
+    """A bar fed by the services' ``progress(done, total)`` callbacks (both absolute counts;
+    the total may only be known once the job starts). Yields that callback."""
+    with tqdm(total=None, desc=description, unit=unit, mininterval=0.5, file=sys.stderr,
+              disable=disable) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield progress

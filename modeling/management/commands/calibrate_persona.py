@@ -1,12 +1,11 @@
 """`manage.py calibrate_persona`: a persona against a study's human raters, and its adjustment."""
 import json
 import math
-import sys
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from annotation.models import Study
+from annotation.progress import done_of_total_bar
 from annotation.study_setup import study_lookup
 from modeling.calibration import METHODS, CalibrationError, nearest_to_humans
 from modeling.score_services import ScoreServiceError, calibration_run, persona_lookup
@@ -46,12 +45,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         calibrations = []
         for persona in personas:
-            with tqdm(total=None, desc=f"score {persona.name}", unit=" items", file=sys.stderr,
-                      disable=options["no_progress"], mininterval=0.5) as bar:
-                def progress(done, total):
-                    bar.total = total
-                    bar.update(done - bar.n)
-
+            with done_of_total_bar(f"score {persona.name}", " items",
+                                   disable=options["no_progress"]) as progress:
                 try:
                     calibrations.append(calibration_run(
                         persona=persona, study=study, method=options["method"],

@@ -1,11 +1,10 @@
 """`manage.py rate_study`: a persona takes a human study through its real pages, as raters."""
-import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from annotation.models import Study
+from annotation.progress import done_of_total_bar
 from annotation.study_setup import study_lookup
 from modeling.persona_raters import PersonaRaterError, persona_rate_study
 from modeling.score_services import persona_lookup
@@ -51,12 +50,7 @@ class Command(BaseCommand):
             torch.set_num_threads(options["threads"])
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
-        with tqdm(total=None, desc=f"score {persona.name}", unit=" texts", file=sys.stderr,
-                  disable=options["no_progress"], mininterval=0.5) as bar:
-            def progress(done, total):
-                bar.total = total
-                bar.update(done - bar.n)
-
+        with done_of_total_bar(f"score {persona.name}", " texts", disable=options["no_progress"]) as progress:
             try:
                 rating = persona_rate_study(
                     persona=persona, study=study, base_url=options["base_url"],

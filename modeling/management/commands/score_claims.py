@@ -1,10 +1,8 @@
 """`manage.py score_claims`: a persona's label probabilities for every framed claim of a split."""
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from annotation.models import Dataset, Split
+from annotation.progress import done_of_total_bar
 from annotation.selectors import dataset_lookup
 from modeling.score_services import (
     ScoreServiceError, base_persona_get_or_create, persona_lookup, score_table_create,
@@ -68,12 +66,7 @@ class Command(BaseCommand):
             self.stdout.write(f"queued score table #{table.pk}: {persona.name} on {dataset.name} "
                               f"({options['split']})")
             return
-        with tqdm(total=None, desc=f"score {persona.name}", unit=" claims", mininterval=0.5,
-                  file=sys.stderr, disable=options["no_progress"]) as bar:
-            def progress(done, total):
-                bar.total = total
-                bar.update(done - bar.n)
-
+        with done_of_total_bar(f"score {persona.name}", " claims", disable=options["no_progress"]) as progress:
             try:
                 table = score_table_run(score_table=table, batch_size=options["batch_size"],
                                         progress=progress)
@@ -88,12 +81,8 @@ class Command(BaseCommand):
             f"score table #{table.pk}: {table.path}")
 
     def _together(self, tables, options):
-        with tqdm(total=None, desc=f"score {len(tables)} personas", unit=" rows", mininterval=0.5,
-                  file=sys.stderr, disable=options["no_progress"]) as bar:
-            def progress(done, total):
-                bar.total = total
-                bar.update(done - bar.n)
-
+        with done_of_total_bar(f"score {len(tables)} personas", " rows",
+                               disable=options["no_progress"]) as progress:
             try:
                 tables = score_tables_run_together(score_tables=tables,
                                                    batch_size=options["batch_size"],
