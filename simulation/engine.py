@@ -77,7 +77,7 @@ def on_grid(x: np.ndarray) -> bool:
     return bool(np.array_equal(scaled, np.rint(scaled)))
 
 
-def _column_major(embeddings: np.ndarray, order: np.ndarray, chunk: int = 65536) -> np.ndarray:
+def _column_major(embeddings: np.ndarray, order: np.ndarray, chunk: int = _CHUNK) -> np.ndarray:
     """``embeddings[order]`` stored column-major, built in chunks (no full temporary)."""
     n, d = embeddings.shape
     out = np.empty((d, n), dtype=np.float32)
@@ -407,17 +407,25 @@ def trajectory_stream(seed: int, run: int, trajectory: int) -> np.random.Generat
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(run, trajectory)))
 
 
-def trajectory_uniforms(seed: int, run: int, trajectories: Iterable[int], steps: int,
-                        agent_uniforms: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(policy float64[n, T, 2], agent float64[n, T, agent_uniforms])`` for the trajectories."""
-    trajectories = list(trajectories)
-    policy = np.empty((len(trajectories), steps, 2))
-    agent = np.empty((len(trajectories), steps, agent_uniforms))
-    for row, i in enumerate(trajectories):
-        rng = trajectory_stream(seed, run, int(i))
+def trajectory_uniforms(seed: int, run, trajectories: Iterable[int], steps: int,
+                        agent_uniforms) -> tuple[np.ndarray, np.ndarray]:
+    """``(policy float64[n, T, 2], agent float64[n, T, max(agent_uniforms)])`` for the
+    trajectories: each row's own stream, the policy block first, then the agent's block.
+
+    ``run`` and ``agent_uniforms`` are one value for every row, or one per row (a study's
+    rows mix runs and agents); a row's agent block past its own width is zero.
+    """
+    trajectories = np.asarray(list(trajectories), dtype=np.int64)
+    n = len(trajectories)
+    runs = np.broadcast_to(np.asarray(run, dtype=np.int64), (n,))
+    widths = np.broadcast_to(np.asarray(agent_uniforms, dtype=np.int64), (n,))
+    policy = np.empty((n, steps, 2))
+    agent = np.zeros((n, steps, int(np.max(agent_uniforms, initial=0))))
+    for row in range(n):
+        rng = trajectory_stream(seed, int(runs[row]), int(trajectories[row]))
         policy[row] = rng.random((steps, 2))
-        if agent_uniforms:
-            agent[row] = rng.random((steps, agent_uniforms))
+        if widths[row]:
+            agent[row, :, :widths[row]] = rng.random((steps, int(widths[row])))
     return policy, agent
 
 
@@ -688,15 +696,8 @@ def run_study(
 
 def _run_chunk(pool, agents, row_agent, row_run, ids, policy, steps, seed, candidate_mode, index, progress):
     n, T = len(ids), steps
-    u_policy = np.empty((n, T, 2))
-    widest = max(int(a.uniforms_per_step) for a in agents)
-    u_agent = np.zeros((n, T, widest))
-    for row in range(n):  # each row's own stream: policy block first, then the agent's block
-        rng = trajectory_stream(seed, int(row_run[row]), int(ids[row]))
-        u_policy[row] = rng.random((T, 2))
-        k = int(agents[row_agent[row]].uniforms_per_step)
-        if k:
-            u_agent[row, :, :k] = rng.random((T, k))
+    widths = np.array([int(a.uniforms_per_step) for a in agents], dtype=np.int64)
+    u_policy, u_agent = trajectory_uniforms(seed, row_run, ids, T, widths[row_agent])
     agent_rows = [(agent, np.flatnonzero(row_agent == a)) for a, agent in enumerate(agents)]
     agent_rows = [(agent, r) for agent, r in agent_rows if len(r)]
     width = pool.base_claims.shape[1]

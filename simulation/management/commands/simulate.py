@@ -160,10 +160,11 @@ class Command(BaseCommand):
             raise CommandError(f"--steps {options['steps']}: the pool has only {pool.n_base} base claims, "
                                f"and a trajectory shows each base claim at most once")
         if options["candidates"] == "indexed":
+            n_probe = options["n_probe"]
+            if n_probe is not None and options["n_lists"]:
+                n_probe = min(n_probe, options["n_lists"])  # probing every list is exact mode
             with _bar(pool.size, "index", options["no_progress"], unit="claim") as bar:
-                index = IVFIndex.build(pool, n_lists=options["n_lists"],
-                                       n_probe=(None if options["n_probe"] is None
-                                                else min(options["n_probe"], options["n_lists"] or options["n_probe"])),
+                index = IVFIndex.build(pool, n_lists=options["n_lists"], n_probe=n_probe,
                                        seed=options["seed"], progress=bar.update)
             pool = index.pool
         total = len(agents) * options["runs"] * options["trajectories"] * options["steps"]
