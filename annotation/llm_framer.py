@@ -15,6 +15,7 @@ tiny random model.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -273,6 +274,6 @@ def write_verification_report(results: Sequence[LLMRestatement], path) -> None:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         writer.writerow(["base_id", "framing", "verdict", "pass_probability", "reason", "text"])
         for r in results:
-            asked = r.pass_probability == r.pass_probability  # nan: the verifier was not asked
+            asked = not math.isnan(r.pass_probability)  # NaN: the verifier was not asked
             writer.writerow([r.base_id, r.framing, r.verdict,
                              f"{r.pass_probability:.4f}" if asked else "", r.reason, r.text])

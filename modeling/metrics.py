@@ -121,32 +121,41 @@ def framing_effects(metrics: pd.DataFrame, metric: str = "mspr") -> pd.Series:
 
 def bootstrap_interval(scores: pd.DataFrame, metric: str, *, framing: str | None = None,
                        reps: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of a metric, resampling base claims (all their rows).
+    """Percentile bootstrap interval of one metric; see :func:`bootstrap_intervals`."""
+    return bootstrap_intervals(scores, (metric,), framing=framing, reps=reps, seed=seed, level=level)[metric]
+
+
+def bootstrap_intervals(scores: pd.DataFrame, metrics, *, framing: str | None = None, reps: int = 1000,
+                        seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of several metrics from the same resamples of base
+    claims (all their rows).
 
     Rows of one base claim are not independent, so whole base claims are resampled when a
-    `base_id` column is present; otherwise rows.
+    `base_id` column is present; otherwise rows. A metric's resamples where it is undefined
+    (NaN) are left out of its interval.
     """
     scores = with_normalised(scores)
     if framing is not None:
         scores = scores[scores["framing"] == framing]
     if not len(scores):
-        return (math.nan, math.nan)
+        return {metric: (math.nan, math.nan) for metric in metrics}
     rng = np.random.default_rng(seed)
     groups = scores.groupby("base_id").indices if "base_id" in scores.columns else {
         i: np.array([i]) for i in range(len(scores))}
     blocks = list(groups.values())
-    values = []
+    values = {metric: [] for metric in metrics}
     for _ in range(reps):
         picked = rng.integers(0, len(blocks), size=len(blocks))
-        sample = scores.iloc[np.concatenate([blocks[i] for i in picked])]
-        value = framing_metrics_row(sample)[metric]
-        if not math.isnan(value):
-            values.append(value)
-    if not values:
-        return (math.nan, math.nan)
+        row = framing_metrics_row(scores.iloc[np.concatenate([blocks[i] for i in picked])])
+        for metric in metrics:
+            if not math.isnan(row[metric]):
+                values[metric].append(row[metric])
     tail = (1 - level) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return (float(low), float(high))
+    intervals = {}
+    for metric, sample in values.items():
+        low, high = np.percentile(sample, [tail, 100 - tail]) if sample else (math.nan, math.nan)
+        intervals[metric] = (float(low), float(high))
+    return intervals
 
 
 PAIRED_METRICS = ("mspr", "mspr_normalised", "balanced_accuracy")

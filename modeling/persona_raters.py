@@ -1,7 +1,7 @@
 """Personas as raters: a persona takes a human study through the bot interface.
 
 The persona answers every text a participant of the study can be shown (its framed claims
-and attention checks), decided in advance in one scoring pass, and simulated participants
+and attention checks), decided in advance, and simulated participants
 (`annotation.bots`) carry those answers through the study's real pages, one participant
 per batch by default. Its judgments are stored like anyone's, so persona and human answers
 to the same items sit side by side in the exports (`participant_source` = `persona`) and in
@@ -33,9 +33,10 @@ from scipy.stats import rankdata
 
 from annotation.bots import AnswerTablePolicy, BotsReport, Choice, run_bots
 from annotation.human_profile import confidence_level
-from annotation.models import AttentionCheck, Batch, FramedClaim, Participant, Study
+from annotation.models import AttentionCheck, Batch, Participant, Study
 
 from .models import Persona
+from .score_services import framed_claim_rows, study_framed_claim_ids, study_item_scores
 from .scoring import ProgressCallback
 
 LEVELS = 5
@@ -72,21 +73,25 @@ def answers_from_scores(predicted_label: np.ndarray, p_supports_norm: np.ndarray
 
 def study_texts(study: Study) -> pd.DataFrame:
     """Every text a participant of `study` can be shown, once: its claims, then its checks."""
-    claims = (FramedClaim.objects.filter(batch_items__batch__study=study).distinct().order_by("pk")
-              .values_list("pk", "base_claim__external_id", "framing", "base_claim__true_label", "text"))
-    rows = [{"text": text, "kind": "claim", "framed_claim_id": pk, "claim_id": f"{base}:{framing}",
-             "framing": framing, "true_label": label} for pk, base, framing, label, text in claims]
-    for text in AttentionCheck.objects.filter(study=study).order_by("position").values_list("text", flat=True):
-        rows.append({"text": text, "kind": "attention check", "framed_claim_id": None, "claim_id": "",
-                     "framing": "", "true_label": ""})
-    table = pd.DataFrame(rows, columns=["text", "kind", "framed_claim_id", "claim_id", "framing", "true_label"])
+    claims = framed_claim_rows(framed_claim_ids=study_framed_claim_ids(study=study))
+    claims = claims.assign(kind="claim", claim_id=claims["base_id"] + ":" + claims["framing"])
+    checks = pd.DataFrame({"text": list(AttentionCheck.objects.filter(study=study).order_by("position")
+                                        .values_list("text", flat=True))})
+    checks = checks.assign(kind="attention check", framed_claim_id=None, claim_id="", framing="", true_label="")
+    columns = ["text", "kind", "framed_claim_id", "claim_id", "framing", "true_label"]
+    table = pd.concat([claims[columns], checks[columns]], ignore_index=True)
     # Two items with the same wording get the same answer (the bots look answers up by text).
     return table.drop_duplicates("text").reset_index(drop=True)
 
 
 def persona_answer_table(*, persona: Persona, study: Study, batch_size: int = 32,
                          progress: ProgressCallback | None = None, model_and_tokenizer=None) -> pd.DataFrame:
-    """The persona's answer to every text of the study (ANSWER_COLUMNS), scored in one pass."""
+    """The persona's answer to every text of the study (ANSWER_COLUMNS).
+
+    The claims' scores are the ones calibration uses (`study_item_scores`: a finished score
+    table's rows where there is one, scored now otherwise); the attention checks are scored
+    here, and every text's likelihood (familiarity) too.
+    """
     from .base_models import load_persona_model, pick_device
     from .scoring import ClaimScorer, claim_log_likelihood
 
@@ -94,17 +99,25 @@ def persona_answer_table(*, persona: Persona, study: Study, batch_size: int = 32
         raise PersonaRaterError(f"persona {persona.name!r} has status {persona.status}; only a "
                                 "succeeded persona (or a base model) can take a study")
     texts = study_texts(study)
-    if texts.empty:
+    if not (texts["kind"] == "claim").any():
         raise PersonaRaterError(f"study {study.name!r} has no items")
     model, tokenizer = model_and_tokenizer or load_persona_model(persona, device=pick_device())
-    scores = ClaimScorer(model, tokenizer, batch_size=batch_size).score(texts["text"].tolist(), progress=progress)
-    table = texts.assign(p_supports_norm=scores.p_supports_norm, predicted_label=scores.predicted_label,
-                         log_likelihood=claim_log_likelihood(model, tokenizer, texts["text"].tolist(),
-                                                             batch_size=min(batch_size, 16)))
+    claim_scores, _ = study_item_scores(persona=persona, study=study, batch_size=batch_size,
+                                        progress=progress, model_and_tokenizer=(model, tokenizer))
+    scored = claim_scores.assign(framed_claim_id=claim_scores["framed_claim_id"].astype(int)).set_index(
+        "framed_claim_id")
+    table = texts.assign(p_supports_norm=texts["framed_claim_id"].map(scored["p_supports_norm"]),
+                         predicted_label=texts["framed_claim_id"].map(scored["predicted_label"]))
+    checks = table["kind"] == "attention check"
+    if checks.any():
+        check_scores = ClaimScorer(model, tokenizer, batch_size=batch_size).score(table.loc[checks, "text"].tolist())
+        table.loc[checks, "p_supports_norm"] = check_scores.p_supports_norm
+        table.loc[checks, "predicted_label"] = check_scores.predicted_label
+    table["log_likelihood"] = claim_log_likelihood(model, tokenizer, table["text"].tolist(),
+                                                   batch_size=min(batch_size, 16))
     answers = answers_from_scores(table["predicted_label"].to_numpy(), table["p_supports_norm"].to_numpy(),
                                   table["log_likelihood"].to_numpy())
-    table = pd.concat([table, answers], axis=1)
-    return table[list(ANSWER_COLUMNS)]
+    return pd.concat([table, answers], axis=1)[list(ANSWER_COLUMNS)]
 
 
 @dataclass

@@ -6,7 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Dataset, Split
 from annotation.selectors import dataset_lookup
-from modeling.metrics import ALL, METRIC_COLUMNS, MetricsError, bootstrap_interval, compare_personas, paired_differences
+from modeling.metrics import (ALL, METRIC_COLUMNS, MetricsError, bootstrap_intervals, compare_personas,
+                             paired_differences)
 from modeling.score_services import ScoreServiceError, persona_lookup, persona_scores
 
 SHOWN = {  # column -> header in the text table
@@ -45,17 +46,14 @@ class Command(BaseCommand):
         if options["bootstrap"] < 0:
             raise CommandError(f"--bootstrap must be 0 or more, got {options['bootstrap']}")
         if options["bootstrap"]:
-            for metric in ("mspr", "mspr_normalised", "balanced_accuracy"):
-                low, high = [], []
-                for row in comparison.itertuples(index=False):
-                    interval = bootstrap_interval(
-                        tables[row.persona], metric,
-                        framing=None if row.framing == ALL else row.framing,
-                        reps=options["bootstrap"], seed=options["seed"])
-                    low.append(interval[0])
-                    high.append(interval[1])
-                comparison[f"{metric}_low"] = low
-                comparison[f"{metric}_high"] = high
+            metrics = ("mspr", "mspr_normalised", "balanced_accuracy")
+            intervals = [bootstrap_intervals(tables[row.persona], metrics,
+                                             framing=None if row.framing == ALL else row.framing,
+                                             reps=options["bootstrap"], seed=options["seed"])
+                         for row in comparison.itertuples(index=False)]
+            for metric in metrics:
+                comparison[f"{metric}_low"] = [interval[metric][0] for interval in intervals]
+                comparison[f"{metric}_high"] = [interval[metric][1] for interval in intervals]
         first = next(iter(tables))
         try:
             differences = {name: paired_differences(tables[first], table, reps=options["bootstrap"],
