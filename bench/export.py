@@ -68,6 +68,8 @@ from pathlib import Path
 import psycopg
 
 import scratch_db  # bench/scratch_db.py (this script's folder is on sys.path)
+from machine import cpu_model, memory_gib  # bench/machine.py
+from targets import Target, number  # bench/targets.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
@@ -141,40 +143,6 @@ class Summary:
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds
-
-
-@dataclass
-class Target:
-    name: str
-    measured: float | None
-    limit: float
-    comparison: str  # "<=", "<" or ">="
-    unit: str
-
-    @property
-    def met(self) -> bool | None:
-        if self.measured is None:
-            return None
-        if self.comparison == "<=":
-            return self.measured <= self.limit
-        if self.comparison == "<":
-            return self.measured < self.limit
-        return self.measured >= self.limit
-
-    def verdict(self) -> str:
-        if self.met is None:
-            return "skipped"
-        margin = abs(self.measured - self.limit)
-        word = "MET" if self.met else "NOT MET"
-        return f"{word} by {_number(margin, self.unit)} ({margin / self.limit:.0%} of the target)"
-
-
-def _number(value: float, unit: str) -> str:
-    if unit == "x":
-        return f"{value:.3f}x"
-    if unit == "MiB":
-        return f"{value:,.0f} MiB"
-    return f"{value:,.1f} {unit}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -607,12 +575,7 @@ def targets_of(summaries: dict[str, Summary]) -> list[Target]:
 
 
 def machine_info(pg: dict[str, str]) -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next((l.split(":", 1)[1].strip() for l in cpuinfo if l.startswith("model name")),
-                 "unknown")
-    meminfo = Path("/proc/meminfo").read_text()
-    mem_kib = int(next(l for l in meminfo.splitlines() if l.startswith("MemTotal:")).split()[1])
-    return {"cores": os.cpu_count(), "memory_gib": round(mem_kib / 1024**2, 1), "cpu": model,
+    return {"cores": os.cpu_count(), "memory_gib": memory_gib(), "cpu": cpu_model(),
             "python": platform.python_version(), "postgresql": pg["server_version"],
             "postgresql_shared_buffers": pg["shared_buffers"],
             "postgresql_work_mem": pg["work_mem"]}
@@ -641,8 +604,8 @@ def print_report(summaries: list[Summary], targets: list[Target], load: dict, ro
     print()
     print("targets")
     for t in targets:
-        measured = "-" if t.measured is None else _number(t.measured, t.unit)
-        limit = _number(t.limit, t.unit)
+        measured = "-" if t.measured is None else number(t.measured, t.unit)
+        limit = number(t.limit, t.unit)
         print(f"  {t.name:<22}{measured:>10}   target {t.comparison:<2} {limit:<9} {t.verdict()}")
     by_kind = {s.kind: s for s in summaries}
     for kind in ("csv", "parquet"):

@@ -42,6 +42,8 @@ import psycopg
 from psycopg import sql
 
 import scratch_db  # bench/scratch_db.py (this script's folder is on sys.path)
+from machine import cpu_model, memory_gib  # bench/machine.py
+from targets import Target, number  # bench/targets.py
 
 ROOT = Path(__file__).resolve().parents[1]
 MANAGE = ROOT / "manage.py"
@@ -87,33 +89,6 @@ class BaselineFiles:
     base_csv: Path
     framed_rows: int
     base_claims: int
-
-
-@dataclass
-class Target:
-    name: str
-    measured: float | None  # None when the run it needs was skipped
-    limit: float
-    comparison: str  # "<=", ">=" or "<"
-    unit: str
-
-    @property
-    def met(self) -> bool | None:
-        if self.measured is None:
-            return None
-        if self.comparison == "<=":
-            return self.measured <= self.limit
-        if self.comparison == ">=":
-            return self.measured >= self.limit
-        return self.measured < self.limit
-
-    def verdict(self) -> str:
-        if self.met is None:
-            return "skipped"
-        if self.met:
-            return "MET"
-        miss = abs(self.measured - self.limit)
-        return f"NOT MET by {_number(miss, self.unit)} ({miss / self.limit:.0%} of the target)"
 
 
 # ---------------------------------------------------------------------------------------
@@ -337,15 +312,10 @@ def check_counts(name: str, expected: BaselineFiles, framed: int,
 
 
 def machine_info(pg: dict[str, str] | None) -> dict[str, str | int | float]:
-    meminfo = Path("/proc/meminfo").read_text()
-    mem_kib = int(next(l for l in meminfo.splitlines() if l.startswith("MemTotal:")).split()[1])
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next((l.split(":", 1)[1].strip() for l in cpuinfo if l.startswith("model name")),
-                 "unknown")
     info = {
         "cores": os.cpu_count(),
-        "memory_gib": round(mem_kib / 1024**2, 1),
-        "cpu": model,
+        "memory_gib": memory_gib(),
+        "cpu": cpu_model(),
         "python": sys.version.split()[0],
         "sqlite": sqlite3.sqlite_version,
     }
@@ -413,21 +383,13 @@ def print_report(results: list[Result], targets: list[Target], fk_ratio: float |
     print()
     print("targets")
     for target in targets:
-        measured = "-" if target.measured is None else _number(target.measured, target.unit)
+        measured = "-" if target.measured is None else number(target.measured, target.unit)
         print(f"  {target.name:<28}{measured:>10}   target {target.comparison:<2} "
-              f"{_number(target.limit, target.unit):<11} {target.verdict()}")
+              f"{number(target.limit, target.unit):<11} {target.verdict()}")
     if fk_ratio is not None:
         print(f"  (information: PostgreSQL rows/s vs the FK baseline is {fk_ratio:.3f}x)")
     if rows != FRAMEREF_ROWS:
         print(f"  (the targets are set for {FRAMEREF_ROWS:,} rows; this run used {rows:,})")
-
-
-def _number(value: float, unit: str) -> str:
-    if unit == "x":
-        return f"{value:.3f}x"  # three places: the ratio target sits near its limit
-    if unit == "MiB":
-        return f"{value:,.0f} MiB"
-    return f"{value:.1f} {unit}"
 
 
 def write_json(path: Path, rows: int, machine: dict, results: list[Result],

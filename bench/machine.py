@@ -14,3 +14,11 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def memory_gib() -> float:
+    """Total memory from /proc/meminfo, in GiB (one decimal)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return round(int(line.split()[1]) / 1024**2, 1)
+    raise OSError("/proc/meminfo has no MemTotal line")

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import scratch_db  # bench/scratch_db.py (this script's folder is on sys.path)
+from targets import Target  # bench/targets.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
@@ -60,30 +61,6 @@ MAX_P99_MS = 200.0
 
 class BenchmarkError(Exception):
     """A step failed; the message says which and why."""
-
-
-@dataclass
-class Target:
-    name: str
-    measured: float | None
-    limit: float
-    comparison: str  # ">=" or "<"
-    unit: str
-
-    @property
-    def met(self) -> bool | None:
-        if self.measured is None:
-            return None
-        return self.measured >= self.limit if self.comparison == ">=" else self.measured < self.limit
-
-    def verdict(self) -> str:
-        if self.met is None:
-            return "skipped"
-        margin = self.measured - self.limit
-        share = abs(margin) / self.limit
-        if self.met:
-            return f"MET by {abs(margin):,.1f} {self.unit} ({share:.0%} of the target)"
-        return f"NOT MET by {abs(margin):,.1f} {self.unit} ({share:.0%} of the target)"
 
 
 @dataclass

@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
 
 from machine import cpu_model  # noqa: E402  (bench/machine.py)
+from simulation.agent_builders import DEMO_PARAMETRIC_SPECS  # noqa: E402
 from simulation.agents import ScoreAgent, parametric_agent  # noqa: E402
 from simulation.engine import blas_single_thread, run_study, run_trajectories  # noqa: E402
 from simulation.index import IVFIndex, measure_recall, recall_queries  # noqa: E402
@@ -248,13 +249,8 @@ def scaling(args) -> dict:
 
 WORKER_DATABASE = "framelab_bench_simulation"
 WORKER_TRAJECTORIES = 3_500
-WORKER_AGENTS = [
-    {"kind": "parametric", "name": "sceptical", "accept": {"SUPPORTS": 0.7, "REFUTES": 0.2}, "confidence": 0.7},
-    {"kind": "parametric", "name": "credulous", "accept": {"SUPPORTS": 0.9, "REFUTES": 0.7}, "confidence": 0.8},
-    {"kind": "parametric", "name": "swayed by authority", "confidence": 0.85,
-     "accept": {"authoritative": {"SUPPORTS": 0.9, "REFUTES": 0.75},
-                "consensus": {"SUPPORTS": 0.9, "REFUTES": 0.6},
-                "*": {"SUPPORTS": 0.75, "REFUTES": 0.25}}},
+WORKER_AGENTS = [  # the demo run's three parametric agents and a human-like one
+    *DEMO_PARAMETRIC_SPECS,
     {"kind": "parametric", "name": "human-like", "accept": {"SUPPORTS": 0.78, "REFUTES": 0.4},
      "confidence": [0.05, 0.1, 0.25, 0.35, 0.25]},
 ]

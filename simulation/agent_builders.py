@@ -50,6 +50,17 @@ RESOLVED_KEYS = {
     "oracle": set(),
 }
 
+# Three parametric agents that differ in credulity and in how authority sways them: the demo
+# run's agents (load_demo_simulation), also used by bench/simulation.py.
+DEMO_PARAMETRIC_SPECS = (
+    {"kind": "parametric", "name": "sceptical", "accept": {"SUPPORTS": 0.7, "REFUTES": 0.2}, "confidence": 0.7},
+    {"kind": "parametric", "name": "credulous", "accept": {"SUPPORTS": 0.9, "REFUTES": 0.7}, "confidence": 0.8},
+    {"kind": "parametric", "name": "swayed by authority", "confidence": 0.85,
+     "accept": {"authoritative": {"SUPPORTS": 0.9, "REFUTES": 0.75},
+                "consensus": {"SUPPORTS": 0.9, "REFUTES": 0.6},
+                "*": {"SUPPORTS": 0.75, "REFUTES": 0.25}}},
+)
+
 
 class AgentSpecError(ValueError):
     """A spec that does not describe a usable agent; the message names the agent and field."""

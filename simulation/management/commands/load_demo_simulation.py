@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.management.commands.load_demo import DEMO_DATASET
 from annotation.models import Dataset
+from simulation.agent_builders import DEMO_PARAMETRIC_SPECS
 from simulation.models import RunStatus, SimulationRun
 from simulation.services import (
     SimulationConfigError,
@@ -21,15 +22,7 @@ from simulation.services import (
 )
 
 DEMO_RUN = "Demo: sceptical vs credulous vs swayed by authority vs oracle"
-DEMO_AGENTS = [
-    {"kind": "parametric", "name": "sceptical", "accept": {"SUPPORTS": 0.7, "REFUTES": 0.2}, "confidence": 0.7},
-    {"kind": "parametric", "name": "credulous", "accept": {"SUPPORTS": 0.9, "REFUTES": 0.7}, "confidence": 0.8},
-    {"kind": "parametric", "name": "swayed by authority", "confidence": 0.85,
-     "accept": {"authoritative": {"SUPPORTS": 0.9, "REFUTES": 0.75},
-                "consensus": {"SUPPORTS": 0.9, "REFUTES": 0.6},
-                "*": {"SUPPORTS": 0.75, "REFUTES": 0.25}}},
-    {"kind": "oracle"},
-]
+DEMO_AGENTS = [*DEMO_PARAMETRIC_SPECS, {"kind": "oracle"}]
 
 
 class Command(BaseCommand):
