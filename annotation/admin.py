@@ -2,7 +2,7 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from .models import BaseClaim, ClaimImport, Dataset, FramedClaim
+from annotation.models import BaseClaim, ClaimImport, Dataset, FramedClaim
 
 
 @admin.register(Dataset)
@@ -55,8 +55,8 @@ class ClaimImportAdmin(admin.ModelAdmin):
     readonly_fields = ("task_id", "started", "finished", "rows_imported", "rows_skipped", "error")
 
 
-from .assignment import participant_mark  # noqa: E402
-from .models import AttentionCheck, Batch, Judgment, Participant, Study  # noqa: E402
+from annotation.models import AttentionCheck, Batch, Judgment, Participant, Study  # noqa: E402
+from annotation.studies.assignment import participant_mark  # noqa: E402
 
 
 class AttentionCheckInline(admin.TabularInline):
@@ -107,7 +107,7 @@ class JudgmentAdmin(admin.ModelAdmin):
     raw_id_fields = ("participant", "item")
 
 
-from .models import DataExport  # noqa: E402
+from annotation.models import DataExport  # noqa: E402
 
 
 @admin.register(DataExport)

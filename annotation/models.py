@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from .vocabulary import FRAMINGS, NO_SPLIT, SPLITS, TRUTH_LABELS
+from core.vocabulary import FRAMINGS, NO_SPLIT, SPLITS, TRUTH_LABELS
 
 
 class Framing(models.TextChoices):

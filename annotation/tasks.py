@@ -6,8 +6,8 @@ import time
 from celery import shared_task
 from django.utils import timezone
 
-from .models import ClaimImport
-from .services import claim_import_run
+from annotation.claims.services import claim_import_run
+from annotation.models import ClaimImport
 
 
 @shared_task(bind=True, name="annotation.run_claim_import")
@@ -41,7 +41,7 @@ def run_claim_import(self, claim_import_id: int) -> dict:
 @shared_task(name="annotation.reclaim_expired_sessions")
 def reclaim_expired_sessions() -> int:
     """Times out idle sessions of every study and reopens their slots (run by beat)."""
-    from .assignment import sessions_reclaim_expired
+    from annotation.studies.assignment import sessions_reclaim_expired
 
     return sessions_reclaim_expired()
 
@@ -49,8 +49,8 @@ def reclaim_expired_sessions() -> int:
 @shared_task(name="annotation.run_data_export")
 def run_data_export(export_id: int) -> dict:
     """Writes a queued `DataExport`'s file; a retried or duplicated message does nothing twice."""
-    from .export_services import data_export_run
-    from .models import DataExport
+    from annotation.dataio.services import data_export_run
+    from annotation.models import DataExport
 
     claimed = DataExport.objects.filter(pk=export_id, status=DataExport.Status.QUEUED).update(
         status=DataExport.Status.RUNNING, started=timezone.now())

@@ -1,6 +1,10 @@
 from django.urls import path
 
-from . import export_views, participant_views, report_views, study_views, views
+import annotation.analysis.views as report_views
+import annotation.claims.views as views
+import annotation.dataio.views as export_views
+import annotation.studies.participant_views as participant_views
+import annotation.studies.views as study_views
 
 app_name = "annotation"
 

@@ -55,7 +55,6 @@ import os
 import platform
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,7 +65,6 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
-
 import scratch_db  # bench/scratch_db.py (this script's folder is on sys.path)
 from machine import cpu_model, memory_gib  # bench/machine.py
 from targets import Target, number  # bench/targets.py
@@ -233,7 +231,7 @@ def fill_database(rows: int) -> tuple[int, int]:
     from django.db import connection, transaction
 
     from annotation.models import Batch, Dataset, Judgment, Participant, Study
-    from annotation.study_setup import study_create
+    from annotation.studies.services import study_create
 
     call_command("migrate", verbosity=0)
     with open(os.devnull, "w") as quiet:
@@ -281,7 +279,7 @@ def child_main(kind: str, study_id: int, out_path: Path) -> None:
     django.setup()
     from django.db import connection
 
-    from annotation import judgment_export
+    import annotation.dataio.judgment_table as judgment_export
     from annotation.models import Study
 
     study = Study.objects.get(pk=study_id)
@@ -336,8 +334,7 @@ def _baseline_select(kind: str, study) -> tuple[str, list]:
     - copy-table: the study's judgment rows as stored, no joins beyond the one that picks
       the study, no order: what PostgreSQL can stream at best.
     """
-    from annotation import judgment_export
-
+    import annotation.dataio.judgment_table as judgment_export
     if kind == "copy":
         return judgment_export._copy_select(study=study)
     if kind == "copy-inner":
@@ -404,8 +401,7 @@ def timed_child(kind: str, study_id: int, out_path: Path, log_dir: Path, var_dir
 def check_output(run: Run, path: Path, judgments: int, baseline_hash: str | None,
                  sample: dict) -> list[str]:
     """What is wrong with one output (empty when it is right)."""
-    from annotation import judgment_export
-
+    import annotation.dataio.judgment_table as judgment_export
     name = RUN_NAMES[run.kind]
     problems = []
     if run.rows != judgments:
@@ -509,8 +505,7 @@ _SAMPLE_COLUMNS = ("participant_id", "position", "Annotator_ID", "Task_Group_ID"
 def _check_parquet(path: Path, judgments: int, sample: dict) -> list[str]:
     import pyarrow.parquet as pq
 
-    from annotation import judgment_export
-
+    import annotation.dataio.judgment_table as judgment_export
     problems = []
     parquet = pq.ParquetFile(path)
     if not parquet.schema_arrow.equals(judgment_export.ARROW_SCHEMA):

@@ -39,10 +39,9 @@ from pathlib import Path
 
 import orjson
 import psycopg
-from psycopg import sql
-
 import scratch_db  # bench/scratch_db.py (this script's folder is on sys.path)
 from machine import cpu_model, memory_gib  # bench/machine.py
+from psycopg import sql
 from targets import Target, number  # bench/targets.py
 
 ROOT = Path(__file__).resolve().parents[1]

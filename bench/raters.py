@@ -18,7 +18,7 @@ Steps:
    completion page. Phase "think 0" answers as fast as the server allows (the throughput
    the server can give); a phase with a think time paces the bots like quick people (the
    latency at that offered load).
-5. Every study's invariants are checked (`annotation.study_checks`); one extra participant
+5. Every study's invariants are checked (`annotation.studies.invariants`); one extra participant
    goes through the pages in-process with Django's test client, counting the SQL queries
    and timing each page without contention.
 6. A table of results and the targets, each MET or NOT MET with its margin. The scratch
@@ -199,7 +199,7 @@ def cpu_delta(before: dict, after: dict) -> dict[str, float]:
 
 def healthz_baseline(base_url: str, seconds: float, concurrency: int) -> dict:
     """Closed-loop clients on keep-alive connections GET /healthz for `seconds`."""
-    from annotation.bots import percentile
+    from annotation.studies.bots import percentile
 
     port = int(base_url.rsplit(":", 1)[1])
     latencies: list[float] = []
@@ -246,7 +246,7 @@ def healthz_baseline(base_url: str, seconds: float, concurrency: int) -> dict:
 def steady_rate(report) -> float:
     """Judgments per second between the 10th and the 90th percentile of acknowledgement
     times: the rate once every bot is in and before the last ones trail off."""
-    from annotation.bots import SUBMIT
+    from annotation.studies.bots import SUBMIT
 
     done = sorted(r.at + r.seconds for result in report.results for r in result.requests
                   if r.kind == SUBMIT and r.status == 302)
@@ -257,7 +257,7 @@ def steady_rate(report) -> float:
 
 
 def run_phase(phase: Phase, base_url: str, bots: int, server_pid: int, truth) -> Phase:
-    from annotation.bots import SHOW, SUBMIT, make_policy, run_bots
+    from annotation.studies.bots import SHOW, SUBMIT, make_policy, run_bots
 
     before = cpu_snapshot(server_pid)
     report = run_bots(base_url=base_url, study_id=phase.study_id, participants=bots,
@@ -354,11 +354,11 @@ def main(argv=None) -> int:
         from django.core.management import call_command
         from django.db import connections
 
-        from annotation.bots import free_port, wait_until_serving
         from annotation.management.commands.run_bots import study_truth_table
         from annotation.models import Dataset, Study
-        from annotation.study_checks import study_invariant_violations
-        from annotation.study_setup import study_create
+        from annotation.studies.bots import free_port, wait_until_serving
+        from annotation.studies.invariants import study_invariant_violations
+        from annotation.studies.services import study_create
 
         call_command("migrate", verbosity=0)
         with open(os.devnull, "w") as quiet:

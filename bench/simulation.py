@@ -57,12 +57,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
 
 from machine import cpu_model  # noqa: E402  (bench/machine.py)
+
 from simulation.agent_builders import DEMO_PARAMETRIC_SPECS  # noqa: E402
 from simulation.agents import ScoreAgent, parametric_agent  # noqa: E402
 from simulation.engine import blas_single_thread, run_study, run_trajectories  # noqa: E402
 from simulation.index import IVFIndex, measure_recall, recall_queries  # noqa: E402
 from simulation.policies import make_policy  # noqa: E402
-from simulation.synthetic_pool import FRAMEREF_SIZE, FRAMINGS, persona_scores, synthetic_pool  # noqa: E402
+from simulation.synthetic_pool import (  # noqa: E402
+    FRAMEREF_SIZE,
+    FRAMINGS,
+    persona_scores,
+    synthetic_pool,
+)
 from tests.simulation.frameref_reference import NaturalDraws, reference_trajectory  # noqa: E402
 
 PAPER_POOL = 107_374
@@ -270,7 +276,6 @@ def shards_done_by_worker(logs: list[Path]) -> list[int]:
 
 def first_difference(a, b) -> str | None:
     """None if the two per-step tables are equal; else where they first differ."""
-    import pandas as pd
 
     if list(a.columns) != list(b.columns):
         return f"columns differ: {list(a.columns)} vs {list(b.columns)}"
@@ -332,15 +337,20 @@ def workers(args) -> dict:
     django.setup()
     import pandas as pd
     import redis
+    from config import celery_app
     from django.core.management import call_command
     from django.db import connections
 
     from annotation.models import Dataset
-    from config import celery_app
     from simulation.embeddings import pool_embeddings
     from simulation.models import SimulationRun
     from simulation.selectors import pool_claims
-    from simulation.services import results_file, simulation_run_create, simulation_run_enqueue, simulation_run_execute
+    from simulation.services import (
+        results_file,
+        simulation_run_create,
+        simulation_run_enqueue,
+        simulation_run_execute,
+    )
 
     for url in {args.worker_broker, args.worker_results}:  # dedicated databases: start empty
         redis.Redis.from_url(url).flushdb()

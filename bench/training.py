@@ -71,7 +71,11 @@ def main() -> int:
     import torch
 
     from modeling.base_models import load_base_model, pick_device
-    from modeling.loss import supervised_positions, weighted_loss_parts, weighted_loss_parts_at
+    from modeling.loss import (
+        supervised_positions,
+        weighted_loss_parts,
+        weighted_loss_parts_at,
+    )
     from modeling.training import TrainingConfig, build_lora_model
     from modeling.training_data import collate, encode_examples
 

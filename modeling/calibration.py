@@ -2,7 +2,7 @@
 
 Inputs: the persona's scores on the very items the humans saw (one row per framed claim:
 `claim_id`, `framing`, `true_label`, `p_supports_norm`, `predicted_label`, `confidence`;
-`base_id` if known) and the study's `HumanProfile` (annotation/human_profile.py).
+`base_id` if known) and the study's `HumanProfile` (annotation/analysis/human_profile.py).
 
 What is compared, per framing:
 
@@ -12,7 +12,7 @@ What is compared, per framing:
   claim with that probability, which is how a calibrated persona behaves as a rater. 95%
   intervals: Wilson for the humans' rates, and a bootstrap over items for the differences;
 - mean confidence, with humans' 1..5 levels mapped to the probability of their chosen label
-  by `confidence_probability` (1 -> 0.5, ..., 5 -> 1.0; annotation/human_profile.py) and the
+  by `confidence_probability` (1 -> 0.5, ..., 5 -> 1.0; annotation/analysis/human_profile.py) and the
   persona's confidence taken as the normalised probability of its predicted label;
 - the framing effects (each framing minus original) of false acceptance, side by side, with
   their Pearson correlation and the share of framings whose effects have the same sign;
@@ -43,8 +43,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from annotation.human_profile import HumanProfile, confidence_level, confidence_probability
-from annotation.vocabulary import FRAMINGS
+from annotation.analysis.human_profile import (
+    HumanProfile,
+    confidence_level,
+    confidence_probability,
+)
+from core.vocabulary import FRAMINGS
 
 SUPPORTS, REFUTES = "SUPPORTS", "REFUTES"
 METHODS = ("temperature", "platt", "none")

@@ -30,7 +30,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from annotation.vocabulary import FRAMINGS
+from core.vocabulary import FRAMINGS
 
 SUPPORTS, REFUTES = "SUPPORTS", "REFUTES"
 ALL = "all"

@@ -2,11 +2,11 @@
 
 The persona answers every text a participant of the study can be shown (its framed claims
 and attention checks), decided in advance, and simulated participants
-(`annotation.bots`) carry those answers through the study's real pages, one participant
+(`annotation.studies.bots`) carry those answers through the study's real pages, one participant
 per batch by default. Its judgments are stored like anyone's, so persona and human answers
 to the same items sit side by side in the exports (`participant_source` = `persona`) and in
 the analyses, which leave personas out of the human numbers unless asked (the `persona`
-exclusion rule of `annotation.analysis`); a study's human profile never includes them.
+exclusion rule of `annotation.analysis.statistics`); a study's human profile never includes them.
 
 How a persona's scores become the three answers of the form:
 
@@ -14,7 +14,7 @@ How a persona's scores become the three answers of the form:
   sequence, `modeling.scoring`);
 - **confidence** 1..5: the level nearest to the probability of the label it chose,
   max(p, 1 - p) of its normalised P(SUPPORTS), by the rule the calibration uses for
-  humans (`annotation.human_profile.confidence_level`: level k stands for 0.5 + 0.125 (k - 1));
+  humans (`annotation.analysis.human_profile.confidence_level`: level k stands for 0.5 + 0.125 (k - 1));
 - **familiarity** 1..5: how probable the persona finds the claim's own wording (mean
   log-probability per token, `modeling.scoring.claim_log_likelihood`), as quintiles among
   the texts of the study: the fifth of the texts the persona finds least probable get 1,
@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from annotation.bots import AnswerTablePolicy, BotsReport, Choice, run_bots
-from annotation.human_profile import confidence_level
+from annotation.analysis.human_profile import confidence_level
 from annotation.models import AttentionCheck, Batch, Participant, Study
+from annotation.studies.bots import AnswerTablePolicy, BotsReport, Choice, run_bots
 
 from .models import Persona
 from .score_services import framed_claim_rows, study_framed_claim_ids, study_item_scores

@@ -446,7 +446,7 @@ def calibration_run(*, persona: Persona, study: Study, method: str = "temperatur
     (`calibrations/persona-<id>/study-<id>-<method>-<time>.parquet`), so the comparison can
     be redone or exported without the model.
     """
-    from annotation.human_profile import study_human_profile
+    from annotation.analysis.human_profile import study_human_profile
 
     from .calibration import calibrate
 

@@ -18,13 +18,16 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from annotation.models import Dataset, Split
-from annotation.selectors import studies_visible_to
+from annotation.studies.selectors import studies_visible_to
 
 from . import metrics as persona_metrics
 from .calibration import METHODS
 from .models import Calibration, JobStatus, Persona, ScoreTable
 from .score_services import (
-    ScoreServiceError, score_table_create, score_table_enqueue, score_table_load,
+    ScoreServiceError,
+    score_table_create,
+    score_table_enqueue,
+    score_table_load,
     score_table_request_cancel,
 )
 
@@ -283,8 +286,8 @@ def calibration_plot(request, pk, fmt):
     """False acceptance per framing: humans (with 95% intervals), persona before and after."""
     _check_format(fmt)
     calibration = _visible_calibration(request, pk)
-    from matplotlib.figure import Figure
     import numpy as np
+    from matplotlib.figure import Figure
 
     before = calibration.result["before"]["rates"]
     after = {row["framing"]: row for row in calibration.result["after"]["rates"]}

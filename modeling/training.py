@@ -33,7 +33,13 @@ from typing import Callable, Sequence
 import torch
 
 from .loss import supervised_positions, supervised_weight_total, weighted_loss_parts_at
-from .training_data import ClaimRow, collate, encode_examples, optimizer_steps, select_rows
+from .training_data import (
+    ClaimRow,
+    collate,
+    encode_examples,
+    optimizer_steps,
+    select_rows,
+)
 
 TRAINER_STATE = "trainer_state.pt"
 

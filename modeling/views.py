@@ -7,8 +7,14 @@ from django.views.decorators.http import require_POST
 
 from .forms import PersonaForm
 from .models import JobStatus, Persona
-from .plots import FORMATS, loss_curve_figure, render as render_figure
-from .services import PersonaError, persona_create, persona_request_cancel, persona_start
+from .plots import FORMATS, loss_curve_figure
+from .plots import render as render_figure
+from .services import (
+    PersonaError,
+    persona_create,
+    persona_request_cancel,
+    persona_start,
+)
 
 
 @login_required

@@ -31,7 +31,14 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 
-from .agents import ANY_FRAMING, AgentError, OracleAgent, ScoreAgent, human_calibrated_agent, parametric_agent
+from .agents import (
+    ANY_FRAMING,
+    AgentError,
+    OracleAgent,
+    ScoreAgent,
+    human_calibrated_agent,
+    parametric_agent,
+)
 
 KINDS = ("persona", "human", "parametric", "oracle")
 LABELS = ("SUPPORTS", "REFUTES")
@@ -258,10 +265,10 @@ def _resolve_one(kind, spec, where, *, dataset, split, pool, user) -> dict:
                 "persona_id": persona.pk, "normalised": bool(spec.get("normalised", False)),
                 "score_tables": [{"id": t.pk, "split": t.split, "path": t.path} for t in tables]}
     # human
-    from annotation.human_profile import HumanProfileError, study_human_profile
-    from annotation.selectors import studies_visible_to
-    from annotation.study_setup import study_lookup
+    from annotation.analysis.human_profile import HumanProfileError, study_human_profile
     from annotation.models import Study
+    from annotation.studies.selectors import studies_visible_to
+    from annotation.studies.services import study_lookup
 
     if spec.get("study") in (None, ""):
         raise AgentSpecError(f"{where}: field 'study' is required (a study's id or name)")
@@ -348,7 +355,7 @@ def agents_build(specs: list[dict], *, pool: pd.DataFrame) -> list:
                                       normalised=spec.get("normalised", False))
                 agents.append(ScoreAgent(name=name, p_supports=p, p_refutes=q))
             else:
-                from annotation.human_profile import HumanProfile
+                from annotation.analysis.human_profile import HumanProfile
 
                 profile = HumanProfile.from_dict(spec["profile"])
                 agents.append(human_agent_from_profile(name, profile, by_familiarity=spec["by_familiarity"]))

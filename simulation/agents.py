@@ -3,7 +3,7 @@
 An agent turns a batch of (trajectory, claim) pairs into a predicted label and a confidence,
 the probability it gives to the label it predicted (``simulation.engine.Agent``). Agents are
 pure: they hold plain arrays, so the Django side builds them from a persona's score table or
-a study's ``annotation.human_profile.HumanProfile`` and the engine never touches a database.
+a study's ``annotation.analysis.human_profile.HumanProfile`` and the engine never touches a database.
 
 - :class:`ScoreAgent`: a persona's (or any model's) precomputed ``p(SUPPORTS)`` per claim;
   deterministic, as a language model scored once per claim is (method.md section 4).
@@ -227,7 +227,7 @@ def human_calibrated_agent(
     - ``familiarity[(framing, truth, level)]`` = ``(P(accept | level), weight of level)``,
       optional; when given, each judgment draws a familiarity level first.
 
-    ``HumanProfile`` (``annotation.human_profile``) provides exactly these: ``cells``,
+    ``HumanProfile`` (``annotation.analysis.human_profile``) provides exactly these: ``cells``,
     ``confidence`` and ``familiarity`` (rate and n).
     """
     framings = tuple(sorted({f for f, _ in acceptance}))

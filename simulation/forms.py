@@ -54,7 +54,7 @@ class SimulationRunForm(forms.Form):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        from annotation.selectors import studies_visible_to
+        from annotation.studies.selectors import studies_visible_to
         from modeling.models import Persona
 
         self.fields["personas"].queryset = Persona.objects.filter(status=Persona.Status.SUCCEEDED).order_by("name")

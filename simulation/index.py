@@ -23,7 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulation.engine import Pool, _order_candidates, exact_top_k, largest_columns, similarities, to_grid
+from simulation.engine import (
+    Pool,
+    _order_candidates,
+    exact_top_k,
+    largest_columns,
+    similarities,
+    to_grid,
+)
 
 
 @dataclass(frozen=True, eq=False)

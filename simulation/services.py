@@ -34,7 +34,12 @@ from django.utils import timezone
 from annotation.models import Dataset
 
 from . import results
-from .agent_builders import AgentSpecError, agent_provenance, agent_specs_resolve, agents_build
+from .agent_builders import (
+    AgentSpecError,
+    agent_provenance,
+    agent_specs_resolve,
+    agents_build,
+)
 from .embeddings import EmbeddingModelError, embedding_model_path, pool_embeddings
 from .engine import Pool, blas_single_thread, run_study
 from .models import CandidateMode, RunStatus, SimulationRun, SplitChoice

@@ -71,7 +71,7 @@ def media_root(settings, tmp_path):
 @pytest.fixture(autouse=True)
 def _forget_cached_batches():
     # Rolled-back test transactions reuse ids, which a real database never does.
-    from annotation.selectors import batch_items
+    from annotation.studies.selectors import batch_items
 
     batch_items.cache_clear()
     yield

@@ -15,7 +15,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/", include("annotation.api_urls")),
+    path("api/", include("annotation.api.urls")),
     path("simulations/", include("simulation.urls")),
     path("personas/", include("modeling.urls")),
     path("", include("annotation.urls")),

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annotation.analysis import (
-    AnalysisOptions,
+from annotation.analysis.options import AnalysisOptions
+from annotation.analysis.statistics import (
     analyze,
     cluster_bootstrap_weights,
     holm_adjust,

@@ -9,7 +9,18 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from annotation.bots import (
+from annotation.management.commands.run_bots import study_truth_table
+from annotation.models import (
+    Batch,
+    BatchItem,
+    Dataset,
+    FramedClaim,
+    Judgment,
+    JudgmentRevision,
+    Participant,
+    Study,
+)
+from annotation.studies.bots import (
     COMPLETED,
     ERROR,
     LEFT,
@@ -22,19 +33,8 @@ from annotation.bots import (
     percentile,
     run_bots,
 )
-from annotation.management.commands.run_bots import study_truth_table
-from annotation.models import (
-    Batch,
-    BatchItem,
-    Dataset,
-    FramedClaim,
-    Judgment,
-    JudgmentRevision,
-    Participant,
-    Study,
-)
-from annotation.study_checks import study_invariant_violations
-from annotation.study_setup import study_create
+from annotation.studies.invariants import study_invariant_violations
+from annotation.studies.services import study_create
 from tests.integration import conftest as integration
 
 # The live gunicorn fixture, shared with tests/integration.
@@ -179,7 +179,7 @@ def test_run_bots_command(gunicorn_server, demo, capsys, tmp_path):
 
 
 def test_run_bots_fails_when_bots_hit_errors(demo, capsys):
-    from annotation.bots import free_port
+    from annotation.studies.bots import free_port
 
     study = make_study(demo, base_claims=6)
     with pytest.raises(CommandError, match="2 bot"):

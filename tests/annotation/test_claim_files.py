@@ -4,7 +4,7 @@ import gzip
 import orjson
 import pytest
 
-from annotation.claim_files import (
+from annotation.claims.files import (
     ClaimFileError,
     RowChecker,
     discover_claim_files,

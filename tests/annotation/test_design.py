@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotation.design import (
+from annotation.studies.design import (
     CandidateClaim,
     DesignError,
     StudyDesign,
@@ -13,7 +13,7 @@ from annotation.design import (
     feasible_batch_sizes,
     insert_attention_checks,
 )
-from annotation.vocabulary import FRAMINGS, TRUTH_LABELS
+from core.vocabulary import FRAMINGS, TRUTH_LABELS
 
 TRUE, FALSE = TRUTH_LABELS
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None,

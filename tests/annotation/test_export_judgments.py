@@ -14,10 +14,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation import judgment_export
-from annotation.assignment import participant_consent, participant_enter, participant_mark
-from annotation.export_services import data_export_create, data_export_path
-from annotation.judgment_export import (
+import annotation.dataio.judgment_table as judgment_export
+from annotation.dataio.judgment_table import (
     COLUMNS,
     CONTENT_TYPES,
     EXPORT_FORMATS,
@@ -31,10 +29,16 @@ from annotation.judgment_export import (
     judgment_table_rows,
     read_judgment_table,
 )
-from annotation.judgments import Answer, judgment_record
+from annotation.dataio.services import data_export_create, data_export_path
 from annotation.models import Batch, DataExport, Dataset, Judgment, Participant, Study
-from annotation.selectors import batch_items
-from annotation.study_setup import study_create
+from annotation.studies.assignment import (
+    participant_consent,
+    participant_enter,
+    participant_mark,
+)
+from annotation.studies.judgments import Answer, judgment_record
+from annotation.studies.selectors import batch_items
+from annotation.studies.services import study_create
 from annotation.tasks import run_data_export
 
 pytestmark = pytest.mark.django_db

@@ -8,11 +8,16 @@ import orjson
 import pytest
 from django.core.management import call_command
 
-from annotation.fact_claims import (
-    RELATIONS, FactBase, element_period, enumerate_slots, format_amount, generate_base_claims,
+from annotation.claims.facts import (
+    RELATIONS,
+    FactBase,
+    element_period,
+    enumerate_slots,
+    format_amount,
+    generate_base_claims,
 )
 from annotation.models import BaseClaim, Dataset, FramedClaim
-from annotation.vocabulary import FRAMINGS, SPLITS
+from core.vocabulary import FRAMINGS, SPLITS
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,19 @@ import orjson
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.fact_claims import FactBase, generate_base_claims
-from annotation.framer import (
-    TEMPLATES, FramingError, InputClaim, assertion_core, contains_assertion, frame_claim,
-    mid_sentence, write_framed_claims,
+from annotation.claims.facts import FactBase, generate_base_claims
+from annotation.claims.framer import (
+    TEMPLATES,
+    FramingError,
+    InputClaim,
+    assertion_core,
+    contains_assertion,
+    frame_claim,
+    mid_sentence,
+    write_framed_claims,
 )
 from annotation.models import BaseClaim, FramedClaim
-from annotation.vocabulary import FRAMINGS
+from core.vocabulary import FRAMINGS
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +284,7 @@ def tiny_llm(tmp_path_factory):
      "too long"),
 ])
 def test_lexical_check(original, restated, problem):
-    from annotation.llm_framer import lexical_check
+    from annotation.claims.llm_framer import lexical_check
 
     found = lexical_check(original, restated)
     assert found.startswith(problem) if problem else found == ""
@@ -287,7 +293,11 @@ def test_lexical_check(original, restated, problem):
 def test_verifier_probabilities_equal_a_naive_one_pair_computation(tiny_llm):
     import torch
 
-    from annotation.llm_framer import pass_probabilities, verdict_token_ids, verify_prompt
+    from annotation.claims.llm_framer import (
+        pass_probabilities,
+        verdict_token_ids,
+        verify_prompt,
+    )
 
     _, model, tokenizer = tiny_llm
     pairs = [("Water is wet.", "Most people agree that water is wet."),
@@ -305,7 +315,7 @@ def test_verifier_probabilities_equal_a_naive_one_pair_computation(tiny_llm):
 
 
 def test_llm_frame_keeps_only_what_passes_both_checks(tiny_llm):
-    from annotation.llm_framer import lexical_check, llm_frame
+    from annotation.claims.llm_framer import lexical_check, llm_frame
 
     _, model, tokenizer = tiny_llm
     claims = [("w", "water is wet."), ("p", "The capital of France is Paris."),

@@ -8,14 +8,23 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from annotation.assignment import participant_consent, participant_enter, participant_mark
-from annotation.human_profile import (
-    HumanProfile, HumanProfileError, Rate, confidence_level, confidence_probability,
-    human_profile, study_human_profile,
+from annotation.analysis.human_profile import (
+    HumanProfile,
+    HumanProfileError,
+    Rate,
+    confidence_level,
+    confidence_probability,
+    human_profile,
+    study_human_profile,
 )
-from annotation.judgments import Answer, judgment_record
 from annotation.models import Dataset, Participant, Study
-from annotation.study_setup import study_create
+from annotation.studies.assignment import (
+    participant_consent,
+    participant_enter,
+    participant_mark,
+)
+from annotation.studies.judgments import Answer, judgment_record
+from annotation.studies.services import study_create
 
 COLUMNS = ["Annotator_ID", "full_claim_id", "framing_type", "true_label",
            "accurate_response", "confidence_response", "familiarity_response"]

@@ -8,9 +8,16 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.assignment import sessions_reclaim_expired
-from annotation.models import Batch, Dataset, Judgment, JudgmentRevision, Participant, Study
-from annotation.study_setup import study_create
+from annotation.models import (
+    Batch,
+    Dataset,
+    Judgment,
+    JudgmentRevision,
+    Participant,
+    Study,
+)
+from annotation.studies.assignment import sessions_reclaim_expired
+from annotation.studies.services import study_create
 
 pytestmark = pytest.mark.django_db
 
@@ -95,8 +102,8 @@ def test_returning_participant_resumes_where_they_left(client, study):
 
 def test_an_answer_to_a_later_item_is_not_stored(client, study):
     """Items are answered in order, also when a submission skips ahead with a valid ticket."""
-    from annotation.participant_views import _new_ticket
-    from annotation.selectors import batch_items
+    from annotation.studies.participant_views import _new_ticket
+    from annotation.studies.selectors import batch_items
 
     participant = start(client, study)
     answer(client, participant, 1)

@@ -10,16 +10,16 @@ import orjson
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.judgment_export import judgment_table
-from annotation.management.commands.load_demo import DEMO_FILE
-from annotation.models import Batch, BatchItem, Judgment, Participant, Study
-from annotation.prolific_import import (
+from annotation.dataio.judgment_table import judgment_table
+from annotation.dataio.prolific_import import (
     ProlificFileError,
     parse_response,
     parse_timestamp,
     question_kind,
     read_prolific_results,
 )
+from annotation.management.commands.load_demo import DEMO_FILE
+from annotation.models import Batch, BatchItem, Judgment, Participant, Study
 
 QUESTIONS = {
     "accurate": "Is this accurate?",

@@ -14,10 +14,10 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.analysis import AnalysisOptions
+from annotation.analysis.options import AnalysisOptions
+from annotation.analysis.study import cached_study_analysis, study_analysis
 from annotation.models import BatchItem, Dataset, Judgment, Participant
-from annotation.study_analysis import cached_study_analysis, study_analysis
-from annotation.study_setup import study_create
+from annotation.studies.services import study_create
 
 pytestmark = pytest.mark.django_db
 
@@ -117,7 +117,7 @@ def test_active_participants_are_noted(study):
 
 
 def test_the_cached_analysis_is_computed_once_and_sees_new_answers(study, monkeypatch):
-    import annotation.study_analysis as module
+    import annotation.analysis.study as module
 
     calls = []
     monkeypatch.setattr(module, "study_analysis",
@@ -318,8 +318,8 @@ def test_study_page_links_to_the_report(client, study):
 
 
 def test_figures_without_intervals_and_svg_that_does_not_change():
-    from annotation.analysis import analyze
-    from annotation.study_plots import PLOTS, plot_bytes
+    from annotation.analysis.plots import PLOTS, plot_bytes
+    from annotation.analysis.statistics import analyze
     from tests.annotation.test_analysis import hand_table
 
     result = analyze(hand_table(), AnalysisOptions(bootstrap_resamples=0, mixed_model=False))
@@ -327,7 +327,7 @@ def test_figures_without_intervals_and_svg_that_does_not_change():
         svg = plot_bytes(result, name, "svg")
         assert ElementTree.fromstring(svg).tag == "{http://www.w3.org/2000/svg}svg"
         assert svg == plot_bytes(result, name, "svg"), name
-    from annotation.study_plots import false_acceptance_plot
+    from annotation.analysis.plots import false_acceptance_plot
 
     axes = false_acceptance_plot(result).axes[0]
     assert "no intervals" in axes.get_title()

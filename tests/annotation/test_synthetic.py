@@ -5,8 +5,8 @@ import orjson
 import pytest
 from django.core.management import CommandError, call_command
 
+from annotation.claims.synthetic import write_synthetic_claims
 from annotation.models import FramedClaim
-from annotation.synthetic import write_synthetic_claims
 
 
 def read_rows(root):

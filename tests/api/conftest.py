@@ -12,11 +12,11 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotation.assignment import participant_consent, participant_enter
-from annotation.judgments import Answer, judgment_record
 from annotation.models import Dataset, Participant, Study
-from annotation.selectors import batch_items
-from annotation.study_setup import study_create
+from annotation.studies.assignment import participant_consent, participant_enter
+from annotation.studies.judgments import Answer, judgment_record
+from annotation.studies.selectors import batch_items
+from annotation.studies.services import study_create
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,8 @@
 """The analysis endpoint: the analysis module's numbers on real judgments, and its errors."""
 import pytest
 
-from annotation.analysis import AnalysisOptions
-from annotation.study_analysis import study_analysis
+from annotation.analysis.options import AnalysisOptions
+from annotation.analysis.study import study_analysis
 
 from .conftest import take_part
 
@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_analysis_of_a_study(api, study):
-    from annotation.assignment import participant_mark
+    from annotation.studies.assignment import participant_mark
 
     take_part(study, "P1", accept=lambda item: True)
     take_part(study, "P2", accept=lambda item: bool(item.attention_check_id))

@@ -4,7 +4,7 @@ import io
 import pandas as pd
 import pytest
 
-from annotation.judgment_export import TIDY_COLUMNS, read_judgment_table
+from annotation.dataio.judgment_table import TIDY_COLUMNS, read_judgment_table
 from annotation.models import DataExport, Judgment
 
 from .conftest import take_part
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def answered(study):
-    from annotation.assignment import participant_mark
+    from annotation.studies.assignment import participant_mark
 
     take_part(study, "P1", accept=lambda item: True)
     take_part(study, "P2", accept=lambda item: False, confidence=1)

@@ -6,7 +6,8 @@ import re
 
 import pytest
 from drf_spectacular.generators import SchemaGenerator
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .conftest import take_part
 

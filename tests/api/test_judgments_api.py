@@ -18,7 +18,7 @@ def accept_true_claims(item):
 @pytest.fixture
 def answered(study):
     """Three raters' full sessions (6 claims and one check each); P3 later returned."""
-    from annotation.assignment import participant_mark
+    from annotation.studies.assignment import participant_mark
 
     take_part(study, "P1", accept=accept_true_claims)
     take_part(study, "P2", accept=lambda item: True, confidence=2)

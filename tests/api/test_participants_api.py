@@ -55,7 +55,7 @@ def test_bulk_marking_is_all_or_nothing(api, study):
 
 
 def test_participants_of_another_study_are_not_reachable_through_this_one(api, study, demo_dataset, owner):
-    from annotation.study_setup import study_create
+    from annotation.studies.services import study_create
 
     second = study_create(dataset=demo_dataset, name="second", base_claims=4, batch_size=4,
                           raters_per_batch=1, seed=1, owner=owner, status="open")

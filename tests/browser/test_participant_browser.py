@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from annotation.models import Dataset, Judgment, Participant, Study
-from annotation.study_setup import study_create
+from annotation.studies.services import study_create
 
 try:
     from selenium.webdriver.common.action_chains import ActionChains

@@ -94,7 +94,7 @@ def gunicorn_start(*, log_path: Path, workers: int = 2, threads: int = 4,
                    extra_env: dict | None = None, timeout: float = 60.0) -> GunicornServer:
     """Starts gunicorn with the platform's config on the live test database and waits until
     /healthz answers. Requests are logged (gunicorn's access log) to `log_path`."""
-    from annotation.bots import free_port, wait_until_serving
+    from annotation.studies.bots import free_port, wait_until_serving
 
     port = free_port()
     env = {

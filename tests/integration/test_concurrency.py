@@ -26,8 +26,8 @@ from annotation.models import (
     Participant,
     Study,
 )
-from annotation.study_checks import study_invariant_violations
-from annotation.study_setup import study_create
+from annotation.studies.invariants import study_invariant_violations
+from annotation.studies.services import study_create
 
 from .conftest import ROOT, database_url_of_live_connection
 
@@ -139,7 +139,7 @@ def test_a_large_rush_keeps_every_invariant(gunicorn_servers, tmp_path):
 def test_a_burst_of_exactly_as_many_participants_as_slots_all_get_one(gunicorn_servers):
     """Nobody is told "full" while a slot is free: as many participants as slots consent at
     the same moment (and quit at once, keeping their slot), three times over."""
-    from annotation.bots import run_bots
+    from annotation.studies.bots import run_bots
 
     call_command("load_demo", no_user=True)
     dataset = Dataset.objects.get(name="FrameLab demo")

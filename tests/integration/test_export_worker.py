@@ -8,10 +8,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse
 
-from annotation.export_services import data_export_path
-from annotation.judgment_export import judgment_table, read_judgment_table
+from annotation.dataio.judgment_table import judgment_table, read_judgment_table
+from annotation.dataio.services import data_export_path
 from annotation.models import DataExport, Dataset, Study
-from annotation.study_setup import study_create
+from annotation.studies.services import study_create
 from tests.annotation.test_export_judgments import take_session
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,12 @@ from annotation.models import Dataset
 from simulation.embeddings import pool_embeddings
 from simulation.models import SimulationRun
 from simulation.selectors import pool_claims
-from simulation.services import results_file, simulation_run_create, simulation_run_enqueue, simulation_run_execute
+from simulation.services import (
+    results_file,
+    simulation_run_create,
+    simulation_run_enqueue,
+    simulation_run_execute,
+)
 
 AGENTS = [
     {"kind": "parametric", "name": "credulous", "accept": {"SUPPORTS": 0.9, "REFUTES": 0.7}, "confidence": 0.8},

@@ -6,11 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annotation.human_profile import human_profile
+from annotation.analysis.human_profile import human_profile
 from modeling.calibration import (
-    CalibrationError, apply_calibration, brier_score, calibrate, confidence_distances,
-    expected_calibration_error, fit_platt, fit_temperature, item_agreement, item_table,
-    logit, nearest_to_humans, sigmoid,
+    CalibrationError,
+    apply_calibration,
+    brier_score,
+    calibrate,
+    confidence_distances,
+    expected_calibration_error,
+    fit_platt,
+    fit_temperature,
+    item_agreement,
+    item_table,
+    logit,
+    nearest_to_humans,
+    sigmoid,
 )
 
 FRAMINGS = ("original", "authoritative", "emotional")

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from core.vocabulary import FRAMINGS
 from modeling.loss import (
     IGNORE_INDEX,
     example_weight,
@@ -12,7 +13,6 @@ from modeling.loss import (
     weighted_loss_parts,
     weighted_token_loss,
 )
-from annotation.vocabulary import FRAMINGS
 
 
 def test_attenuation_touches_exactly_target_framing_refutes_examples():

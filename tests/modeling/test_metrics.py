@@ -6,8 +6,15 @@ import pandas as pd
 import pytest
 
 from modeling.metrics import (
-    MetricsError, bootstrap_interval, compare_personas, comparison_matrix, framing_effects,
-    framing_metrics, paired_differences, plot_comparison, plot_framing_metrics,
+    MetricsError,
+    bootstrap_interval,
+    compare_personas,
+    comparison_matrix,
+    framing_effects,
+    framing_metrics,
+    paired_differences,
+    plot_comparison,
+    plot_framing_metrics,
 )
 
 

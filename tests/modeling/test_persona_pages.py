@@ -12,7 +12,12 @@ from safetensors.torch import load_file
 
 from annotation.models import BaseClaim, Dataset, FramedClaim
 from modeling.models import JobStatus, Persona
-from modeling.services import PersonaError, persona_create, persona_request_cancel, persona_train
+from modeling.services import (
+    PersonaError,
+    persona_create,
+    persona_request_cancel,
+    persona_train,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 from django.core.management import CommandError, call_command
 
-from annotation.analysis import AnalysisOptions
-from annotation.human_profile import study_human_profile
-from annotation.judgment_export import judgment_table
+from annotation.analysis.human_profile import study_human_profile
+from annotation.analysis.options import AnalysisOptions
+from annotation.analysis.study import study_analysis
+from annotation.dataio.judgment_table import judgment_table
 from annotation.models import Dataset, Judgment, Participant, Study
-from annotation.study_analysis import study_analysis
-from annotation.study_checks import study_invariant_violations
-from annotation.study_setup import study_create
+from annotation.studies.invariants import study_invariant_violations
+from annotation.studies.services import study_create
 from modeling.persona_raters import (
     PersonaRaterError,
     answers_from_scores,

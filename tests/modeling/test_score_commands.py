@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from annotation.models import Dataset, FramedClaim, Study
-from annotation.study_setup import study_create
+from annotation.studies.services import study_create
 from modeling.models import Calibration, JobStatus, Persona, ScoreTable
 from modeling.score_services import base_persona_name
 from tests.annotation.test_human_profile import fill_study
@@ -193,7 +193,11 @@ def test_pages_score_from_the_web_and_show_metrics_comparison_and_calibration(
 
 
 def test_a_cancelled_or_failed_scoring_leaves_no_file_and_says_why(demo, adapter_persona, media_root):
-    from modeling.score_services import score_table_create, score_table_request_cancel, score_table_run
+    from modeling.score_services import (
+        score_table_create,
+        score_table_request_cancel,
+        score_table_run,
+    )
 
     table = score_table_create(persona=adapter_persona, dataset=demo, split="train")
     score_table_request_cancel(score_table=table)

@@ -4,8 +4,15 @@ import pytest
 import torch
 
 from modeling.scoring import (
-    LABELS, SYSTEM_INSTRUCTION, ClaimScorer, ScoringError, label_token_ids, prompt_token_ids,
-    score_claims_generate, score_claims_naive, shared_prefix_ids,
+    LABELS,
+    SYSTEM_INSTRUCTION,
+    ClaimScorer,
+    ScoringError,
+    label_token_ids,
+    prompt_token_ids,
+    score_claims_generate,
+    score_claims_naive,
+    shared_prefix_ids,
 )
 from tests.modeling.conftest import build_tiny_model, build_tiny_tokenizer
 

@@ -8,12 +8,21 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from annotation.assignment import participant_consent, participant_enter, participant_mark
-from annotation.judgments import Answer, judgment_record
 from annotation.models import BaseClaim, BatchItem, Dataset, FramedClaim, Study
-from annotation.study_setup import study_create
+from annotation.studies.assignment import (
+    participant_consent,
+    participant_enter,
+    participant_mark,
+)
+from annotation.studies.judgments import Answer, judgment_record
+from annotation.studies.services import study_create
 from modeling.models import Persona, ScoreTable
-from simulation.agent_builders import AgentSpecError, agent_specs_resolve, agents_build, parse_agent_option
+from simulation.agent_builders import (
+    AgentSpecError,
+    agent_specs_resolve,
+    agents_build,
+    parse_agent_option,
+)
 from simulation.agents import RateAgent, ScoreAgent
 from simulation.engine import Pool
 from simulation.selectors import pool_claims

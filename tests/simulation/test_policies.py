@@ -5,8 +5,18 @@ import numpy as np
 import pytest
 
 from simulation.agents import ScoreAgent, parametric_agent
-from simulation.engine import Pool, run_trajectories, trajectory_uniforms, uniform_choice
-from simulation.policies import NeighbourhoodPolicy, PolicyError, make_policy, parse_policy_params
+from simulation.engine import (
+    Pool,
+    run_trajectories,
+    trajectory_uniforms,
+    uniform_choice,
+)
+from simulation.policies import (
+    NeighbourhoodPolicy,
+    PolicyError,
+    make_policy,
+    parse_policy_params,
+)
 
 ACCEPT_ALL = parametric_agent("credulous", true_acceptance=1.0, false_acceptance=1.0, confidence=1.0)
 

@@ -9,7 +9,13 @@ from scipy import stats
 from simulation.agents import OracleAgent, parametric_agent
 from simulation.engine import run_trajectories
 from simulation.policies import make_policy
-from simulation.results import agent_differences, format_summary, per_agent, per_step, per_trajectory
+from simulation.results import (
+    agent_differences,
+    format_summary,
+    per_agent,
+    per_step,
+    per_trajectory,
+)
 from simulation.synthetic_pool import synthetic_pool
 
 

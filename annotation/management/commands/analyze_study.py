@@ -10,11 +10,12 @@ from pathlib import Path
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.analysis import EXCLUSION_RULES, AnalysisOptions, analyze
+from annotation.analysis.options import EXCLUSION_RULES, AnalysisOptions
+from annotation.analysis.plots import PLOT_FORMATS, PLOTS, plot_bytes
+from annotation.analysis.statistics import analyze
+from annotation.analysis.study import study_analysis
 from annotation.models import Study
-from annotation.study_analysis import study_analysis
-from annotation.study_plots import PLOT_FORMATS, PLOTS, plot_bytes
-from annotation.study_setup import study_lookup
+from annotation.studies.services import study_lookup
 
 
 def read_table(path: Path):

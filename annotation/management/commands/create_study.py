@@ -1,11 +1,11 @@
 """`manage.py create_study`: design a balanced study from a dataset and print its participant URL."""
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.design import DesignError
+from annotation.claims.selectors import dataset_lookup
 from annotation.models import Dataset, Study
-from annotation.study_setup import study_create
-from annotation.vocabulary import FRAMINGS, NO_SPLIT, SPLITS
-from annotation.selectors import dataset_lookup
+from annotation.studies.design import DesignError
+from annotation.studies.services import study_create
+from core.vocabulary import FRAMINGS, NO_SPLIT, SPLITS
 
 
 def _attention_check(value: str):

@@ -4,9 +4,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotation.claim_export import SHARD_ROWS, export_dataset
+from annotation.claims.frameref_export import SHARD_ROWS, export_dataset
+from annotation.claims.selectors import dataset_lookup
 from annotation.models import Dataset, FramedClaim
-from annotation.selectors import dataset_lookup
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotation.judgment_export import (
+from annotation.dataio.judgment_table import (
     DEFAULT_CHUNK_ROWS,
     EXPORT_FORMATS,
     clean_filters,
@@ -13,8 +13,8 @@ from annotation.judgment_export import (
     judgment_export_queryset,
 )
 from annotation.models import Participant, Study
-from annotation.study_setup import study_lookup
-from annotation.vocabulary import FRAMINGS
+from annotation.studies.services import study_lookup
+from core.vocabulary import FRAMINGS
 
 
 class Command(BaseCommand):

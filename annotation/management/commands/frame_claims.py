@@ -5,12 +5,16 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotation.claim_files import ClaimFileError
-from annotation.framer import (
-    FRAMINGS, GENERATOR, assign_missing_splits, read_base_claims, write_framed_claims,
+from annotation.claims.files import ClaimFileError
+from annotation.claims.framer import (
+    FRAMINGS,
+    GENERATOR,
+    assign_missing_splits,
+    read_base_claims,
+    write_framed_claims,
 )
-from annotation.services import claims_import
-from annotation.vocabulary import SPLITS, TRUTH_LABELS
+from annotation.claims.services import claims_import
+from core.vocabulary import SPLITS, TRUTH_LABELS
 
 REPORT_NAME = "verification-report.tsv"
 
@@ -72,7 +76,7 @@ class Command(BaseCommand):
             if sum(row):
                 self.stdout.write(f"  {split:<6} SUPPORTS {row[0]:>7,}  REFUTES {row[1]:>7,}")
         if results is not None:
-            from annotation.llm_framer import write_verification_report
+            from annotation.claims.llm_framer import write_verification_report
 
             write_verification_report(results, options["out"] / REPORT_NAME)
             passed = sum(r.verdict == "PASS" for r in results)
@@ -90,7 +94,7 @@ class Command(BaseCommand):
     def _llm_framer(self, claims, options):
         import torch
 
-        from annotation.llm_framer import llm_frame, rows_framer
+        from annotation.claims.llm_framer import llm_frame, rows_framer
         from modeling.base_models import BaseModelError, load_base_model
 
         torch.set_num_threads(max(1, options["threads"]))

@@ -1,10 +1,14 @@
 """`manage.py import_claims`: load FrameRef JSON Lines, Parquet or CSV claim files into a dataset."""
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.claim_files import VERIFICATION_STATES, ClaimFileError, discover_claim_files
-from annotation.progress import byte_progress_bar
-from annotation.services import claims_import
-from annotation.vocabulary import NO_SPLIT, SPLITS
+from annotation.claims.files import (
+    VERIFICATION_STATES,
+    ClaimFileError,
+    discover_claim_files,
+)
+from annotation.claims.services import claims_import
+from core.progress import byte_progress_bar
+from core.vocabulary import NO_SPLIT, SPLITS
 
 
 class Command(BaseCommand):

@@ -3,10 +3,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.export_services import prolific_results_import
+from annotation.claims.selectors import dataset_lookup
+from annotation.dataio.prolific_import import ProlificFileError
+from annotation.dataio.services import prolific_results_import
 from annotation.models import Dataset, Participant
-from annotation.prolific_import import ProlificFileError
-from annotation.selectors import dataset_lookup
 
 
 class Command(BaseCommand):

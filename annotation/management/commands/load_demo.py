@@ -4,7 +4,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from annotation.services import claims_import
+from annotation.claims.services import claims_import
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "demo_data" / "framelab-demo.jsonl"
 DEMO_DATASET = "FrameLab demo"

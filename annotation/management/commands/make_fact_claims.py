@@ -6,15 +6,27 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotation.claim_files import ClaimFileError
-from annotation.fact_claims import (
-    RELATIONS, SOURCES, FactBase, FactsUnavailable, dataset_licence, dataset_source,
-    enumerate_slots, generate_base_claims, summarize,
+from annotation.claims.facts import (
+    RELATIONS,
+    SOURCES,
+    FactBase,
+    FactsUnavailable,
+    dataset_licence,
+    dataset_source,
+    enumerate_slots,
+    generate_base_claims,
+    summarize,
 )
-from annotation.framer import FRAMINGS, GENERATOR, InputClaim, write_framed_claims
-from annotation.progress import byte_progress_bar
-from annotation.services import claims_import
-from annotation.vocabulary import SPLITS, TRUTH_LABELS
+from annotation.claims.files import ClaimFileError
+from annotation.claims.framer import (
+    FRAMINGS,
+    GENERATOR,
+    InputClaim,
+    write_framed_claims,
+)
+from annotation.claims.services import claims_import
+from core.progress import byte_progress_bar
+from core.vocabulary import SPLITS, TRUTH_LABELS
 
 DEFAULT_DATASET = "framelab-facts"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotation.synthetic import write_synthetic_claims
+from annotation.claims.synthetic import write_synthetic_claims
 
 FRAMEREF_ROWS = 1_073_740
 

@@ -1,9 +1,9 @@
 """`manage.py mark_participants`: mark sessions returned, timed out, rejected or excluded."""
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.assignment import MARKABLE, participant_mark
 from annotation.models import Participant, Study
-from annotation.study_setup import study_lookup
+from annotation.studies.assignment import MARKABLE, participant_mark
+from annotation.studies.services import study_lookup
 
 
 class Command(BaseCommand):

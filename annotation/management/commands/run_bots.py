@@ -1,9 +1,9 @@
 """`manage.py run_bots`: simulated participants take a study through its real HTTP pages."""
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.bots import POLICIES, make_policy, run_bots
 from annotation.models import AttentionCheck, FramedClaim, Study, TruthLabel
-from annotation.study_setup import study_lookup
+from annotation.studies.bots import POLICIES, make_policy, run_bots
+from annotation.studies.services import study_lookup
 
 
 def study_truth_table(study: Study) -> dict[str, bool]:

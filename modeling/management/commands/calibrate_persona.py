@@ -5,8 +5,8 @@ import math
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Study
-from annotation.progress import done_of_total_bar
-from annotation.study_setup import study_lookup
+from annotation.studies.services import study_lookup
+from core.progress import done_of_total_bar
 from modeling.calibration import METHODS, CalibrationError, nearest_to_humans
 from modeling.score_services import ScoreServiceError, calibration_run, persona_lookup
 from modeling.scoring import DEFAULT_BATCH_SIZE

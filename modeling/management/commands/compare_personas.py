@@ -4,10 +4,16 @@ import math
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotation.claims.selectors import dataset_lookup
 from annotation.models import Dataset, Split
-from annotation.selectors import dataset_lookup
-from modeling.metrics import (ALL, METRIC_COLUMNS, MetricsError, bootstrap_intervals, compare_personas,
-                             paired_differences)
+from modeling.metrics import (
+    ALL,
+    METRIC_COLUMNS,
+    MetricsError,
+    bootstrap_intervals,
+    compare_personas,
+    paired_differences,
+)
 from modeling.score_services import ScoreServiceError, persona_lookup, persona_scores
 
 SHOWN = {  # column -> header in the text table

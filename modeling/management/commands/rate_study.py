@@ -4,8 +4,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Study
-from annotation.progress import done_of_total_bar
-from annotation.study_setup import study_lookup
+from annotation.studies.services import study_lookup
+from core.progress import done_of_total_bar
 from modeling.persona_raters import PersonaRaterError, persona_rate_study
 from modeling.score_services import persona_lookup
 from modeling.scoring import DEFAULT_BATCH_SIZE

@@ -1,12 +1,17 @@
 """`manage.py score_claims`: a persona's label probabilities for every framed claim of a split."""
 from django.core.management.base import BaseCommand, CommandError
 
+from annotation.claims.selectors import dataset_lookup
 from annotation.models import Dataset, Split
-from annotation.progress import done_of_total_bar
-from annotation.selectors import dataset_lookup
+from core.progress import done_of_total_bar
 from modeling.score_services import (
-    ScoreServiceError, base_persona_get_or_create, persona_lookup, score_table_create,
-    score_table_enqueue, score_table_run, score_tables_run_together,
+    ScoreServiceError,
+    base_persona_get_or_create,
+    persona_lookup,
+    score_table_create,
+    score_table_enqueue,
+    score_table_run,
+    score_tables_run_together,
 )
 from modeling.scoring import DEFAULT_BATCH_SIZE
 

@@ -15,14 +15,17 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotation.claims.selectors import dataset_lookup
 from annotation.models import Dataset, Framing, Split
-from annotation.selectors import dataset_lookup
-
 from modeling.models import JobStatus, Persona
 from modeling.plots import render, sweep_figure
 from modeling.services import RESUMABLE, PersonaError, persona_create
 
-from .train_persona import add_hyperparameter_arguments, hyperparameters_from, train_in_process
+from .train_persona import (
+    add_hyperparameter_arguments,
+    hyperparameters_from,
+    train_in_process,
+)
 
 DEFAULT_ALPHAS = "1.0,0.7,0.5,0.3,0.1,0.0"
 
@@ -122,7 +125,11 @@ class Command(BaseCommand):
 
     def _score(self, options, personas, *, dataset) -> list[dict]:
         from modeling.metrics import framing_metrics
-        from modeling.score_services import score_table_create, score_table_load, score_table_run
+        from modeling.score_services import (
+            score_table_create,
+            score_table_load,
+            score_table_run,
+        )
 
         rows = []
         for persona in personas:

@@ -6,9 +6,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from annotation.claims.selectors import dataset_lookup
 from annotation.models import Dataset, Framing, Split
-from annotation.selectors import dataset_lookup
-
 from modeling.base_models import DEFAULT_BASE_MODEL
 from modeling.models import JobStatus, Persona
 from modeling.services import (

@@ -189,7 +189,7 @@ LOGGING = {
 # processes and machines, which the API's rate limits and the report's cache need at scale.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
-# --- REST API (annotation/api.py) ---------------------------------------------------------
+# --- REST API (annotation/api/views.py) ---------------------------------------------------------
 # Researchers only: a session (the researcher pages' login) or a token from
 # `manage.py drf_create_token USERNAME` / POST /api/auth/token/. Rates are per client and
 # per web process unless the default cache is shared (e.g. Redis).
@@ -199,11 +199,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["annotation.permissions.IsResearcher"],
-    "DEFAULT_SCHEMA_CLASS": "annotation.api.AutoSchema",
+    "DEFAULT_PERMISSION_CLASSES": ["annotation.api.permissions.IsResearcher"],
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
-        "annotation.throttling.AnonRateThrottle",
-        "annotation.throttling.UserRateThrottle",
+        "annotation.api.throttling.AnonRateThrottle",
+        "annotation.api.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", default="60/minute"),
@@ -238,7 +238,7 @@ SPECTACULAR_SETTINGS = {
         "FramingEnum": "annotation.models.Framing",
         "TruthLabelEnum": "annotation.models.TruthLabel",
         "SplitEnum": "annotation.models.Split",
-        "MarkableStatusEnum": "annotation.assignment.MARKABLE",
+        "MarkableStatusEnum": "annotation.studies.assignment.MARKABLE",
     },
     "TAGS": [
         {"name": "auth", "description": "API tokens for scripts."},

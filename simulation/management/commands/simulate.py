@@ -76,7 +76,11 @@ class Command(BaseCommand):
     def handle_database_create(self, options):
         from simulation.agent_builders import AgentSpecError, parse_agent_option
         from simulation.results import format_summary
-        from simulation.services import SimulationConfigError, simulation_run_create, summary_table
+        from simulation.services import (
+            SimulationConfigError,
+            simulation_run_create,
+            summary_table,
+        )
 
         if not options["agent"]:
             raise CommandError("--dataset needs at least one --agent (e.g. --agent oracle)")
@@ -133,7 +137,12 @@ class Command(BaseCommand):
 
     def handle_files(self, options):
         from simulation.index import IVFIndex
-        from simulation.pool_files import PoolFileError, read_pool_files, score_agents, simulate_pool
+        from simulation.pool_files import (
+            PoolFileError,
+            read_pool_files,
+            score_agents,
+            simulate_pool,
+        )
         from simulation.results import agent_differences, format_summary, per_agent
 
         for name in ("pool_file", "embeddings_file", "out"):

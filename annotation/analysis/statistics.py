@@ -1,0 +1,886 @@
+"""The statistics a framing study reports (method.md section 2), computed from a tidy table.
+
+Pure: pandas, numpy, scipy and statsmodels only, no Django. The same function runs on a
+study's export, on FrameRef's own ten-column tidy table read from a CSV, or in a notebook,
+and is tested without a database. `annotation.analysis.study` feeds it from a study.
+
+What `analyze` computes, per framing and over all framings:
+
+- n (judgments, participants, items); accuracy overall, on true and on false claims; the
+  acceptance rate; the **false acceptance rate** P(Yes | false claim) and the false
+  rejection rate P(No | true claim); mean confidence and familiarity, overall and by truth
+  value. Every rate and mean has a percentile confidence interval from a cluster bootstrap
+  over participants (a participant's judgments are resampled together, because judgments
+  of one person are not independent), seeded, vectorised over resamples.
+- Pearson chi-square tests of framing x response (Yes/No), separately for false and for
+  true claims, with Cramer's V and the smallest expected count.
+- Per framing, false acceptance among judgments whose familiarity is at the chosen levels,
+  with an exact two-sided binomial test against 0.5 (and Holm-adjusted p-values across
+  framings).
+- Krippendorff's alpha (nominal) on acceptance, the units being the framed items
+  (`full_claim_id`), over all items and per framing.
+- A Bayesian mixed-effects logistic regression (statsmodels' `BinomialBayesMixedGLM`,
+  variational Bayes) of acceptance on framing (reference `original`) and truth, with
+  crossed random intercepts for participant and base claim.
+
+Exclusions are applied first, per participant, in a fixed order (status, attention, fast);
+each rule reports how many participants and judgments it flagged and how many it removed
+that an earlier rule had not removed already (a CONSORT-style flow).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse, stats
+
+from annotation.analysis.options import (
+    ALL,
+    EXCLUDED_STATUSES,
+    EXCLUSION_RULES,
+    FALSE_WORDS,
+    REFERENCE_FRAMING,
+    TRUE_WORDS,
+    AnalysisOptions,
+)
+from annotation.analysis.text_report import format_text
+from core.vocabulary import FRAMINGS
+
+# --- The input ---------------------------------------------------------------------------
+
+TIDY_COLUMNS = (
+    "DataPoint_ID", "Task_Group_ID", "text", "Annotator_ID", "full_claim_id", "framing_type",
+    "true_label", "accurate_response", "confidence_response", "familiarity_response",
+)
+# The analysis needs these; the other tidy columns are carried for the reader only.
+REQUIRED_COLUMNS = (
+    "Annotator_ID", "full_claim_id", "framing_type", "true_label", "accurate_response",
+    "confidence_response", "familiarity_response",
+)
+# Optional platform columns, each under the names an export or a hand-made table may use.
+STATUS_COLUMNS = ("participant_status", "status")
+# `persona` marks a language model that took the study (`manage.py rate_study`).
+SOURCE_COLUMNS = ("participant_source",)
+PERSONA_SOURCE = "persona"
+EXCLUDED_COLUMNS = ("excluded", "participant_excluded")
+ATTENTION_COLUMNS = ("attention_passed", "attention_check_passed", "attention_check_result",
+                     "attention_check")
+ATTENTION_FLAG_COLUMNS = ("is_attention_check",)
+ATTENTION_FAILURES_COLUMNS = ("participant_attention_failures",)
+RESPONSE_TIME_COLUMNS = ("response_time_ms",)
+# Where the browser measured no time (no JavaScript), the server's timestamps stand in.
+TIMESTAMP_COLUMNS = ("shown_at", "answered_at")
+
+_ACCEPT = {"SUPPORTS": True, "YES": True, "REFUTES": False, "NO": False}
+
+
+# --- The result --------------------------------------------------------------------------
+
+# Statistics of the per-framing summary: (name, label, kind). Rates are proportions of
+# judgments; means are over the judgments that have the answer.
+SUMMARY_STATISTICS = (
+    ("accuracy", "accuracy", "rate"),
+    ("accuracy_true", "accuracy on true claims", "rate"),
+    ("accuracy_false", "accuracy on false claims", "rate"),
+    ("acceptance_rate", "acceptance rate P(Yes)", "rate"),
+    ("false_acceptance_rate", "false acceptance rate P(Yes | false)", "rate"),
+    ("false_rejection_rate", "false rejection rate P(No | true)", "rate"),
+    ("mean_confidence", "mean confidence", "mean"),
+    ("mean_confidence_true", "mean confidence, true claims", "mean"),
+    ("mean_confidence_false", "mean confidence, false claims", "mean"),
+    ("mean_familiarity", "mean familiarity", "mean"),
+    ("mean_familiarity_true", "mean familiarity, true claims", "mean"),
+    ("mean_familiarity_false", "mean familiarity, false claims", "mean"),
+)
+STATISTIC_NAMES = tuple(name for name, _, _ in SUMMARY_STATISTICS)
+# Reported per framing also as the difference from the original wording, with an interval.
+DIFFERENCE_STATISTICS = ("false_acceptance_rate", "false_rejection_rate", "accuracy", "mean_confidence")
+
+
+@dataclass
+class AnalysisResult:
+    """Everything `analyze` found; `to_dict` for JSON, `to_text` for a report, `tables` for CSV."""
+
+    options: AnalysisOptions
+    counts: dict
+    exclusions: list[dict]
+    framings: list[dict]
+    chi_square: dict
+    familiarity_tests: dict
+    agreement: dict
+    mixed_model: dict
+    confidence_distribution: list[dict]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_judgments(self) -> bool:
+        return self.counts["judgments_analysed"] > 0
+
+    def summary(self, framing: str) -> dict:
+        """The summary row of one framing (or `"all"`)."""
+        for row in self.framings:
+            if row["framing"] == framing:
+                return row
+        raise KeyError(framing)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: plain floats, ints and strings; NaN and infinities become None."""
+        return _jsonable({
+            "options": self.options.to_dict(),
+            "counts": self.counts,
+            "exclusions": self.exclusions,
+            "framings": self.framings,
+            "chi_square": self.chi_square,
+            "familiarity_tests": self.familiarity_tests,
+            "agreement": self.agreement,
+            "mixed_model": self.mixed_model,
+            "confidence_distribution": self.confidence_distribution,
+            "notes": self.notes,
+        })
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The report's tables as data frames, one per CSV a researcher downloads."""
+        summary_rows = []
+        for row in self.framings:
+            flat = {key: row[key] for key in ("framing", "n", "n_true", "n_false", "participants", "items")}
+            for name in STATISTIC_NAMES:
+                estimate = row[name]
+                flat[name] = estimate["estimate"]
+                flat[f"{name}_ci_low"] = estimate["ci_low"]
+                flat[f"{name}_ci_high"] = estimate["ci_high"]
+            for name in DIFFERENCE_STATISTICS:
+                difference = row["difference_from_original"].get(name, {})
+                for key, suffix in (("estimate", ""), ("ci_low", "_ci_low"), ("ci_high", "_ci_high")):
+                    flat[f"{name}_minus_original{suffix}"] = difference.get(key)
+            summary_rows.append(flat)
+        chi_rows = []
+        for claims, test in self.chi_square.items():
+            chi_rows.append({"claims": claims, **{k: v for k, v in test.items() if k != "table"}})
+        mixed_rows = [dict(term) for term in self.mixed_model.get("fixed_effects", [])]
+        mixed_rows += [{"term": f"SD of random intercepts: {vc['name']}", **vc}
+                       for vc in self.mixed_model.get("random_effects", [])]
+        for row in mixed_rows:
+            row.pop("name", None)
+        agreement_rows = [{"framing": ALL, **self.agreement["overall"]}] + list(self.agreement["by_framing"])
+        return {
+            "framing_summary": pd.DataFrame(summary_rows),
+            "exclusions": pd.DataFrame(self.exclusions),
+            "chi_square": pd.DataFrame(chi_rows),
+            "familiarity_tests": pd.DataFrame(self.familiarity_tests["rows"]),
+            "agreement": pd.DataFrame(agreement_rows),
+            "mixed_model": pd.DataFrame(mixed_rows),
+            "confidence_distribution": pd.DataFrame(self.confidence_distribution),
+        }
+
+    def to_text(self) -> str:
+        """A plain-text report in the order a results section reads."""
+        return format_text(self)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return str(value)
+
+
+# --- Preparing the table ------------------------------------------------------------------
+
+def _first_column(table: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+    return next((name for name in names if name in table.columns), None)
+
+
+def _boolean_column(series: pd.Series, column: str) -> pd.Series:
+    """True/False/NA from booleans, 0/1 or words (CSV files carry them as text)."""
+    if series.dtype == bool:
+        return series.astype("boolean")
+
+    def convert(value):
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+            return pd.NA
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            if value in (0, 1):
+                return bool(value)
+        text = str(value).strip().lower()
+        if text in ("", "nan", "none", "null", "<na>"):
+            return pd.NA
+        if text in TRUE_WORDS:
+            return True
+        if text in FALSE_WORDS:
+            return False
+        raise ValueError(f"column '{column}': value '{value}': expected true/false, yes/no or 1/0")
+
+    return series.map(convert).astype("boolean")
+
+
+def _scale_column(series: pd.Series, column: str, rows: pd.Index) -> np.ndarray:
+    """Answers on the 1-5 scales as floats (NaN where missing); '5 (Very familiar)' reads as 5."""
+    numeric = pd.to_numeric(series, errors="coerce")
+    text_rows = numeric.isna() & series.notna()
+    if text_rows.any():
+        leading = series[text_rows].astype(str).str.extract(r"^\s*(\d+)", expand=False)
+        numeric.loc[text_rows] = pd.to_numeric(leading, errors="coerce")
+        blank = series[text_rows].astype(str).str.strip().isin(["", "nan", "None", "<NA>"])
+        bad = numeric.isna() & text_rows & ~blank.reindex(series.index, fill_value=False)
+        if bad.any():
+            where = bad.idxmax()
+            raise ValueError(f"row {rows.get_loc(where) + 1}: column '{column}': value "
+                             f"'{series[where]}': expected an answer from 1 to 5")
+    values = numeric.to_numpy(dtype=float, na_value=np.nan)
+    out_of_range = ~np.isnan(values) & ((values < 1) | (values > 5) | (values != np.round(values)))
+    if out_of_range.any():
+        position = int(np.flatnonzero(out_of_range)[0])
+        raise ValueError(f"row {position + 1}: column '{column}': value '{series.iloc[position]}': "
+                         "expected an answer from 1 to 5")
+    return values
+
+
+def _framing_order(framings) -> list[str]:
+    present = set(framings)
+    known = [f for f in FRAMINGS if f in present]
+    return known + sorted(present - set(FRAMINGS))
+
+
+@dataclass
+class _Prepared:
+    """The table in the analysis's own terms: one row per judgment, attention checks apart."""
+
+    claims: pd.DataFrame  # participant, item, base_claim, framing, true_claim, accept, confidence, familiarity
+    participants: pd.DataFrame  # index participant: persona_flag, status_flag, attention_flag, median_ms
+    attention_rows: int
+    has_source: bool
+    has_status: bool
+    has_attention: bool
+    has_timing: bool
+
+
+def _prepare(table: pd.DataFrame) -> _Prepared:
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError("analyze expects a pandas DataFrame")
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    if missing:
+        raise ValueError(f"the table lacks column(s) {', '.join(missing)}; a tidy table has "
+                         f"{', '.join(TIDY_COLUMNS)}")
+    table = table.reset_index(drop=True)
+    rows = table.index
+    participant = table["Annotator_ID"]
+    if participant.isna().any():
+        position = int(np.flatnonzero(participant.isna().to_numpy())[0])
+        raise ValueError(f"row {position + 1}: column 'Annotator_ID': value is empty")
+    participant = participant.astype(str)
+
+    attention_column = _first_column(table, ATTENTION_COLUMNS)
+    flag_column = _first_column(table, ATTENTION_FLAG_COLUMNS)
+    attention = (_boolean_column(table[attention_column], attention_column)
+                 if attention_column else pd.Series(pd.NA, index=rows, dtype="boolean"))
+    if flag_column:
+        is_check = _boolean_column(table[flag_column], flag_column).fillna(False).to_numpy(dtype=bool)
+    else:
+        # On the platform only attention-check items carry a pass/fail outcome.
+        is_check = attention.notna().to_numpy(dtype=bool)
+
+    # Per-participant facts the exclusion rules read (from every row, checks included).
+    status_column = _first_column(table, STATUS_COLUMNS)
+    excluded_column = _first_column(table, EXCLUDED_COLUMNS)
+    status_flag = np.zeros(len(table), dtype=bool)
+    if status_column:
+        status = table[status_column].astype("string").str.strip().str.lower().str.replace(" ", "_")
+        status_flag |= status.isin(EXCLUDED_STATUSES).fillna(False).to_numpy(dtype=bool)
+    if excluded_column:
+        status_flag |= _boolean_column(table[excluded_column], excluded_column).fillna(False).to_numpy(dtype=bool)
+    failed = (attention == False).fillna(False).to_numpy(dtype=bool)  # noqa: E712 (NA-aware)
+    failures_column = _first_column(table, ATTENTION_FAILURES_COLUMNS)
+    if failures_column:
+        # The session's count also holds failures on answers the participant later changed.
+        failed |= (pd.to_numeric(table[failures_column], errors="coerce").fillna(0) > 0).to_numpy(dtype=bool)
+    time_column = _first_column(table, RESPONSE_TIME_COLUMNS)
+    if time_column:
+        response_ms = pd.to_numeric(table[time_column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    else:
+        response_ms = np.full(len(table), np.nan)
+    if all(column in table.columns for column in TIMESTAMP_COLUMNS):
+        shown = pd.to_datetime(table["shown_at"], utc=True, errors="coerce", format="mixed")
+        answered = pd.to_datetime(table["answered_at"], utc=True, errors="coerce", format="mixed")
+        server_ms = ((answered - shown).dt.total_seconds() * 1000).to_numpy(dtype=float, na_value=np.nan)
+        response_ms = np.where(np.isnan(response_ms), server_ms, response_ms)
+    source_column = _first_column(table, SOURCE_COLUMNS)
+    persona_flag = np.zeros(len(table), dtype=bool)
+    if source_column:
+        source = table[source_column].astype("string").str.strip().str.lower()
+        persona_flag = (source == PERSONA_SOURCE).fillna(False).to_numpy(dtype=bool)
+    facts = pd.DataFrame({"participant": participant, "persona_flag": persona_flag,
+                          "status_flag": status_flag, "attention_flag": failed,
+                          "response_ms": response_ms})
+    grouped = facts.groupby("participant", sort=True)
+    participants = pd.DataFrame({
+        "persona_flag": grouped["persona_flag"].any(),
+        "status_flag": grouped["status_flag"].any(),
+        "attention_flag": grouped["attention_flag"].any(),
+        "median_ms": grouped["response_ms"].median(),
+    })
+
+    claim_rows = ~is_check
+    claims = table.loc[claim_rows]
+    for column in ("full_claim_id", "framing_type", "true_label", "accurate_response"):
+        empty = claims[column].isna() | (claims[column].astype(str).str.strip() == "")
+        if empty.any():
+            where = empty.idxmax()
+            raise ValueError(f"row {rows.get_loc(where) + 1}: column '{column}': value is empty")
+    truth = claims["true_label"].astype(str).str.strip().str.upper()
+    bad_truth = ~truth.isin(["SUPPORTS", "REFUTES"])
+    if bad_truth.any():
+        where = bad_truth.idxmax()
+        raise ValueError(f"row {rows.get_loc(where) + 1}: column 'true_label': value "
+                         f"'{claims.at[where, 'true_label']}': accepted: SUPPORTS or REFUTES")
+    response = claims["accurate_response"].astype(str).str.strip().str.upper()
+    bad_response = ~response.isin(list(_ACCEPT))
+    if bad_response.any():
+        where = bad_response.idxmax()
+        raise ValueError(f"row {rows.get_loc(where) + 1}: column 'accurate_response': value "
+                         f"'{claims.at[where, 'accurate_response']}': accepted: SUPPORTS or REFUTES "
+                         "(Yes or No)")
+    item = claims["full_claim_id"].astype(str).str.strip()
+    prepared = pd.DataFrame({
+        "participant": participant[claim_rows].to_numpy(),
+        "item": item.to_numpy(),
+        # The base claim is everything before the first ':' of the claim id (method.md 1).
+        "base_claim": item.str.split(":", n=1).str[0].to_numpy(),
+        "framing": claims["framing_type"].astype(str).str.strip().to_numpy(),
+        "true_claim": (truth == "SUPPORTS").to_numpy(),
+        "accept": response.map(_ACCEPT).to_numpy(dtype=bool),
+        "confidence": _scale_column(claims["confidence_response"], "confidence_response", rows),
+        "familiarity": _scale_column(claims["familiarity_response"], "familiarity_response", rows),
+    })
+    return _Prepared(
+        claims=prepared,
+        participants=participants,
+        attention_rows=int(is_check.sum()),
+        has_source=source_column is not None,
+        has_status=bool(status_column or excluded_column),
+        has_attention=attention_column is not None or failures_column is not None,
+        has_timing=bool(np.isfinite(response_ms).any()),
+    )
+
+
+def _apply_exclusions(prepared: _Prepared, options: AnalysisOptions) -> tuple[pd.DataFrame, list[dict], list[str]]:
+    """Removes the excluded participants' judgments; returns what is left and the flow."""
+    claims, participants = prepared.claims, prepared.participants
+    judgments_per_participant = claims.groupby("participant").size().reindex(participants.index, fill_value=0)
+    persona = participants["persona_flag"].to_numpy(dtype=bool)
+    flags = {
+        "persona": persona,
+        "status": participants["status_flag"].to_numpy(dtype=bool),
+        "attention": participants["attention_flag"].to_numpy(dtype=bool),
+        # A persona answers at machine speed: its timings say nothing about care.
+        "fast": (participants["median_ms"] < options.min_median_response_ms).fillna(False).to_numpy(dtype=bool)
+        & ~persona,
+    }
+    available = {"persona": prepared.has_source, "status": prepared.has_status,
+                 "attention": prepared.has_attention, "fast": prepared.has_timing}
+    removed = np.zeros(len(participants), dtype=bool)
+    counts = judgments_per_participant.to_numpy()
+    flow = []
+    notes = []
+    for rule, description in EXCLUSION_RULES.items():
+        flagged = flags[rule]
+        applied = rule in options.exclusions
+        newly = flagged & ~removed if applied else np.zeros_like(flagged)
+        flow.append({
+            "rule": rule,
+            "description": description.format(**asdict(options)),
+            "applied": applied,
+            "data_available": available[rule],
+            "participants_flagged": int(flagged.sum()),
+            "judgments_flagged": int(counts[flagged].sum()),
+            "participants_removed": int(newly.sum()),
+            "judgments_removed": int(counts[newly].sum()),
+        })
+        # A table that does not say where its raters came from (FrameRef's, say) holds people.
+        if applied and not available[rule] and rule != "persona":
+            notes.append(f"Exclusion rule '{rule}' is on but the table has no data for it "
+                         "(no such column), so it removed nobody.")
+        removed |= newly
+    kept = set(participants.index[~removed])
+    return claims[claims["participant"].isin(kept)].reset_index(drop=True), flow, notes
+
+
+# --- Per-framing rates with a cluster bootstrap -------------------------------------------
+
+def _statistic_columns(claims: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per judgment and statistic: the numerator's value and whether it counts (denominator).
+
+    Returns `value: float[n, S]` and `counts: float[n, S]` with S = len(SUMMARY_STATISTICS).
+    """
+    true_claim = claims["true_claim"].to_numpy(dtype=bool)
+    accept = claims["accept"].to_numpy(dtype=bool)
+    correct = accept == true_claim
+    confidence = claims["confidence"].to_numpy(dtype=float)
+    familiarity = claims["familiarity"].to_numpy(dtype=float)
+    has_confidence = ~np.isnan(confidence)
+    has_familiarity = ~np.isnan(familiarity)
+    every = np.ones(len(claims), dtype=bool)
+    columns = {
+        "accuracy": (correct, every),
+        "accuracy_true": (correct, true_claim),
+        "accuracy_false": (correct, ~true_claim),
+        "acceptance_rate": (accept, every),
+        "false_acceptance_rate": (accept, ~true_claim),
+        "false_rejection_rate": (~accept, true_claim),
+        "mean_confidence": (confidence, has_confidence),
+        "mean_confidence_true": (confidence, has_confidence & true_claim),
+        "mean_confidence_false": (confidence, has_confidence & ~true_claim),
+        "mean_familiarity": (familiarity, has_familiarity),
+        "mean_familiarity_true": (familiarity, has_familiarity & true_claim),
+        "mean_familiarity_false": (familiarity, has_familiarity & ~true_claim),
+    }
+    value = np.column_stack([np.where(mask, np.nan_to_num(np.asarray(v, dtype=float)), 0.0)
+                             for v, mask in (columns[name] for name in STATISTIC_NAMES)])
+    counts = np.column_stack([columns[name][1].astype(float) for name in STATISTIC_NAMES])
+    return value, counts
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def cluster_bootstrap_weights(n_clusters: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """How often each cluster is drawn in each resample: `int64[resamples, n_clusters]`.
+
+    Drawing n clusters with replacement is a multinomial with equal probabilities, so one
+    call gives every resample at once.
+    """
+    if n_clusters == 0 or resamples == 0:
+        return np.zeros((resamples, n_clusters), dtype=np.int64)
+    return rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=resamples)
+
+
+def percentile_interval(samples: np.ndarray, confidence_level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile interval per column of `samples: float[B, K]`, ignoring NaN resamples.
+
+    Returns (low, high, valid) arrays of length K; a column without valid resamples gets
+    NaN bounds.
+    """
+    tail = (1 - confidence_level) / 2
+    k = samples.shape[1]
+    low, high = np.full(k, np.nan), np.full(k, np.nan)
+    valid = np.sum(~np.isnan(samples), axis=0)
+    for column in np.flatnonzero(valid):
+        finite = samples[~np.isnan(samples[:, column]), column]
+        low[column], high[column] = np.quantile(finite, [tail, 1 - tail])
+    return low, high, valid
+
+
+def _framing_summaries(claims: pd.DataFrame, framings: list[str], options: AnalysisOptions,
+                       rng: np.random.Generator) -> tuple[list[dict], list[str]]:
+    groups = framings + [ALL]
+    n_groups, n_stats = len(groups), len(STATISTIC_NAMES)
+    participants, participant_index = np.unique(claims["participant"].to_numpy(dtype=str), return_inverse=True)
+    n_participants = len(participants)
+    framing_index = pd.Categorical(claims["framing"], categories=framings).codes
+    value, counts = _statistic_columns(claims)
+
+    # Sums per participant and framing: float[P, G, S], the "all" group as the last one.
+    numerator = np.zeros((n_participants, n_groups, n_stats))
+    denominator = np.zeros((n_participants, n_groups, n_stats))
+    cell = participant_index * n_groups + framing_index
+    for s in range(n_stats):
+        numerator[:, :, s] = np.bincount(cell, weights=value[:, s], minlength=n_participants * n_groups
+                                         ).reshape(n_participants, n_groups)
+        denominator[:, :, s] = np.bincount(cell, weights=counts[:, s], minlength=n_participants * n_groups
+                                           ).reshape(n_participants, n_groups)
+    numerator[:, -1] = numerator[:, :-1].sum(axis=1)
+    denominator[:, -1] = denominator[:, :-1].sum(axis=1)
+    estimate = _ratio(numerator.sum(axis=0), denominator.sum(axis=0))  # [G, S]
+
+    low = np.full((n_groups, n_stats), np.nan)
+    high = np.full((n_groups, n_stats), np.nan)
+    # Differences from the reference framing, [G, D], for the statistics in DIFFERENCE_STATISTICS.
+    reference = framings.index(REFERENCE_FRAMING) if REFERENCE_FRAMING in framings else None
+    difference_columns = [STATISTIC_NAMES.index(name) for name in DIFFERENCE_STATISTICS]
+    difference = np.full((n_groups, len(difference_columns)), np.nan)
+    difference_low, difference_high = difference.copy(), difference.copy()
+    if reference is not None:
+        difference = estimate[:, difference_columns] - estimate[reference, difference_columns]
+    notes = []
+    resamples = options.bootstrap_resamples
+    if resamples and n_participants >= 2:
+        flat_numerator = numerator.reshape(n_participants, -1)
+        flat_denominator = denominator.reshape(n_participants, -1)
+        # Resamples in blocks, so memory stays bounded for studies with many participants.
+        block = max(1, min(resamples, 4_000_000 // max(1, n_participants * 4)))
+        samples = []
+        done = 0
+        while done < resamples:
+            size = min(block, resamples - done)
+            weights = cluster_bootstrap_weights(n_participants, size, rng).astype(float)
+            samples.append(_ratio(weights @ flat_numerator, weights @ flat_denominator))
+            done += size
+        samples = np.vstack(samples)
+        low_flat, high_flat, valid = percentile_interval(samples, options.confidence_level)
+        low, high = low_flat.reshape(n_groups, n_stats), high_flat.reshape(n_groups, n_stats)
+        if reference is not None:
+            # Both rates come from the same resample of participants, so the interval of the
+            # difference accounts for participants who saw both framings.
+            grouped = samples.reshape(-1, n_groups, n_stats)[:, :, difference_columns]
+            paired = (grouped - grouped[:, reference:reference + 1, :]).reshape(len(samples), -1)
+            d_low, d_high, _ = percentile_interval(paired, options.confidence_level)
+            difference_low = d_low.reshape(n_groups, -1)
+            difference_high = d_high.reshape(n_groups, -1)
+        partial = (valid > 0) & (valid < resamples)
+        if partial.any():
+            low_count, high_count = int(valid[partial].min()), int(valid[partial].max())
+            used = f"{low_count}" if low_count == high_count else f"{low_count} to {high_count}"
+            notes.append(
+                f"Some statistics were undefined in part of the bootstrap resamples (no judgment of "
+                f"that kind drawn); their intervals use the {used} of {resamples} resamples where "
+                "they are defined.")
+    elif resamples and n_participants == 1:
+        notes.append("One participant only: no bootstrap intervals.")
+
+    # Counts for the table's first columns.
+    true_claim = claims["true_claim"].to_numpy(dtype=bool)
+    rows = []
+    for g, framing in enumerate(groups):
+        mask = np.ones(len(claims), dtype=bool) if framing == ALL else framing_index == g
+        row = {
+            "framing": framing,
+            "n": int(mask.sum()),
+            "n_true": int((mask & true_claim).sum()),
+            "n_false": int((mask & ~true_claim).sum()),
+            "participants": int(claims.loc[mask, "participant"].nunique()),
+            "items": int(claims.loc[mask, "item"].nunique()),
+        }
+        for s, name in enumerate(STATISTIC_NAMES):
+            row[name] = {
+                "estimate": estimate[g, s],
+                "ci_low": low[g, s],
+                "ci_high": high[g, s],
+                "n": int(denominator[:, g, s].sum()),
+            }
+        # Against the reference framing: empty for the reference itself and for "all".
+        row["difference_from_original"] = {} if framing in (ALL, REFERENCE_FRAMING) or reference is None else {
+            name: {"estimate": difference[g, d], "ci_low": difference_low[g, d], "ci_high": difference_high[g, d]}
+            for d, name in enumerate(DIFFERENCE_STATISTICS)
+        }
+        rows.append(row)
+    return rows, notes
+
+
+# --- Tests of framing x response -----------------------------------------------------------
+
+def chi_square_test(table: np.ndarray, row_labels: list[str]) -> dict:
+    """Pearson's chi-square test of independence on `table: int[framings, 2]` (Yes, No).
+
+    No Yates correction (it only applies to 2x2 tables and would make a two-framing study
+    report a different statistic from the same test with six). Rows and columns with no
+    observations are dropped first; a table left with fewer than two of either is reported
+    as not testable, with the reason.
+    """
+    table = np.asarray(table, dtype=float)
+    keep_rows = table.sum(axis=1) > 0
+    keep_columns = table.sum(axis=0) > 0
+    result = {
+        "table": {label: {"yes": int(row[0]), "no": int(row[1])} for label, row in zip(row_labels, table)},
+        "n": int(table.sum()),
+        "statistic": None, "dof": None, "p_value": None, "cramers_v": None,
+        "min_expected": None, "cells_expected_below_5": None, "reason": "",
+    }
+    if keep_rows.sum() < 2:
+        result["reason"] = "fewer than two framings with judgments"
+        return result
+    if keep_columns.sum() < 2:
+        result["reason"] = ("every judgment has the same response, so the response cannot "
+                            "depend on framing")
+        return result
+    reduced = table[keep_rows][:, keep_columns]
+    statistic, p_value, dof, expected = stats.chi2_contingency(reduced, correction=False)
+    n = reduced.sum()
+    result.update({
+        "statistic": float(statistic),
+        "dof": int(dof),
+        "p_value": float(p_value),
+        "cramers_v": float(math.sqrt(statistic / (n * (min(reduced.shape) - 1)))),
+        "min_expected": float(expected.min()),
+        "cells_expected_below_5": int((expected < 5).sum()),
+    })
+    return result
+
+
+def _chi_square_tests(claims: pd.DataFrame, framings: list[str]) -> dict:
+    out = {}
+    for key, is_true in (("false_claims", False), ("true_claims", True)):
+        subset = claims[claims["true_claim"] == is_true]
+        yes = subset.groupby("framing")["accept"].sum().reindex(framings, fill_value=0)
+        total = subset.groupby("framing").size().reindex(framings, fill_value=0)
+        table = np.column_stack([yes.to_numpy(), (total - yes).to_numpy()])
+        out[key] = chi_square_test(table, framings)
+    return out
+
+
+def holm_adjust(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment; None entries are skipped and stay None."""
+    present = [(p, i) for i, p in enumerate(p_values) if p is not None and not math.isnan(p)]
+    adjusted: list[float | None] = [None] * len(p_values)
+    m = len(present)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(present)):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def _familiarity_tests(claims: pd.DataFrame, framings: list[str], options: AnalysisOptions) -> dict:
+    levels = options.familiarity_levels
+    subset = claims[~claims["true_claim"] & claims["familiarity"].isin(levels)]
+    rows = []
+    for framing in framings:
+        accepted = subset.loc[subset["framing"] == framing, "accept"]
+        n, k = int(len(accepted)), int(accepted.sum())
+        row = {"framing": framing, "n": n, "false_acceptances": k, "false_acceptance_rate": None,
+               "ci_low": None, "ci_high": None, "p_value": None}
+        if n:
+            test = stats.binomtest(k, n, 0.5, alternative="two-sided")
+            interval = test.proportion_ci(confidence_level=options.confidence_level, method="exact")
+            row.update({"false_acceptance_rate": k / n, "ci_low": float(interval.low),
+                        "ci_high": float(interval.high), "p_value": float(test.pvalue)})
+        rows.append(row)
+    for row, adjusted in zip(rows, holm_adjust([row["p_value"] for row in rows])):
+        row["p_value_holm"] = adjusted
+    return {"levels": list(levels), "rows": rows}
+
+
+# --- Agreement: Krippendorff's alpha ----------------------------------------------------------
+
+def krippendorff_alpha_nominal(units, values) -> dict:
+    """Krippendorff's alpha for nominal data, from one (unit, value) pair per rating.
+
+    Built from the coincidence matrix (Krippendorff 2011, "Computing Krippendorff's
+    Alpha-Reliability"): a unit rated m_u >= 2 times adds n_uc * n_uk / (m_u - 1) to
+    o_ck for c != k and n_uc * (n_uc - 1) / (m_u - 1) to o_cc; units rated once are not
+    pairable and drop out. With n_c the margins and n their sum,
+    alpha = 1 - (n - 1) * (n - sum_c o_cc) / (n^2 - sum_c n_c^2).
+    Missing values (None/NaN) are simply absent ratings.
+    """
+    frame = pd.DataFrame({"unit": list(units) if not isinstance(units, pd.Series) else units.to_numpy(),
+                          "value": list(values) if not isinstance(values, pd.Series) else values.to_numpy()})
+    frame = frame.dropna()
+    result = {"alpha": None, "units": 0, "pairable_values": 0, "categories": 0, "reason": ""}
+    if frame.empty:
+        result["reason"] = "no ratings"
+        return result
+    counts = pd.crosstab(frame["unit"], frame["value"]).to_numpy(dtype=float)  # n_uc: [units, categories]
+    m = counts.sum(axis=1)
+    pairable = m >= 2
+    counts, m = counts[pairable], m[pairable]
+    result["units"] = int(pairable.sum())
+    result["pairable_values"] = int(m.sum())
+    if not pairable.any():
+        result["reason"] = "no item was rated by two or more participants"
+        return result
+    result["categories"] = int((counts.sum(axis=0) > 0).sum())
+    diagonal = ((counts * (counts - 1)).sum(axis=1) / (m - 1)).sum()  # sum_c o_cc
+    margins = counts.sum(axis=0)  # n_c: with pairable units only, the margins equal the counts
+    n = margins.sum()
+    expected = n * n - (margins ** 2).sum()
+    if expected == 0:
+        result["reason"] = "every pairable rating is the same value, so agreement is undefined"
+        return result
+    result["alpha"] = float(1 - (n - 1) * (n - diagonal) / expected)
+    return result
+
+
+def _agreement(claims: pd.DataFrame, framings: list[str]) -> dict:
+    overall = krippendorff_alpha_nominal(claims["item"], claims["accept"])
+    by_framing = []
+    for framing in framings:
+        subset = claims[claims["framing"] == framing]
+        by_framing.append({"framing": framing, **krippendorff_alpha_nominal(subset["item"], subset["accept"])})
+    return {"overall": overall, "by_framing": by_framing}
+
+
+# --- Mixed-effects logistic regression -----------------------------------------------------
+
+def _mixed_model(claims: pd.DataFrame, framings: list[str], options: AnalysisOptions) -> dict:
+    """Acceptance ~ framing + truth + (1 | participant) + (1 | base claim), variational Bayes.
+
+    The random-effects design is built as a sparse matrix directly (one column per
+    participant and per base claim), so a large study does not build a dense dummy matrix.
+    Any failure is reported in `reason` instead of raised: the rest of the report stands.
+    """
+    result: dict[str, Any] = {
+        "fitted": False, "reason": "", "method": "statsmodels BinomialBayesMixedGLM.fit_vb",
+        "formula": "", "reference_framing": None, "n": int(len(claims)),
+        "participants": int(claims["participant"].nunique()), "claims": int(claims["base_claim"].nunique()),
+        "fixed_effects": [], "random_effects": [], "warnings": [],
+    }
+    if not options.mixed_model:
+        result["reason"] = "switched off"
+        return result
+    present = [f for f in framings if (claims["framing"] == f).any()]
+    if len(present) < 2:
+        result["reason"] = "needs judgments in at least two framings"
+        return result
+    if result["participants"] < 2 or result["claims"] < 2:
+        result["reason"] = "needs at least two participants and two base claims for the random intercepts"
+        return result
+    if len(claims) < 20:
+        result["reason"] = f"too few judgments ({len(claims)}; at least 20)"
+        return result
+    accept = claims["accept"].to_numpy(dtype=float)
+    if accept.min() == accept.max():
+        result["reason"] = "every judgment has the same response"
+        return result
+    reference = REFERENCE_FRAMING if REFERENCE_FRAMING in present else present[0]
+    result["reference_framing"] = reference
+    framing = claims["framing"].to_numpy(dtype=str)
+    true_claim = claims["true_claim"].to_numpy(dtype=float)
+    columns, names = [np.ones(len(claims))], ["Intercept"]
+    for other in present:
+        if other != reference:
+            columns.append((framing == other).astype(float))
+            names.append(f"framing[{other}]")
+    both_truths = 0 < true_claim.sum() < len(true_claim)
+    if both_truths:
+        columns.append(true_claim)
+        names.append("true claim")
+    else:
+        result["warnings"].append("only one truth value present: the truth term is left out")
+    exog = np.column_stack(columns)
+    result["formula"] = ("accept ~ C(framing, Treatment('%s'))%s + (1 | participant) + (1 | base claim)"
+                         % (reference, " + true_claim" if both_truths else ""))
+    participant_codes, participant_levels = pd.factorize(claims["participant"])
+    claim_codes, claim_levels = pd.factorize(claims["base_claim"])
+    rows = np.arange(len(claims))
+    exog_vc = sparse.hstack([
+        sparse.csr_matrix((np.ones(len(claims)), (rows, participant_codes)),
+                          shape=(len(claims), len(participant_levels))),
+        sparse.csr_matrix((np.ones(len(claims)), (rows, claim_codes)),
+                          shape=(len(claims), len(claim_levels))),
+    ]).tocsr()
+    ident = np.concatenate([np.zeros(len(participant_levels), dtype=int),
+                            np.ones(len(claim_levels), dtype=int)])
+    try:
+        from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = BinomialBayesMixedGLM(accept, exog, exog_vc, ident, vcp_p=1.0, fe_p=2.0,
+                                          fep_names=names, vcp_names=["participant", "base claim"])
+            # L-BFGS-B reaches the same optimum as the default BFGS in about half the time.
+            fit = model.fit_vb(fit_method="L-BFGS-B", rng=np.random.default_rng(options.seed))
+        fe_mean, fe_sd = np.asarray(fit.fe_mean, dtype=float), np.asarray(fit.fe_sd, dtype=float)
+        vcp_mean, vcp_sd = np.asarray(fit.vcp_mean, dtype=float), np.asarray(fit.vcp_sd, dtype=float)
+        if not (np.isfinite(fe_mean).all() and np.isfinite(fe_sd).all()):
+            raise FloatingPointError("the fit produced non-finite estimates")
+    except Exception as exc:  # noqa: BLE001: the report must stand without the model
+        result["reason"] = f"the fit failed: {type(exc).__name__}: {exc}"
+        return result
+    result["warnings"].extend(sorted({str(w.message).strip().splitlines()[0] for w in caught}))
+    z = stats.norm.ppf(1 - (1 - options.confidence_level) / 2)
+    for name, mean, sd in zip(names, fe_mean, fe_sd):
+        result["fixed_effects"].append({
+            "term": name,
+            "posterior_mean": mean,
+            "posterior_sd": sd,
+            "ci_low": mean - z * sd,
+            "ci_high": mean + z * sd,
+            "odds_ratio": math.exp(mean),
+            "odds_ratio_ci_low": math.exp(mean - z * sd),
+            "odds_ratio_ci_high": math.exp(mean + z * sd),
+            "posterior_probability_positive": float(stats.norm.sf(0, loc=mean, scale=sd)) if sd > 0 else None,
+        })
+    for name, mean, sd in zip(["participant", "base claim"], vcp_mean, vcp_sd):
+        # The variance parameters are log standard deviations of the random intercepts.
+        result["random_effects"].append({
+            "name": name,
+            "log_sd_posterior_mean": mean,
+            "log_sd_posterior_sd": sd,
+            "sd": math.exp(mean),
+            "sd_ci_low": math.exp(mean - z * sd),
+            "sd_ci_high": math.exp(mean + z * sd),
+        })
+    result["fitted"] = True
+    return result
+
+
+# --- Distributions ---------------------------------------------------------------------------
+
+def _confidence_distribution(claims: pd.DataFrame, framings: list[str]) -> list[dict]:
+    rows = []
+    rated = claims.dropna(subset=["confidence"])
+    for framing in framings:
+        for truth, is_true in (("true", True), ("false", False)):
+            subset = rated[(rated["framing"] == framing) & (rated["true_claim"] == is_true)]
+            total = len(subset)
+            counts = subset["confidence"].value_counts()
+            for level in range(1, 6):
+                n = int(counts.get(float(level), 0))
+                rows.append({"framing": framing, "truth": truth, "confidence": level, "n": n,
+                             "proportion": n / total if total else None})
+    return rows
+
+
+# --- The entry point -------------------------------------------------------------------------
+
+def analyze(table: pd.DataFrame, options: AnalysisOptions | None = None) -> AnalysisResult:
+    """The full analysis of a tidy judgment table (see the module docstring).
+
+    `table` needs the tidy columns of method.md section 2 (`DataPoint_ID`, `Task_Group_ID`
+    and `text` may be absent); the platform columns `participant_status`, `excluded`,
+    `attention_passed`, `is_attention_check` and `response_time_ms` are optional and feed
+    the exclusion rules. Raises `ValueError` naming the row, column and value for bad input.
+    """
+    options = options or AnalysisOptions()
+    prepared = _prepare(table)
+    claims, flow, notes = _apply_exclusions(prepared, options)
+    framings = _framing_order(prepared.claims["framing"].unique())
+    rng = np.random.default_rng(options.seed)
+    summaries, bootstrap_notes = _framing_summaries(claims, framings, options, rng)
+    notes.extend(bootstrap_notes)
+    counts = {
+        "rows": int(len(table)),
+        "attention_check_rows": prepared.attention_rows,
+        "judgments": int(len(prepared.claims)),
+        "participants": int(prepared.participants.shape[0]),
+        "judgments_excluded": int(len(prepared.claims) - len(claims)),
+        "participants_excluded": int(sum(rule["participants_removed"] for rule in flow)),
+        "judgments_analysed": int(len(claims)),
+        "participants_analysed": int(claims["participant"].nunique()),
+        "items": int(claims["item"].nunique()),
+        "base_claims": int(claims["base_claim"].nunique()),
+        "framings": len(framings),
+    }
+    if not len(claims):
+        notes.append("No judgments are left to analyse.")
+    return AnalysisResult(
+        options=options,
+        counts=counts,
+        exclusions=flow,
+        framings=summaries,
+        chi_square=_chi_square_tests(claims, framings),
+        familiarity_tests=_familiarity_tests(claims, framings, options),
+        agreement=_agreement(claims, framings),
+        mixed_model=_mixed_model(claims, framings, options),
+        confidence_distribution=_confidence_distribution(claims, framings),
+        notes=notes,
+    )

@@ -1,0 +1,1 @@
+"""The researchers' REST API: views, serializers, permissions, throttling and URLs."""

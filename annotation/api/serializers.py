@@ -1,0 +1,420 @@
+"""The API's request and response shapes, one small serializer per contract.
+
+They parse and render only: writes go through the services (`annotation.claims.services`,
+`annotation.studies.services`, `annotation.studies.assignment`), and what a researcher may see is decided
+by the selectors before anything reaches a serializer.
+"""
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from annotation.claims.files import VERIFICATION_STATES
+from annotation.models import (
+    AttentionCheck,
+    ClaimImport,
+    DataExport,
+    Dataset,
+    Framing,
+    Judgment,
+    Participant,
+    Split,
+    Study,
+    TruthLabel,
+)
+from annotation.studies.assignment import MARKABLE
+from core.vocabulary import FRAMINGS, NO_SPLIT, SPLITS
+
+# --- Datasets and imports -----------------------------------------------------------------
+
+class DatasetSerializer(serializers.ModelSerializer):
+    base_claim_count = serializers.IntegerField(read_only=True, help_text="Base claims (all splits).")
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "description", "source", "licence", "created", "base_claim_count"]
+
+
+class SplitCompositionSerializer(serializers.Serializer):
+    split = serializers.ChoiceField(choices=Split.choices)
+    true = serializers.IntegerField(help_text="Base claims labelled SUPPORTS.")
+    false = serializers.IntegerField(help_text="Base claims labelled REFUTES.")
+
+
+class CompositionSerializer(serializers.Serializer):
+    base_claims = serializers.IntegerField()
+    framed_claims = serializers.IntegerField()
+    splits = SplitCompositionSerializer(many=True, help_text="Splits that hold any base claim.")
+    framings = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Framed claims per framing, every framing listed (0 where there are none).",
+    )
+
+    def to_representation(self, composition):
+        return {**composition, "framings": dict(composition["framings"])}
+
+
+class DatasetDetailSerializer(DatasetSerializer):
+    composition = serializers.SerializerMethodField()
+
+    class Meta(DatasetSerializer.Meta):
+        fields = [*DatasetSerializer.Meta.fields, "composition"]
+
+    @extend_schema_field(CompositionSerializer)
+    def get_composition(self, dataset):
+        return CompositionSerializer(self.context["composition"]).data
+
+
+class ImportProgressSerializer(serializers.Serializer):
+    bytes = serializers.IntegerField(help_text="Bytes of the uploaded files read so far.")
+    rows = serializers.IntegerField(help_text="Rows handled so far.")
+
+
+class ClaimImportSerializer(serializers.ModelSerializer):
+    files = serializers.SerializerMethodField(help_text="The uploaded files' names.")
+    default_split = serializers.SerializerMethodField()
+    verification = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField(
+        help_text="While running (with a worker that reports it): bytes and rows so far.")
+    url = serializers.SerializerMethodField(help_text="This status endpoint.")
+
+    class Meta:
+        model = ClaimImport
+        fields = ["id", "url", "dataset_name", "dataset", "files", "skip_existing", "default_split",
+                  "verification", "status", "bytes_total", "rows_imported", "rows_skipped",
+                  "error", "progress", "created", "started", "finished"]
+        read_only_fields = fields
+
+    def get_files(self, job) -> list[str]:
+        return [PurePath(name).name for name in job.files]
+
+    def get_default_split(self, job) -> str:
+        return job.options.get("default_split", NO_SPLIT)
+
+    def get_verification(self, job) -> str:
+        return job.options.get("verification", "unverified")
+
+    @extend_schema_field(ImportProgressSerializer(allow_null=True))
+    def get_progress(self, job):
+        progress = self.context.get("progress", {}).get(job.pk)
+        return ImportProgressSerializer(progress).data if progress else None
+
+    def get_url(self, job) -> str:
+        return _absolute(self, reverse("api:import-detail", args=[job.pk]))
+
+
+class ClaimImportCreateSerializer(serializers.Serializer):
+    dataset_name = serializers.CharField(
+        max_length=200, help_text="An existing dataset to add to, or the name of a new one.")
+    files = serializers.ListField(
+        child=serializers.FileField(),
+        allow_empty=False, min_length=1,
+        help_text="FrameRef JSON Lines (.jsonl, .jsonl.gz), Parquet or CSV (.csv, .csv.gz) files "
+                  "with the columns claim_id, restated_claim, framing_type, true_label. Names "
+                  "like train-0000.jsonl set the split.",
+    )
+    default_split = serializers.ChoiceField(
+        choices=Split.choices, default=NO_SPLIT, help_text="Split of rows that name none.")
+    verification = serializers.ChoiceField(
+        choices=list(VERIFICATION_STATES), default="unverified",
+        help_text="Verification state of the restatements.")
+    skip_existing = serializers.BooleanField(
+        default=False, help_text="Skip rows already in the dataset instead of refusing them.")
+
+
+# --- Studies --------------------------------------------------------------------------------
+
+class UserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "username"]
+        read_only_fields = fields
+
+
+class AttentionCheckSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AttentionCheck
+        fields = ["text", "expected_accept", "position"]
+
+
+# What participants read: fixed once someone has taken part, so every answer in a study was
+# given to the same wording.
+PARTICIPANT_TEXT_FIELDS = (
+    "question_accurate", "question_confidence", "question_familiarity",
+    "confidence_low_label", "confidence_high_label", "familiarity_low_label",
+    "familiarity_high_label", "instructions", "consent_text",
+)
+# Safe to change at any time.
+ADMINISTRATIVE_FIELDS = ("name", "completion_code", "completion_url", "time_limit_minutes",
+                         "attention_fail_policy")
+DESIGN_FIELDS = ("dataset", "base_claim_count", "base_claim_ids", "framings", "split",
+                 "batch_size", "raters_per_batch", "seed")
+
+
+class StudySerializer(serializers.ModelSerializer):
+    dataset_name = serializers.CharField(source="dataset.name", read_only=True)
+    owner = UserSerializer(read_only=True, allow_null=True)
+    attention_checks = AttentionCheckSerializer(many=True, read_only=True)
+    batch_count = serializers.SerializerMethodField()
+    entry_url = serializers.SerializerMethodField(
+        help_text="The link to give the recruitment platform (append ?PROLIFIC_PID=... etc.).")
+    # A URL or empty: as a string, since an empty value is no `uri`.
+    completion_url = serializers.CharField(
+        read_only=True, help_text="Where a finished participant is sent (empty: nowhere).")
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Study
+        fields = ["id", "url", "name", "status", "dataset", "dataset_name", "owner", "created",
+                  *DESIGN_FIELDS[1:], "batch_count", "attention_checks", "entry_url",
+                  *ADMINISTRATIVE_FIELDS[1:], *PARTICIPANT_TEXT_FIELDS]
+        read_only_fields = fields
+
+    def get_batch_count(self, study) -> int:
+        annotated = getattr(study, "batch_count", None)
+        return annotated if annotated is not None else study.batches.count()
+
+    def get_entry_url(self, study) -> str:
+        return _absolute(self, reverse("annotation:study-entry", args=[study.pk]))
+
+    def get_url(self, study) -> str:
+        return _absolute(self, reverse("api:study-detail", args=[study.pk]))
+
+
+class StudyCreateSerializer(serializers.Serializer):
+    dataset = serializers.PrimaryKeyRelatedField(
+        queryset=Dataset.objects.all(), help_text="The dataset's id.")
+    name = serializers.CharField(max_length=200)
+    base_claims = serializers.IntegerField(
+        min_value=2, required=False, allow_null=True, default=None,
+        help_text="Number of base claims, half true and half false (default 40 unless "
+                  "`base_claim_ids` is given).")
+    base_claim_ids = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, allow_empty=False, min_length=1,
+        help_text="Exactly these base claims (their external ids) instead of a random draw.")
+    framings = serializers.ListField(
+        child=serializers.ChoiceField(choices=Framing.choices), required=False,
+        allow_empty=False, min_length=1, default=list(FRAMINGS),
+        help_text="Framings to show (default: all six).")
+    split = serializers.ChoiceField(choices=["", *SPLITS, NO_SPLIT], default="",
+                                    help_text="Only base claims of this split (blank: any).")
+    batch_size = serializers.IntegerField(min_value=1, max_value=1000, default=20)
+    raters_per_batch = serializers.IntegerField(min_value=1, max_value=10_000, default=3)
+    seed = serializers.IntegerField(default=123, help_text="The design's random seed.")
+    status = serializers.ChoiceField(choices=[Study.Status.DRAFT, Study.Status.OPEN],
+                                     default=Study.Status.DRAFT)
+    completion_code = serializers.CharField(max_length=100, required=False, allow_blank=True,
+                                            help_text="Default: a random code.")
+    completion_url = serializers.URLField(required=False, allow_blank=True, default="")
+    time_limit_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60, default=60)
+    attention_checks = AttentionCheckSerializer(many=True, required=False, default=list)
+    attention_fail_policy = serializers.ChoiceField(choices=Study.AttentionFailPolicy.choices,
+                                                    default=Study.AttentionFailPolicy.RECORD)
+
+    def validate_name(self, name):
+        if Study.objects.filter(name=name).exists():
+            raise serializers.ValidationError(f"a study named '{name}' already exists")
+        return name
+
+    def validate(self, data):
+        if data.get("base_claims") is None and not data.get("base_claim_ids"):
+            data["base_claims"] = 40
+        positions = [check["position"] for check in data["attention_checks"]]
+        duplicates = sorted({p for p in positions if positions.count(p) > 1})
+        if duplicates:
+            raise serializers.ValidationError(
+                {"attention_checks": f"two checks at position(s) {duplicates}"})
+        return data
+
+
+class StudyUpdateSerializer(serializers.ModelSerializer):
+    """The fields a researcher may change after creation. The design (dataset, claims,
+    framings, batches, seed) never changes; the texts participants read change only while
+    nobody has entered the study."""
+
+    class Meta:
+        model = Study
+        fields = [*ADMINISTRATIVE_FIELDS, *PARTICIPANT_TEXT_FIELDS]
+        extra_kwargs = {"time_limit_minutes": {"min_value": 1, "max_value": 24 * 60}}
+
+    def validate_name(self, name):
+        if Study.objects.filter(name=name).exclude(pk=self.instance.pk).exists():
+            raise serializers.ValidationError(f"a study named '{name}' already exists")
+        return name
+
+    def validate(self, data):
+        changed_texts = [field for field in PARTICIPANT_TEXT_FIELDS
+                         if field in data and data[field] != getattr(self.instance, field)]
+        if changed_texts and self.instance.participants.exists():
+            raise serializers.ValidationError({
+                field: "participants have already seen this text; it cannot change now "
+                       "(create a new study to change what participants read)"
+                for field in changed_texts
+            })
+        return data
+
+
+class BatchProgressSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="0-based batch index.")
+    quota = serializers.IntegerField()
+    active_count = serializers.IntegerField()
+    completed_count = serializers.IntegerField()
+
+
+class StudyProgressSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Study.Status.choices)
+    slots = serializers.IntegerField(help_text="Sessions the design needs (batches x raters).")
+    completed = serializers.IntegerField()
+    active = serializers.IntegerField()
+    judgments = serializers.IntegerField()
+    median_seconds_per_item = serializers.FloatField(allow_null=True)
+    participants_by_status = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Participants per status, every status listed.")
+    batches = BatchProgressSerializer(many=True)
+
+
+class CollaboratorAddSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+
+    def validate_username(self, username):
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise serializers.ValidationError(f"no active user named '{username}'")
+        return user
+
+
+class StatusChangeSerializer(serializers.Serializer):
+    """No body is needed; the schema says so explicitly."""
+
+
+# --- Participants ---------------------------------------------------------------------------
+
+class ParticipantSerializer(serializers.ModelSerializer):
+    batch_index = serializers.IntegerField(source="batch.index", read_only=True, allow_null=True)
+    answered = serializers.IntegerField(read_only=True, help_text="Judgments given so far.")
+
+    class Meta:
+        model = Participant
+        fields = ["id", "external_id", "source", "platform_study_id", "platform_session_id",
+                  "status", "status_note", "batch_index", "answered", "attention_failures",
+                  "created", "consented_at", "last_seen_at", "completed_at", "status_changed_at"]
+        read_only_fields = fields
+
+
+class ParticipantMarkSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=list(MARKABLE))
+    note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="",
+                                 help_text="Why, kept with the participant.")
+
+
+class ParticipantBulkMarkSerializer(ParticipantMarkSerializer):
+    external_ids = serializers.ListField(
+        child=serializers.CharField(max_length=200), allow_empty=False, min_length=1, max_length=10_000,
+        help_text="Participants' platform ids (e.g. Prolific PIDs). All or nothing: one unknown "
+                  "id changes nothing.")
+
+
+class ParticipantBulkMarkResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=list(MARKABLE))
+    marked = serializers.IntegerField()
+    participants = ParticipantSerializer(many=True)
+
+
+# --- Judgments ------------------------------------------------------------------------------
+
+class JudgmentSerializer(serializers.ModelSerializer):
+    study = serializers.IntegerField(source="participant.study_id", read_only=True)
+    participant = serializers.IntegerField(source="participant_id", read_only=True)
+    participant_external_id = serializers.CharField(source="participant.external_id", read_only=True)
+    participant_status = serializers.ChoiceField(source="participant.status", read_only=True,
+                                                 choices=Participant.Status.choices)
+    batch_index = serializers.IntegerField(source="item.batch.index", read_only=True)
+    full_claim_id = serializers.SerializerMethodField(
+        help_text="`<base id>:<framing>`; null for an attention check.")
+    framing = serializers.SerializerMethodField()
+    true_label = serializers.SerializerMethodField()
+    text = serializers.SerializerMethodField()
+    attention_check = serializers.SerializerMethodField(
+        help_text="True when the item is an attention check, not a claim.")
+    accurate_response = serializers.SerializerMethodField(
+        help_text="The answer to 'Is this accurate?' as a label: Yes is SUPPORTS.")
+
+    class Meta:
+        model = Judgment
+        fields = ["id", "study", "participant", "participant_external_id", "participant_status",
+                  "batch_index", "position", "full_claim_id", "framing", "true_label", "text",
+                  "attention_check", "accept", "accurate_response", "confidence", "familiarity",
+                  "shown_at", "answered_at", "response_time_ms", "attention_passed", "revisions"]
+        read_only_fields = fields
+
+    def _framed(self, judgment):
+        return judgment.item.framed_claim
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_full_claim_id(self, judgment) -> str | None:
+        framed = self._framed(judgment)
+        return framed.claim_id if framed else None
+
+    @extend_schema_field(serializers.ChoiceField(choices=Framing.choices, allow_null=True))
+    def get_framing(self, judgment):
+        framed = self._framed(judgment)
+        return framed.framing if framed else None
+
+    @extend_schema_field(serializers.ChoiceField(choices=TruthLabel.choices, allow_null=True))
+    def get_true_label(self, judgment):
+        framed = self._framed(judgment)
+        return framed.base_claim.true_label if framed else None
+
+    def get_text(self, judgment) -> str:
+        return judgment.item.text
+
+    def get_attention_check(self, judgment) -> bool:
+        return judgment.item.attention_check_id is not None
+
+    @extend_schema_field(serializers.ChoiceField(choices=TruthLabel.choices))
+    def get_accurate_response(self, judgment):
+        return TruthLabel.SUPPORTS if judgment.accept else TruthLabel.REFUTES
+
+
+# --- Exports --------------------------------------------------------------------------------
+
+class DataExportSerializer(serializers.ModelSerializer):
+    file_format = serializers.ChoiceField(source="format", choices=DataExport.Format.choices,
+                                          read_only=True)
+    progress = serializers.SerializerMethodField(help_text="Share of rows written, 0 to 1.")
+    download_url = serializers.SerializerMethodField(
+        help_text="Where the finished file is served; null until the export succeeded.")
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DataExport
+        fields = ["id", "url", "study", "file_format", "options", "status", "rows_total",
+                  "rows_written", "progress", "error", "download_url", "created", "started",
+                  "finished"]
+        read_only_fields = fields
+
+    def get_progress(self, export) -> float | None:
+        if export.status == DataExport.Status.SUCCEEDED:
+            return 1.0
+        if not export.rows_total:
+            return None
+        return min(1.0, export.rows_written / export.rows_total)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_download_url(self, export) -> str | None:
+        if export.status != DataExport.Status.SUCCEEDED or not export.file:
+            return None
+        return _absolute(self, reverse("api:export-download", args=[export.pk]))
+
+    def get_url(self, export) -> str:
+        return _absolute(self, reverse("api:export-detail", args=[export.pk]))
+
+
+def _absolute(serializer, path: str) -> str:
+    request = serializer.context.get("request")
+    return request.build_absolute_uri(path) if request is not None else path

@@ -1,0 +1,72 @@
+"""Reads of datasets and claims that pages, commands and tests share."""
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+
+from annotation.models import (
+    BaseClaim,
+    Dataset,
+    FramedClaim,
+    Framing,
+    Split,
+    TruthLabel,
+)
+
+
+def dataset_lookup(name: str) -> Dataset:
+    """The dataset called `name`; the error lists the datasets there are."""
+    try:
+        return Dataset.objects.get(name=name)
+    except Dataset.DoesNotExist:
+        known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none yet"
+        raise Dataset.DoesNotExist(f"no dataset named '{name}' (datasets: {known})") from None
+
+
+def dataset_list_with_counts() -> QuerySet[Dataset]:
+    return Dataset.objects.annotate(
+        base_claim_count=Count("base_claims", distinct=True),
+    ).order_by("name")
+
+
+def dataset_composition(*, dataset: Dataset) -> dict:
+    """Counts a researcher checks first: base claims by split and truth, rows by framing."""
+    by_split = {
+        (row["split"], row["true_label"]): row["n"]
+        for row in BaseClaim.objects.filter(dataset=dataset)
+        .values("split", "true_label").annotate(n=Count("id"))
+    }
+    by_framing = {
+        row["framing"]: row["n"]
+        for row in FramedClaim.objects.filter(base_claim__dataset=dataset)
+        .values("framing").annotate(n=Count("id"))
+    }
+    splits = [
+        {
+            "split": split,
+            "true": by_split.get((split, TruthLabel.SUPPORTS), 0),
+            "false": by_split.get((split, TruthLabel.REFUTES), 0),
+        }
+        for split in Split.values
+        if by_split.get((split, TruthLabel.SUPPORTS)) or by_split.get((split, TruthLabel.REFUTES))
+    ]
+    return {
+        "splits": splits,
+        "base_claims": sum(by_split.values()),
+        "framed_claims": sum(by_framing.values()),
+        "framings": [(framing, by_framing.get(framing, 0)) for framing in Framing.values],
+    }
+
+
+def framed_claims_filtered(
+    *, dataset: Dataset, framing: str = "", split: str = "", true_label: str = "", search: str = ""
+) -> QuerySet[FramedClaim]:
+    claims = FramedClaim.objects.filter(base_claim__dataset=dataset).select_related("base_claim")
+    if framing in Framing.values:
+        claims = claims.filter(framing=framing)
+    if split in Split.values:
+        claims = claims.filter(base_claim__split=split)
+    if true_label in TruthLabel.values:
+        claims = claims.filter(base_claim__true_label=true_label)
+    if search:
+        claims = claims.filter(Q(text__icontains=search) | Q(base_claim__external_id=search))
+    return claims.order_by("id")

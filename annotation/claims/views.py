@@ -1,0 +1,79 @@
+"""Researcher pages for datasets and their imports; thin: parse, call, render."""
+from celery.result import AsyncResult
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+
+from annotation.claims.files import ClaimFileError
+from annotation.claims.forms import ClaimImportForm
+from annotation.claims.selectors import (
+    dataset_composition,
+    dataset_list_with_counts,
+    framed_claims_filtered,
+)
+from annotation.claims.services import claim_import_create
+from annotation.models import ClaimImport, Dataset, Framing, Split, TruthLabel
+
+
+@login_required
+def dataset_list(request):
+    return render(request, "annotation/dataset_list.html", {
+        "datasets": dataset_list_with_counts(),
+        "recent_imports": ClaimImport.objects.all()[:10],
+    })
+
+
+@login_required
+def dataset_detail(request, pk):
+    dataset = get_object_or_404(Dataset, pk=pk)
+    filters = {key: request.GET.get(key, "").strip()
+               for key in ("framing", "split", "true_label", "search")}
+    claims = framed_claims_filtered(dataset=dataset, **filters)
+    page = Paginator(claims, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "annotation/dataset_detail.html", {
+        "dataset": dataset,
+        "composition": dataset_composition(dataset=dataset),
+        "page": page,
+        "filters": filters,
+        "query": query.urlencode(),
+        "framings": Framing.choices,
+        "splits": Split.choices,
+        "labels": TruthLabel.choices,
+    })
+
+
+@login_required
+def claim_import_new(request):
+    form = ClaimImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = claim_import_create(
+                dataset_name=form.cleaned_data["dataset_name"],
+                files=form.cleaned_data["files"],
+                skip_existing=form.cleaned_data["skip_existing"],
+                default_split=form.cleaned_data["default_split"],
+                verification=form.cleaned_data["verification"],
+                created_by=request.user,
+            )
+        except ClaimFileError as exc:
+            form.add_error("files", str(exc))
+        else:
+            return redirect("annotation:claim-import-detail", pk=job.pk)
+    return render(request, "annotation/claim_import_new.html", {"form": form})
+
+
+@login_required
+def claim_import_detail(request, pk):
+    job = get_object_or_404(ClaimImport, pk=pk)
+    progress = None
+    if job.status == ClaimImport.Status.RUNNING and job.task_id:
+        result = AsyncResult(job.task_id)
+        if result.state == "PROGRESS" and isinstance(result.info, dict):
+            progress = result.info
+    return render(request, "annotation/claim_import_detail.html", {
+        "job": job,
+        "progress": progress,
+        "finished": job.status in (ClaimImport.Status.SUCCEEDED, ClaimImport.Status.FAILED),
+    })

@@ -1,0 +1,37 @@
+"""Reads of studies that pages, the API, commands and tests share: a batch's items, the studies
+a researcher may see."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from django.db.models import Q, QuerySet
+
+from annotation.models import BatchItem, Study
+
+
+@lru_cache(maxsize=4096)
+def batch_items(batch_id: int) -> dict[int, BatchItem]:
+    """A batch's items by position, with their texts.
+
+    A batch's items never change once its study exists and ids are never reused, so each
+    process keeps them rather than asking the database on every participant page.
+    """
+    items = BatchItem.objects.filter(batch_id=batch_id).select_related("framed_claim", "attention_check")
+    return {item.position: item for item in items}
+
+
+def studies_visible_to(user) -> QuerySet[Study]:
+    """The studies `user` may see and manage: their own and those shared with them.
+
+    Superusers see every study. Pages, the API and the report all filter through this, so
+    that a researcher never sees another researcher's study.
+    """
+    studies = Study.objects.select_related("dataset", "owner")
+    if not user.is_authenticated:
+        return studies.none()
+    if user.is_superuser:
+        return studies
+    # A subquery, not a join on collaborators: a join would repeat rows and inflate any
+    # count annotated on the result.
+    shared = Study.collaborators.through.objects.filter(user=user).values("study_id")
+    return studies.filter(Q(owner=user) | Q(pk__in=shared))

@@ -1,0 +1,149 @@
+"""Creating a study: its design dealt into batches, attention checks placed, all in one transaction."""
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from typing import Sequence
+
+from django.db import transaction
+
+from annotation.models import (
+    AttentionCheck,
+    BaseClaim,
+    Batch,
+    BatchItem,
+    Dataset,
+    FramedClaim,
+    Study,
+)
+from annotation.studies.design import (
+    CandidateClaim,
+    DesignError,
+    design_study,
+    insert_attention_checks,
+)
+from core.vocabulary import FRAMINGS
+
+
+def study_candidates(*, dataset: Dataset, split: str = "") -> list[CandidateClaim]:
+    """Every base claim of `dataset` (of `split`, if given) with the framings it has."""
+    claims = FramedClaim.objects.filter(base_claim__dataset=dataset)
+    if split:
+        claims = claims.filter(base_claim__split=split)
+    framed: dict[int, dict[str, int]] = defaultdict(dict)
+    labels: dict[int, str] = {}
+    rows = claims.values_list("base_claim_id", "base_claim__true_label", "framing", "pk")
+    for base_id, label, framing, framed_id in rows.iterator(chunk_size=20_000):
+        framed[base_id][framing] = framed_id
+        labels[base_id] = label
+    return [CandidateClaim(base_claim_id=base_id, true_label=labels[base_id],
+                           framed_claim_ids=framings) for base_id, framings in framed.items()]
+
+
+def study_create(
+    *,
+    dataset: Dataset,
+    name: str,
+    batch_size: int,
+    raters_per_batch: int,
+    seed: int,
+    base_claims: int | None = None,
+    base_claim_external_ids: Sequence[str] | None = None,
+    framings: Sequence[str] = FRAMINGS,
+    split: str = "",
+    owner=None,
+    status: str = Study.Status.DRAFT,
+    completion_code: str | None = None,
+    completion_url: str = "",
+    time_limit_minutes: int = 60,
+    attention_checks: Sequence[tuple[str, bool, int]] = (),
+    attention_fail_policy: str = Study.AttentionFailPolicy.RECORD,
+    **texts,
+) -> Study:
+    """Designs a study and stores it with its batches and items.
+
+    `attention_checks` are (text, expected_accept, position) triples, placed at the same
+    1-based position in every batch. Raises `DesignError` for an infeasible design.
+    """
+    base_claim_ids = None
+    if base_claim_external_ids:
+        found = dict(BaseClaim.objects.filter(dataset=dataset, external_id__in=base_claim_external_ids)
+                     .values_list("external_id", "pk"))
+        missing = [external_id for external_id in base_claim_external_ids if external_id not in found]
+        if missing:
+            raise DesignError(f"dataset '{dataset.name}' has no base claim(s) {', '.join(missing)}")
+        base_claim_ids = [found[external_id] for external_id in base_claim_external_ids]
+    design = design_study(
+        candidates=study_candidates(dataset=dataset, split=split),
+        framings=list(framings),
+        base_claims=base_claims,
+        batch_size=batch_size,
+        seed=seed,
+        base_claim_ids=base_claim_ids,
+    )
+    with transaction.atomic():
+        study = Study.objects.create(
+            dataset=dataset,
+            name=name,
+            owner=owner,
+            status=status,
+            base_claim_count=len(design.base_claim_ids),
+            base_claim_ids=list(base_claim_external_ids or []),
+            framings=list(design.framings),
+            split=split,
+            batch_size=batch_size,
+            raters_per_batch=raters_per_batch,
+            seed=seed,
+            completion_code=completion_code or f"FL{secrets.token_hex(4).upper()}",
+            completion_url=completion_url,
+            time_limit_minutes=time_limit_minutes,
+            attention_fail_policy=attention_fail_policy,
+            **texts,
+        )
+        checks = [AttentionCheck.objects.create(study=study, text=text, expected_accept=expected,
+                                                position=position)
+                  for text, expected, position in attention_checks]
+        items = []
+        for index, batch_items in enumerate(design.batches):
+            batch = Batch.objects.create(study=study, index=index, quota=raters_per_batch)
+            sequence = insert_attention_checks(list(batch_items), checks,
+                                               [check.position for check in checks])
+            for position, entry in enumerate(sequence, start=1):
+                if isinstance(entry, AttentionCheck):
+                    items.append(BatchItem(batch=batch, position=position, attention_check=entry))
+                else:
+                    items.append(BatchItem(batch=batch, position=position,
+                                           framed_claim_id=entry.framed_claim_id))
+        BatchItem.objects.bulk_create(items, batch_size=2_000)
+    return study
+
+
+def study_set_status(*, study: Study, status: str) -> Study:
+    if status not in Study.Status.values:
+        raise ValueError(f"unknown study status '{status}'; accepted: {', '.join(Study.Status.values)}")
+    Study.objects.filter(pk=study.pk).update(status=status)
+    study.status = status
+    return study
+
+
+def study_update(*, study: Study, changes: dict) -> Study:
+    """Saves the editable fields in `changes`, already validated (the API validates them with
+    `StudyUpdateSerializer`: the design never changes, participant texts only before anyone
+    enters)."""
+    with transaction.atomic():
+        for field, value in changes.items():
+            setattr(study, field, value)
+        study.save(update_fields=list(changes))
+    return study
+
+
+def study_lookup(reference: str | int) -> Study:
+    """A study by its id or its name, as every command accepts it."""
+    reference = str(reference).strip()
+    study = Study.objects.filter(name=reference).first()
+    if study is None and reference.isdigit():
+        study = Study.objects.filter(pk=int(reference)).first()
+    if study is None:
+        known = ", ".join(f"{s.pk} ({s.name})" for s in Study.objects.order_by("pk")[:20]) or "none yet"
+        raise Study.DoesNotExist(f"no study with the id or name '{reference}' (studies: {known})")
+    return study
