@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotation.analysis.options import EXCLUSION_RULES
 from annotation.claims.files import VERIFICATION_STATES
 from annotation.models import (
     AttentionCheck,
@@ -28,6 +29,7 @@ from annotation.models import (
     TruthLabel,
 )
 from annotation.studies.assignment import MARKABLE
+from annotation.studies.selectors import TRUTH_WORDS
 from core.vocabulary import FRAMINGS, NO_SPLIT, SPLITS
 
 # --- Datasets and imports -----------------------------------------------------------------
@@ -418,3 +420,91 @@ class DataExportSerializer(serializers.ModelSerializer):
 def _absolute(serializer, path: str) -> str:
     request = serializer.context.get("request")
     return request.build_absolute_uri(path) if request is not None else path
+
+
+# --- Query parameters (parsed by the views, documented in the schema) ---------------------
+
+class DatasetQuery(serializers.Serializer):
+    name = serializers.CharField(required=False, trim_whitespace=False,
+                                 help_text="Only datasets whose name contains this.")
+
+
+class StudyQuery(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Study.Status.choices, required=False)
+    dataset = serializers.IntegerField(required=False, help_text="Only studies of this dataset (id).")
+    name = serializers.CharField(required=False, trim_whitespace=False,
+                                 help_text="Only studies whose name contains this.")
+
+
+class ParticipantQuery(serializers.Serializer):
+    status = serializers.ListField(
+        child=serializers.ChoiceField(choices=Participant.Status.choices), required=False,
+        help_text="Only participants with one of these statuses (repeat the parameter or "
+                  "separate with commas).")
+    external_id = serializers.CharField(required=False, trim_whitespace=False,
+                                        help_text="The participant's platform id, e.g. a Prolific PID.")
+    batch = serializers.IntegerField(required=False, min_value=0, help_text="0-based batch index.")
+
+
+class JudgmentFilters(serializers.Serializer):
+    """The filters the judgments list and the exports share, with the same names and meaning."""
+
+    framing = serializers.ListField(
+        child=serializers.ChoiceField(choices=Framing.choices), required=False,
+        help_text="Only claims in these framings (repeat or comma-separate).")
+    truth = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(TRUTH_WORDS)), required=False,
+        help_text="Only true claims (SUPPORTS or true) or only false ones (REFUTES or false).")
+    participant_status = serializers.ListField(
+        child=serializers.ChoiceField(choices=Participant.Status.choices), required=False,
+        help_text="Only participants with one of these statuses (repeat or comma-separate).")
+    include_excluded = serializers.BooleanField(
+        required=False, default=True,
+        help_text="false: leave out participants the analysis excludes (returned, timed out, "
+                  "rejected, excluded).")
+    include_attention_checks = serializers.BooleanField(
+        required=False, default=False,
+        help_text="true: include answers to attention checks (they have no framing, so a "
+                  "framing or truth filter still leaves them out).")
+
+
+class JudgmentQuery(JudgmentFilters):
+    study = serializers.IntegerField(required=False, help_text="Only this study's judgments (id).")
+    participant = serializers.CharField(required=False, trim_whitespace=False,
+                                        help_text="Only this participant (platform id).")
+
+
+class ExportQuery(JudgmentFilters):
+    file_format = serializers.ChoiceField(
+        choices=DataExport.Format.choices, required=False,
+        help_text="csv (the default), jsonl (JSON Lines) or parquet. Without it, an Accept header "
+                  "naming one of the three types, or `?format=csv|jsonl|parquet`, chooses.")
+
+
+class DataExportCreateSerializer(JudgmentFilters):
+    file_format = serializers.ChoiceField(choices=DataExport.Format.choices, default="csv")
+
+
+class AnalysisQuery(serializers.Serializer):
+    """Documents the parameters; `AnalysisOptions.from_params` parses them."""
+
+    exclusions = serializers.ListField(
+        child=serializers.ChoiceField(choices=[*EXCLUSION_RULES, "all", "none"]), required=False,
+        help_text="Exclusion rules to apply (repeat or comma-separate): `all` (the default), "
+                  "`none`, or some of: " + "; ".join(
+                      f"`{rule}`: {text}" for rule, text in EXCLUSION_RULES.items()) + ".")
+    min_median_response_ms = serializers.FloatField(
+        required=False, min_value=0, help_text="The `fast` rule's threshold (default 2000).")
+    familiarity = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=5), required=False,
+        help_text="Familiarity levels for the false-acceptance binomial tests (repeat or "
+                  "comma-separate; default 4,5).")
+    bootstrap = serializers.IntegerField(
+        required=False, min_value=0, max_value=100_000,
+        help_text="Cluster-bootstrap resamples for the intervals (default 2000; 0: no intervals).")
+    confidence_level = serializers.FloatField(required=False, min_value=0.5, max_value=0.9999,
+                                              help_text="Default 0.95.")
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**63 - 1,
+                                    help_text="The bootstrap's seed (default 0).")
+    mixed_model = serializers.BooleanField(
+        required=False, help_text="Fit the mixed-effects logistic regression (default true).")

@@ -9,9 +9,7 @@ and the schema pages are open, and those are rate-limited.
 """
 from __future__ import annotations
 
-from celery.result import AsyncResult
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Prefetch
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -35,12 +33,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import annotation.api.serializers as s
-from annotation.analysis.options import EXCLUSION_RULES, AnalysisOptions
+from annotation.analysis.options import AnalysisOptions
 from annotation.analysis.study import cached_study_analysis
 from annotation.api.permissions import MayChangeSharing
 from annotation.api.throttling import TokenRateThrottle
 from annotation.claims.files import ClaimFileError
-from annotation.claims.selectors import dataset_composition, dataset_list_with_counts
+from annotation.claims.selectors import (
+    claim_import_progress,
+    claim_imports_visible_to,
+    dataset_composition,
+    dataset_list_with_counts,
+)
 from annotation.claims.services import claim_import_create
 from annotation.dataio.judgment_table import (
     CONTENT_TYPES,
@@ -48,20 +51,24 @@ from annotation.dataio.judgment_table import (
     export_chunks,
     export_file_name,
 )
+from annotation.dataio.selectors import data_exports_visible_to
 from annotation.dataio.services import data_export_create, data_export_path
 from annotation.models import (
-    AttentionCheck,
     ClaimImport,
     DataExport,
-    Framing,
-    Judgment,
     Participant,
     Study,
-    TruthLabel,
 )
 from annotation.studies.assignment import participant_mark
 from annotation.studies.design import DesignError
-from annotation.studies.selectors import studies_visible_to
+from annotation.studies.selectors import (
+    TRUTH_WORDS,
+    filter_judgments,
+    judgments_visible_to,
+    participants_with_answer_counts,
+    studies_visible_to,
+    studies_with_batch_counts_visible_to,
+)
 from annotation.studies.services import study_create, study_set_status, study_update
 from annotation.studies.views import study_progress
 from core.schema import ErrorSerializer
@@ -169,13 +176,8 @@ class TokenView(APIView):
 
 # --- Datasets and imports -------------------------------------------------------------------
 
-class DatasetQuery(serializers.Serializer):
-    name = serializers.CharField(required=False, trim_whitespace=False,
-                                 help_text="Only datasets whose name contains this.")
-
-
 @extend_schema(tags=["datasets"], summary="List datasets",
-               parameters=[DatasetQuery], responses={200: s.DatasetSerializer(many=True),
+               parameters=[s.DatasetQuery], responses={200: s.DatasetSerializer(many=True),
                                                      400: BAD_REQUEST, 404: PAGE_NOT_FOUND})
 class DatasetListView(generics.ListAPIView):
     """Every claim dataset with its number of base claims. Datasets are shared by all
@@ -185,7 +187,7 @@ class DatasetListView(generics.ListAPIView):
     pagination_class = Pagination
 
     def get_queryset(self):
-        query = _parse_query(DatasetQuery, self.request)
+        query = _parse_query(s.DatasetQuery, self.request)
         datasets = dataset_list_with_counts()
         if query.get("name"):
             datasets = datasets.filter(name__icontains=query["name"])
@@ -202,24 +204,6 @@ class DatasetDetailView(APIView):
         dataset = get_object_or_404(dataset_list_with_counts(), pk=pk)
         context = {"request": request, "composition": dataset_composition(dataset=dataset)}
         return Response(s.DatasetDetailSerializer(dataset, context=context).data)
-
-
-def visible_imports(user):
-    """A researcher sees the imports they started; a superuser sees all."""
-    imports = ClaimImport.objects.all()
-    imports = imports if user.is_superuser else imports.filter(created_by=user)
-    return imports.order_by("-created", "-id")
-
-
-def _import_progress(jobs) -> dict[int, dict]:
-    """What running imports' workers last reported (bytes and rows read)."""
-    progress = {}
-    for job in jobs:
-        if job.status == ClaimImport.Status.RUNNING and job.task_id:
-            result = AsyncResult(job.task_id)
-            if result.state == "PROGRESS" and isinstance(result.info, dict):
-                progress[job.pk] = result.info
-    return progress
 
 
 @extend_schema_view(
@@ -244,11 +228,11 @@ class ClaimImportListCreateView(generics.ListAPIView):
     parser_classes = [MultiPartParser, FormParser]
 
     def get_queryset(self):
-        return visible_imports(self.request.user)
+        return claim_imports_visible_to(self.request.user)
 
     def get_serializer_context(self):
         context = super().get_serializer_context()
-        context["progress"] = _import_progress(
+        context["progress"] = claim_import_progress(
             self.get_queryset().filter(status=ClaimImport.Status.RUNNING))
         return context
 
@@ -274,28 +258,15 @@ class ClaimImportDetailView(APIView):
     skipped, the dataset's id) or failed (the error naming file, line, field and value)."""
 
     def get(self, request, pk):
-        job = get_object_or_404(visible_imports(request.user), pk=pk)
-        context = {"request": request, "progress": _import_progress([job])}
+        job = get_object_or_404(claim_imports_visible_to(request.user), pk=pk)
+        context = {"request": request, "progress": claim_import_progress([job])}
         return Response(s.ClaimImportSerializer(job, context=context).data)
 
 
 # --- Studies --------------------------------------------------------------------------------
 
-class StudyQuery(serializers.Serializer):
-    status = serializers.ChoiceField(choices=Study.Status.choices, required=False)
-    dataset = serializers.IntegerField(required=False, help_text="Only studies of this dataset (id).")
-    name = serializers.CharField(required=False, trim_whitespace=False,
-                                 help_text="Only studies whose name contains this.")
-
-
-def _studies(user):
-    return studies_visible_to(user).annotate(batch_count=Count("batches")).prefetch_related(
-        Prefetch("attention_checks", queryset=AttentionCheck.objects.order_by("position"))
-    ).order_by("-created", "-id")
-
-
 @extend_schema_view(
-    get=extend_schema(summary="List your studies", parameters=[StudyQuery],
+    get=extend_schema(summary="List your studies", parameters=[s.StudyQuery],
                       responses={200: s.StudySerializer(many=True), 400: BAD_REQUEST,
                                  404: PAGE_NOT_FOUND},
                       description="The studies you own, those shared with you, and (for a "
@@ -324,8 +295,8 @@ class StudyListCreateView(generics.ListAPIView):
     pagination_class = Pagination
 
     def get_queryset(self):
-        query = _parse_query(StudyQuery, self.request)
-        studies = _studies(self.request.user)
+        query = _parse_query(s.StudyQuery, self.request)
+        studies = studies_with_batch_counts_visible_to(self.request.user)
         if "status" in query:
             studies = studies.filter(status=query["status"])
         if "dataset" in query:
@@ -348,7 +319,7 @@ class StudyListCreateView(generics.ListAPIView):
         except IntegrityError:
             # Two requests creating the same name at once: the unique constraint decides.
             raise ValidationError({"name": [f"a study named '{data['name']}' already exists"]}) from None
-        study = _studies(request.user).get(pk=study.pk)
+        study = studies_with_batch_counts_visible_to(request.user).get(pk=study.pk)
         body = s.StudySerializer(study, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
 
@@ -370,7 +341,7 @@ class StudyDetailView(APIView):
     http_method_names = ["get", "patch", "head", "options"]
 
     def get(self, request, pk):
-        study = get_object_or_404(_studies(request.user), pk=pk)
+        study = get_object_or_404(studies_with_batch_counts_visible_to(request.user), pk=pk)
         return Response(s.StudySerializer(study, context={"request": request}).data)
 
     def patch(self, request, pk):
@@ -381,7 +352,7 @@ class StudyDetailView(APIView):
             study_update(study=study, changes=dict(form.validated_data))
         except IntegrityError:
             raise ValidationError({"name": ["a study with this name already exists"]}) from None
-        study = _studies(request.user).get(pk=pk)
+        study = studies_with_batch_counts_visible_to(request.user).get(pk=pk)
         return Response(s.StudySerializer(study, context={"request": request}).data)
 
 
@@ -408,7 +379,7 @@ class StudyStatusView(APIView):
                                f"this needs a study that is {' or '.join(allowed_from)}"},
                     status=status.HTTP_409_CONFLICT)
             study_set_status(study=study, status=target)
-        study = _studies(request.user).get(pk=pk)
+        study = studies_with_batch_counts_visible_to(request.user).get(pk=pk)
         return Response(s.StudySerializer(study, context={"request": request}).data)
 
 
@@ -514,22 +485,8 @@ class StudyCollaboratorDetailView(APIView):
 
 # --- Participants ---------------------------------------------------------------------------
 
-class ParticipantQuery(serializers.Serializer):
-    status = serializers.ListField(
-        child=serializers.ChoiceField(choices=Participant.Status.choices), required=False,
-        help_text="Only participants with one of these statuses (repeat the parameter or "
-                  "separate with commas).")
-    external_id = serializers.CharField(required=False, trim_whitespace=False,
-                                        help_text="The participant's platform id, e.g. a Prolific PID.")
-    batch = serializers.IntegerField(required=False, min_value=0, help_text="0-based batch index.")
-
-
-def _participants(study):
-    return study.participants.select_related("batch").annotate(answered=Count("judgments"))
-
-
 @extend_schema(tags=["participants"], summary="A study's participants",
-               parameters=[ParticipantQuery], responses={200: s.ParticipantSerializer(many=True),
+               parameters=[s.ParticipantQuery], responses={200: s.ParticipantSerializer(many=True),
                                                          400: BAD_REQUEST, 404: NOT_FOUND})
 class ParticipantListView(generics.ListAPIView):
     """Participants in the order they entered, with their status and answers so far."""
@@ -539,8 +496,8 @@ class ParticipantListView(generics.ListAPIView):
 
     def get_queryset(self):
         study = visible_study(self.request, self.kwargs["pk"])
-        query = _parse_query(ParticipantQuery, self.request)
-        participants = _participants(study)
+        query = _parse_query(s.ParticipantQuery, self.request)
+        participants = participants_with_answer_counts(study)
         if "status" in query:
             participants = participants.filter(status__in=query["status"])
         if "external_id" in query:
@@ -555,7 +512,7 @@ class ParticipantListView(generics.ListAPIView):
 class ParticipantDetailView(APIView):
     def get(self, request, pk, participant_pk):
         study = visible_study(request, pk)
-        participant = get_object_or_404(_participants(study), pk=participant_pk)
+        participant = get_object_or_404(participants_with_answer_counts(study), pk=participant_pk)
         return Response(s.ParticipantSerializer(participant).data)
 
 
@@ -575,7 +532,7 @@ class ParticipantMarkView(APIView):
         form = s.ParticipantMarkSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         participant_mark(participant=participant, **form.validated_data)
-        return Response(s.ParticipantSerializer(_participants(study).get(pk=participant.pk)).data)
+        return Response(s.ParticipantSerializer(participants_with_answer_counts(study).get(pk=participant.pk)).data)
 
 
 @extend_schema(tags=["participants"], summary="Mark participants by their platform ids",
@@ -601,7 +558,7 @@ class ParticipantBulkMarkView(APIView):
             for external_id in external_ids:
                 participant_mark(participant=found[external_id], status=form.validated_data["status"],
                                  note=form.validated_data["note"])
-        marked = _participants(study).filter(external_id__in=external_ids).order_by("created", "id")
+        marked = participants_with_answer_counts(study).filter(external_id__in=external_ids).order_by("created", "id")
         return Response(s.ParticipantBulkMarkResultSerializer({
             "status": form.validated_data["status"], "marked": len(external_ids),
             "participants": marked}).data)
@@ -609,64 +566,8 @@ class ParticipantBulkMarkView(APIView):
 
 # --- Judgments ------------------------------------------------------------------------------
 
-TRUTH_WORDS = {"SUPPORTS": TruthLabel.SUPPORTS, "true": TruthLabel.SUPPORTS,
-               "REFUTES": TruthLabel.REFUTES, "false": TruthLabel.REFUTES}
-
-
-class JudgmentFilters(serializers.Serializer):
-    """The filters the judgments list and the exports share, with the same names and meaning."""
-
-    framing = serializers.ListField(
-        child=serializers.ChoiceField(choices=Framing.choices), required=False,
-        help_text="Only claims in these framings (repeat or comma-separate).")
-    truth = serializers.ListField(
-        child=serializers.ChoiceField(choices=list(TRUTH_WORDS)), required=False,
-        help_text="Only true claims (SUPPORTS or true) or only false ones (REFUTES or false).")
-    participant_status = serializers.ListField(
-        child=serializers.ChoiceField(choices=Participant.Status.choices), required=False,
-        help_text="Only participants with one of these statuses (repeat or comma-separate).")
-    include_excluded = serializers.BooleanField(
-        required=False, default=True,
-        help_text="false: leave out participants the analysis excludes (returned, timed out, "
-                  "rejected, excluded).")
-    include_attention_checks = serializers.BooleanField(
-        required=False, default=False,
-        help_text="true: include answers to attention checks (they have no framing, so a "
-                  "framing or truth filter still leaves them out).")
-
-
-class JudgmentQuery(JudgmentFilters):
-    study = serializers.IntegerField(required=False, help_text="Only this study's judgments (id).")
-    participant = serializers.CharField(required=False, trim_whitespace=False,
-                                        help_text="Only this participant (platform id).")
-
-
-def filter_judgments(judgments, filters: dict):
-    """Applies `JudgmentFilters` as the export does (annotation.dataio.judgment_table)."""
-    if not filters["include_attention_checks"]:
-        judgments = judgments.filter(item__attention_check__isnull=True)
-    if "framing" in filters:
-        judgments = judgments.filter(item__framed_claim__framing__in=filters["framing"])
-    if "truth" in filters:
-        judgments = judgments.filter(item__framed_claim__base_claim__true_label__in=[
-            TRUTH_WORDS[word] for word in filters["truth"]])
-    if "participant_status" in filters:
-        judgments = judgments.filter(participant__status__in=filters["participant_status"])
-    if not filters["include_excluded"]:
-        judgments = judgments.exclude(participant__status__in=Participant.EXCLUDED_FROM_ANALYSIS)
-    return judgments
-
-
-def judgments_visible_to(user):
-    return Judgment.objects.filter(
-        participant__study__in=studies_visible_to(user).values("pk")
-    ).select_related(
-        "participant", "item__batch", "item__framed_claim__base_claim", "item__attention_check",
-    )
-
-
 @extend_schema(tags=["judgments"], summary="List judgments",
-               parameters=[JudgmentQuery],
+               parameters=[s.JudgmentQuery],
                responses={200: s.JudgmentSerializer(many=True), 400: BAD_REQUEST,
                           404: OpenApiResponse(ErrorSerializer,
                                                description="`study` is not one you may see.")})
@@ -679,7 +580,7 @@ class JudgmentListView(generics.ListAPIView):
     pagination_class = Pagination
 
     def get_queryset(self):
-        query = _parse_query(JudgmentQuery, self.request)
+        query = _parse_query(s.JudgmentQuery, self.request)
         judgments = judgments_visible_to(self.request.user)
         if "study" in query:
             visible_study(self.request, query["study"])
@@ -702,7 +603,7 @@ class JudgmentDetailView(APIView):
 # --- Exports --------------------------------------------------------------------------------
 
 def _export_filters(filters: dict) -> dict:
-    """`JudgmentFilters` in the keyword form of `annotation.dataio.judgment_table`."""
+    """`s.JudgmentFilters` in the keyword form of `annotation.dataio.judgment_table`."""
     return {
         "framing": filters.get("framing"),
         "truth": [TRUTH_WORDS[word] for word in filters["truth"]] if "truth" in filters else None,
@@ -710,13 +611,6 @@ def _export_filters(filters: dict) -> dict:
         "include_excluded": filters["include_excluded"],
         "include_attention_checks": filters["include_attention_checks"],
     }
-
-
-class ExportQuery(JudgmentFilters):
-    file_format = serializers.ChoiceField(
-        choices=DataExport.Format.choices, required=False,
-        help_text="csv (the default), jsonl (JSON Lines) or parquet. Without it, an Accept header "
-                  "naming one of the three types, or `?format=csv|jsonl|parquet`, chooses.")
 
 
 class ExportFileRenderer(BaseRenderer):
@@ -765,7 +659,7 @@ EXPORT_DESCRIPTION = (
     description=EXPORT_DESCRIPTION + " Streamed with constant memory, whatever the study's size; "
                 "for very large studies a background export (POST .../exports/) gives a file to "
                 "download later.",
-    parameters=[ExportQuery],
+    parameters=[s.ExportQuery],
     responses={(200, "text/csv"): OpenApiTypes.BINARY,
                (200, "application/jsonl"): OpenApiTypes.BINARY,
                (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
@@ -774,17 +668,13 @@ EXPORT_DESCRIPTION = (
 class JudgmentExportView(ExportFileView):
     def get(self, request, pk):
         study = visible_study(request, pk)
-        query = _parse_query(ExportQuery, request)
+        query = _parse_query(s.ExportQuery, request)
         negotiated = getattr(request.accepted_renderer, "format", "")
         fmt = query.get("file_format") or (negotiated if negotiated in EXPORT_FORMATS else "csv")
         chunks = export_chunks(study=study, fmt=fmt, **_export_filters(query))
         response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
         response["Content-Disposition"] = f'attachment; filename="{export_file_name(study, fmt)}"'
         return response
-
-
-class DataExportCreateSerializer(JudgmentFilters):
-    file_format = serializers.ChoiceField(choices=DataExport.Format.choices, default="csv")
 
 
 @extend_schema_view(
@@ -795,7 +685,7 @@ class DataExportCreateSerializer(JudgmentFilters):
         summary="Start a background export",
         description=EXPORT_DESCRIPTION + " A worker writes the file; the answer (202) is the job, "
                     "whose `url` reports progress and, once it succeeded, a `download_url`.",
-        request=DataExportCreateSerializer,
+        request=s.DataExportCreateSerializer,
         responses={202: s.DataExportSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
     ),
 )
@@ -810,7 +700,7 @@ class StudyExportListCreateView(generics.ListAPIView):
 
     def post(self, request, pk):
         study = visible_study(request, pk)
-        form = DataExportCreateSerializer(data=request.data)
+        form = s.DataExportCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
             job = data_export_create(study=study, fmt=form.validated_data["file_format"],
@@ -822,11 +712,6 @@ class StudyExportListCreateView(generics.ListAPIView):
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
 
-def exports_visible_to(user):
-    return DataExport.objects.filter(
-        study__in=studies_visible_to(user).values("pk")).select_related("study")
-
-
 @extend_schema(tags=["exports"], summary="Status of a background export",
                responses={200: s.DataExportSerializer, 404: NOT_FOUND})
 class DataExportDetailView(APIView):
@@ -834,7 +719,7 @@ class DataExportDetailView(APIView):
     (with the error)."""
 
     def get(self, request, pk):
-        job = get_object_or_404(exports_visible_to(request.user), pk=pk)
+        job = get_object_or_404(data_exports_visible_to(request.user), pk=pk)
         return Response(s.DataExportSerializer(job, context={"request": request}).data)
 
 
@@ -848,7 +733,7 @@ class DataExportDetailView(APIView):
                           409: OpenApiResponse(ErrorSerializer, description="Not finished.")})
 class DataExportDownloadView(ExportFileView):
     def get(self, request, pk):
-        job = get_object_or_404(exports_visible_to(request.user), pk=pk)
+        job = get_object_or_404(data_exports_visible_to(request.user), pk=pk)
         if job.status != DataExport.Status.SUCCEEDED or not job.file:
             return Response({"detail": f"the export is {job.status}, not ready to download"},
                             status=status.HTTP_409_CONFLICT)
@@ -861,31 +746,6 @@ class DataExportDownloadView(ExportFileView):
 
 
 # --- Analysis -------------------------------------------------------------------------------
-
-class AnalysisQuery(serializers.Serializer):
-    """Documents the parameters; `AnalysisOptions.from_params` parses them."""
-
-    exclusions = serializers.ListField(
-        child=serializers.ChoiceField(choices=[*EXCLUSION_RULES, "all", "none"]), required=False,
-        help_text="Exclusion rules to apply (repeat or comma-separate): `all` (the default), "
-                  "`none`, or some of: " + "; ".join(
-                      f"`{rule}`: {text}" for rule, text in EXCLUSION_RULES.items()) + ".")
-    min_median_response_ms = serializers.FloatField(
-        required=False, min_value=0, help_text="The `fast` rule's threshold (default 2000).")
-    familiarity = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=5), required=False,
-        help_text="Familiarity levels for the false-acceptance binomial tests (repeat or "
-                  "comma-separate; default 4,5).")
-    bootstrap = serializers.IntegerField(
-        required=False, min_value=0, max_value=100_000,
-        help_text="Cluster-bootstrap resamples for the intervals (default 2000; 0: no intervals).")
-    confidence_level = serializers.FloatField(required=False, min_value=0.5, max_value=0.9999,
-                                              help_text="Default 0.95.")
-    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**63 - 1,
-                                    help_text="The bootstrap's seed (default 0).")
-    mixed_model = serializers.BooleanField(
-        required=False, help_text="Fit the mixed-effects logistic regression (default true).")
-
 
 ANALYSIS_RESULT = inline_serializer("StudyAnalysis", {
     "options": serializers.DictField(help_text="The options used, defaults filled in."),
@@ -916,7 +776,7 @@ ANALYSIS_RESULT = inline_serializer("StudyAnalysis", {
                 "exclusions applied by default and listed with their counts. The same numbers "
                 "as the study report page and `manage.py analyze_study`. A bad parameter is a "
                 "400 naming it and its value.",
-    parameters=[AnalysisQuery],
+    parameters=[s.AnalysisQuery],
     responses={200: ANALYSIS_RESULT, 400: OpenApiResponse(ErrorSerializer), 404: NOT_FOUND},
 )
 class StudyAnalysisView(APIView):

@@ -1,10 +1,12 @@
 """Reads of datasets and claims that pages, commands and tests share."""
 from __future__ import annotations
 
+from celery.result import AsyncResult
 from django.db.models import Count, Q, QuerySet
 
 from annotation.models import (
     BaseClaim,
+    ClaimImport,
     Dataset,
     FramedClaim,
     Framing,
@@ -70,3 +72,21 @@ def framed_claims_filtered(
     if search:
         claims = claims.filter(Q(text__icontains=search) | Q(base_claim__external_id=search))
     return claims.order_by("id")
+
+
+def claim_imports_visible_to(user):
+    """A researcher sees the imports they started; a superuser sees all."""
+    imports = ClaimImport.objects.all()
+    imports = imports if user.is_superuser else imports.filter(created_by=user)
+    return imports.order_by("-created", "-id")
+
+
+def claim_import_progress(jobs) -> dict[int, dict]:
+    """What running imports' workers last reported (bytes and rows read)."""
+    progress = {}
+    for job in jobs:
+        if job.status == ClaimImport.Status.RUNNING and job.task_id:
+            result = AsyncResult(job.task_id)
+            if result.state == "PROGRESS" and isinstance(result.info, dict):
+                progress[job.pk] = result.info
+    return progress

@@ -1,5 +1,4 @@
 """Researcher pages for datasets and their imports; thin: parse, call, render."""
-from celery.result import AsyncResult
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
@@ -7,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from annotation.claims.files import ClaimFileError
 from annotation.claims.forms import ClaimImportForm
 from annotation.claims.selectors import (
+    claim_import_progress,
     dataset_composition,
     dataset_list_with_counts,
     framed_claims_filtered,
@@ -67,11 +67,7 @@ def claim_import_new(request):
 @login_required
 def claim_import_detail(request, pk):
     job = get_object_or_404(ClaimImport, pk=pk)
-    progress = None
-    if job.status == ClaimImport.Status.RUNNING and job.task_id:
-        result = AsyncResult(job.task_id)
-        if result.state == "PROGRESS" and isinstance(result.info, dict):
-            progress = result.info
+    progress = claim_import_progress([job]).get(job.pk)
     return render(request, "annotation/claim_import_detail.html", {
         "job": job,
         "progress": progress,

@@ -18,6 +18,7 @@ from annotation.dataio.judgment_table import (
     export_file_name,
     judgment_export_queryset,
 )
+from annotation.dataio.selectors import data_exports_visible_to
 from annotation.dataio.services import data_export_create, data_export_path
 from annotation.models import DataExport, Participant
 from annotation.studies.selectors import studies_visible_to
@@ -94,9 +95,7 @@ def study_export_stream(request, pk):
 
 def _visible_export(request, pk) -> DataExport:
     return get_object_or_404(
-        DataExport.objects.select_related("study", "created_by"),
-        pk=pk, study__in=studies_visible_to(request.user).values("pk"),
-    )
+        data_exports_visible_to(request.user).select_related("created_by"), pk=pk)
 
 
 @login_required

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
-from annotation.models import BatchItem, Study
+from annotation.models import (
+    AttentionCheck,
+    BatchItem,
+    Judgment,
+    Participant,
+    Study,
+    TruthLabel,
+)
 
 
 @lru_cache(maxsize=4096)
@@ -35,3 +42,43 @@ def studies_visible_to(user) -> QuerySet[Study]:
     # count annotated on the result.
     shared = Study.collaborators.through.objects.filter(user=user).values("study_id")
     return studies.filter(Q(owner=user) | Q(pk__in=shared))
+
+
+def studies_with_batch_counts_visible_to(user) -> QuerySet[Study]:
+    """The studies `user` may see, newest first, with their batch counts and attention checks."""
+    return studies_visible_to(user).annotate(batch_count=Count("batches")).prefetch_related(
+        Prefetch("attention_checks", queryset=AttentionCheck.objects.order_by("position"))
+    ).order_by("-created", "-id")
+
+
+def participants_with_answer_counts(study):
+    return study.participants.select_related("batch").annotate(answered=Count("judgments"))
+
+
+TRUTH_WORDS = {"SUPPORTS": TruthLabel.SUPPORTS, "true": TruthLabel.SUPPORTS,
+               "REFUTES": TruthLabel.REFUTES, "false": TruthLabel.REFUTES}
+
+
+def filter_judgments(judgments, filters: dict):
+    """Applies `JudgmentFilters` as the export does (annotation.dataio.judgment_table)."""
+    if not filters["include_attention_checks"]:
+        judgments = judgments.filter(item__attention_check__isnull=True)
+    if "framing" in filters:
+        judgments = judgments.filter(item__framed_claim__framing__in=filters["framing"])
+    if "truth" in filters:
+        judgments = judgments.filter(item__framed_claim__base_claim__true_label__in=[
+            TRUTH_WORDS[word] for word in filters["truth"]])
+    if "participant_status" in filters:
+        judgments = judgments.filter(participant__status__in=filters["participant_status"])
+    if not filters["include_excluded"]:
+        judgments = judgments.exclude(participant__status__in=Participant.EXCLUDED_FROM_ANALYSIS)
+    return judgments
+
+
+def judgments_visible_to(user) -> QuerySet[Judgment]:
+    """The current judgments of the studies `user` may see, with what the tables show."""
+    return Judgment.objects.filter(
+        participant__study__in=studies_visible_to(user).values("pk")
+    ).select_related(
+        "participant", "item__batch", "item__framed_claim__base_claim", "item__attention_check",
+    )
