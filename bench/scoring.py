@@ -67,7 +67,7 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from modeling.base_models import load_base_model, pick_device
+    from core.language_models import load_base_model, pick_device
     from modeling.scoring import ClaimScorer, score_claims_generate, score_claims_naive
 
     if args.threads:

@@ -70,7 +70,7 @@ def main() -> int:
     django.setup()
     import torch
 
-    from modeling.base_models import load_base_model, pick_device
+    from core.language_models import load_base_model, pick_device
     from modeling.loss import (
         supervised_positions,
         weighted_loss_parts,

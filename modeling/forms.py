@@ -2,8 +2,8 @@
 from django import forms
 
 from annotation.models import Dataset, Framing, Split
+from core.language_models import DEFAULT_BASE_MODEL
 
-from .base_models import DEFAULT_BASE_MODEL
 from .training import TrainingConfig
 
 DEFAULTS = TrainingConfig()

@@ -92,7 +92,9 @@ def persona_answer_table(*, persona: Persona, study: Study, batch_size: int = 32
     table's rows where there is one, scored now otherwise); the attention checks are scored
     here, and every text's likelihood (familiarity) too.
     """
-    from .base_models import load_persona_model, pick_device
+    from core.language_models import pick_device
+    from modeling.persona_models import load_persona_model
+
     from .scoring import ClaimScorer, claim_log_likelihood
 
     if not persona.is_usable:

@@ -225,7 +225,8 @@ def score_table_run(*, score_table: ScoreTable, batch_size: int = 32,
     `model_and_tokenizer` lets a caller that already holds the model (tests, several
     tables in a row) skip loading it again.
     """
-    from .base_models import load_persona_model, pick_device
+    from core.language_models import pick_device
+    from modeling.persona_models import load_persona_model
 
     persona = score_table.persona
     ScoreTable.objects.filter(pk=score_table.pk).update(
@@ -285,7 +286,9 @@ def load_personas_together(personas: list[Persona]):
 
     All personas must share a base model; a base persona is peft's `__base__` (no adapter).
     """
-    from .base_models import adapter_path, load_base_model, pick_device
+    from core.language_models import load_base_model, pick_device
+    from modeling.persona_models import adapter_path
+
     from .scoring import BASE_ADAPTER
 
     bases = {p.base_model for p in personas}
@@ -409,7 +412,8 @@ def study_item_scores(*, persona: Persona, study: Study, batch_size: int = 32,
     Scores already in a succeeded score table of the study's dataset are reused; the rest
     (usually all of them: studies draw from any split) are scored now.
     """
-    from .base_models import load_persona_model, pick_device
+    from core.language_models import pick_device
+    from modeling.persona_models import load_persona_model
 
     wanted = study_framed_claim_ids(study=study)
     if not wanted:

@@ -24,8 +24,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Dataset, FramedClaim, Framing, Split, Verification
+from core.language_models import DEFAULT_BASE_MODEL, BaseModelError, resolve_base_model
 
-from .base_models import DEFAULT_BASE_MODEL, BaseModelError, resolve_base_model
 from .models import STALE_AFTER, JobStatus, Persona
 from .training import StepReport, TrainingCancelled, TrainingConfig, train_adapter
 from .training_data import ClaimRow

@@ -221,7 +221,7 @@ def train_adapter(
     checkpoint is saved and `TrainingCancelled` raised. `fail_after_step` simulates a crash
     (for tests of resume): it raises RuntimeError after that step, past any checkpoint.
     """
-    from .base_models import load_base_model, pick_device
+    from core.language_models import load_base_model, pick_device
 
     config.validate()
     started = time.perf_counter()

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from modeling import base_models
-from modeling.base_models import (
+import core.language_models as base_models
+from core.language_models import (
     COMPLETE_MARKER,
     DEFAULT_BASE_MODEL,
     BaseModelError,
     load_base_model,
-    load_persona_model,
     packaged_gguf_path,
     resolve_base_model,
 )
+from modeling.persona_models import load_persona_model
 
 
 def test_a_local_model_folder_is_used_as_is(tiny_model_dir):

