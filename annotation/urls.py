@@ -1,14 +1,17 @@
 from django.urls import path
 
-import annotation.analysis.views as report_views
 import annotation.claims.views as views
 import annotation.dataio.views as export_views
 import annotation.studies.participant_views as participant_views
 import annotation.studies.views as study_views
+from core.lazy_views import lazy_view
 
 app_name = "annotation"
 
 participant = "s/<int:study_id>/p/<str:token>/"
+# The report computes with pandas, scipy and statsmodels: its module loads with the first
+# report page (core/lazy_views.py), not in every worker and command.
+report = "annotation.analysis.views."
 
 urlpatterns = [
     path("datasets/", views.dataset_list, name="dataset-list"),
@@ -21,12 +24,12 @@ urlpatterns = [
     path("studies/<int:pk>/exports/", export_views.study_exports, name="study-exports"),
     path("studies/<int:pk>/exports/download/", export_views.study_export_stream,
          name="study-export-stream"),
-    path("studies/<int:pk>/report/", report_views.study_report, name="study-report"),
-    path("studies/<int:pk>/report/plots/<slug:name>.<slug:fmt>", report_views.study_report_plot,
+    path("studies/<int:pk>/report/", lazy_view(report + "study_report"), name="study-report"),
+    path("studies/<int:pk>/report/plots/<slug:name>.<slug:fmt>", lazy_view(report + "study_report_plot"),
          name="study-report-plot"),
-    path("studies/<int:pk>/report/tables/<slug:name>.csv", report_views.study_report_table,
+    path("studies/<int:pk>/report/tables/<slug:name>.csv", lazy_view(report + "study_report_table"),
          name="study-report-table"),
-    path("studies/<int:pk>/report/analysis.<slug:fmt>", report_views.study_report_data,
+    path("studies/<int:pk>/report/analysis.<slug:fmt>", lazy_view(report + "study_report_data"),
          name="study-report-data"),
     path("exports/<int:pk>/", export_views.export_detail, name="export-detail"),
     path("exports/<int:pk>/download/", export_views.export_download, name="export-download"),

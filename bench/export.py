@@ -34,7 +34,7 @@ Steps:
    its RSS just before the export (the floor of imports and Django) and its CPU seconds.
 4. Every output is checked: the row count equals the judgments in the database; the CSV has
    the header `COLUMNS` and, after it, exactly the baseline's bytes (SHA-256; the Python
-   path's CSV too); the Parquet file has `ARROW_SCHEMA`; JSON Lines has one object per
+   path's CSV too); the Parquet file has `arrow_schema()`; JSON Lines has one object per
    judgment with the keys `COLUMNS`; a random sample of 500 rows (and the first and last)
    of Parquet and JSON Lines equals the database's values read with independent SQL.
 5. A table (median of the repetitions): seconds, rows/s, peak RSS, CPU seconds, rows/s as a
@@ -508,8 +508,8 @@ def _check_parquet(path: Path, judgments: int, sample: dict) -> list[str]:
     import annotation.dataio.judgment_table as judgment_export
     problems = []
     parquet = pq.ParquetFile(path)
-    if not parquet.schema_arrow.equals(judgment_export.ARROW_SCHEMA):
-        problems.append(f"parquet: schema differs from ARROW_SCHEMA:\n{parquet.schema_arrow}")
+    if not parquet.schema_arrow.equals(judgment_export.arrow_schema()):
+        problems.append(f"parquet: schema differs from arrow_schema():\n{parquet.schema_arrow}")
     if parquet.metadata.num_rows != judgments:
         problems.append(f"parquet: {parquet.metadata.num_rows:,} rows, expected {judgments:,}")
     if problems:
@@ -715,7 +715,7 @@ def main(argv=None) -> int:
             if {"csv", "csv-python"} & set(kinds):
                 checked.append("CSV's rows after its header are the baseline's bytes")
             if "parquet" in kinds:
-                checked.append("Parquet has ARROW_SCHEMA")
+                checked.append("Parquet has arrow_schema()")
             sampled = [name for kind, name in (("parquet", "Parquet"), ("jsonl", "JSON Lines"))
                        if kind in kinds]
             if sampled:

@@ -4,7 +4,7 @@ from django import forms
 from annotation.models import Dataset, Framing, Split
 from core.language_models import DEFAULT_BASE_MODEL
 
-from .training import TrainingConfig
+from .training_config import TrainingConfig
 
 DEFAULTS = TrainingConfig()
 

@@ -23,7 +23,6 @@ Pure pandas/numpy (matplotlib imported lazily for plots); no Django.
 """
 from __future__ import annotations
 
-import io
 import math
 from typing import Mapping
 
@@ -258,54 +257,3 @@ def comparison_matrix(comparison: pd.DataFrame, metric: str) -> pd.DataFrame:
     order = list(dict.fromkeys(comparison["persona"]))
     framings = list(dict.fromkeys(comparison["framing"]))
     return comparison.pivot(index="persona", columns="framing", values=metric).loc[order, framings]
-
-
-# --- plots ------------------------------------------------------------------------------
-
-def _figure(width: float = 7.0, height: float = 3.6):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def _render(fig, fmt: str) -> bytes:
-    if fmt not in ("png", "svg"):
-        raise ValueError(f"plot format must be png or svg, got {fmt!r}")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=110)
-    return buffer.getvalue()
-
-
-def plot_framing_metrics(metrics: pd.DataFrame, *, title: str = "", fmt: str = "png") -> bytes:
-    """Grouped bars per framing: balanced accuracy, MSPR (raw and normalised), accuracy."""
-    table = metrics[metrics["framing"] != ALL]
-    series = ["balanced_accuracy", "mspr", "mspr_normalised", "accuracy"]
-    fig = _figure()
-    ax = fig.add_subplot()
-    x = np.arange(len(table))
-    width = 0.8 / len(series)
-    for k, name in enumerate(series):
-        ax.bar(x + (k - (len(series) - 1) / 2) * width, table[name].to_numpy(dtype=float),
-               width, label=METRIC_LABELS[name])
-    ax.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
-    ax.set_xticks(x, table["framing"], rotation=20)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("value")
-    ax.set_title(title or "Metrics per framing")
-    ax.legend(fontsize=7, loc="lower right")
-    return _render(fig, fmt)
-
-
-def plot_comparison(comparison: pd.DataFrame, metric: str = "mspr", *, fmt: str = "png") -> bytes:
-    """One line per persona across framings for `metric`."""
-    matrix = comparison_matrix(comparison[comparison["framing"] != ALL], metric)
-    fig = _figure()
-    ax = fig.add_subplot()
-    x = np.arange(matrix.shape[1])
-    for persona, row in matrix.iterrows():
-        ax.plot(x, row.to_numpy(dtype=float), marker="o", label=str(persona))
-    ax.set_xticks(x, list(matrix.columns), rotation=20)
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.set_title(f"{METRIC_LABELS.get(metric, metric)} per framing")
-    ax.legend(fontsize=7)
-    return _render(fig, fmt)

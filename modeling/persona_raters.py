@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,9 @@ from annotation.studies.bots import AnswerTablePolicy, BotsReport, Choice, run_b
 
 from .models import Persona
 from .score_services import framed_claim_rows, study_framed_claim_ids, study_item_scores
-from .scoring import ProgressCallback
+
+if TYPE_CHECKING:
+    from .scoring import ProgressCallback
 
 LEVELS = 5
 ANSWER_COLUMNS = ("text", "kind", "framed_claim_id", "claim_id", "framing", "true_label",

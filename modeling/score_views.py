@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from annotation.models import Dataset, Split
 from annotation.studies.selectors import studies_visible_to
+from core.figures import FIGURE_FORMATS
 
 from . import metrics as persona_metrics
 from .calibration import METHODS
@@ -31,7 +32,6 @@ from .score_services import (
     score_table_request_cancel,
 )
 
-PLOT_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 COMPARE_METRICS = ("mspr", "mspr_normalised", "balanced_accuracy", "accuracy",
                    "false_acceptance_rate", "mean_confidence")
 
@@ -42,13 +42,13 @@ def _records(frame):
 
 
 def _plot_response(data: bytes, fmt: str) -> HttpResponse:
-    response = HttpResponse(data, content_type=PLOT_FORMATS[fmt])
+    response = HttpResponse(data, content_type=FIGURE_FORMATS[fmt])
     response["Cache-Control"] = "private, max-age=60"
     return response
 
 
 def _check_format(fmt: str) -> None:
-    if fmt not in PLOT_FORMATS:
+    if fmt not in FIGURE_FORMATS:
         raise Http404("plot format must be png or svg")
 
 
@@ -142,7 +142,9 @@ def persona_metrics_plot(request, pk, fmt):
     table = get_object_or_404(ScoreTable, pk=pk, status=JobStatus.SUCCEEDED)
     metrics = persona_metrics.framing_metrics(score_table_load(table))
     title = f"{table.persona.name}: {table.dataset.name} ({table.split})"
-    return _plot_response(persona_metrics.plot_framing_metrics(metrics, title=title, fmt=fmt), fmt)
+    from .plots import plot_framing_metrics  # matplotlib: only where a figure is drawn
+
+    return _plot_response(plot_framing_metrics(metrics, title=title, fmt=fmt), fmt)
 
 
 def _comparison_inputs(request):
@@ -213,7 +215,9 @@ def persona_compare_plot(request, fmt):
     comparison = _comparison(dataset, split, chosen_ids)
     if not len(comparison):
         raise Http404("no scored personas on this dataset split")
-    return _plot_response(persona_metrics.plot_comparison(comparison, metric, fmt=fmt), fmt)
+    from .plots import plot_comparison  # matplotlib: only where a figure is drawn
+
+    return _plot_response(plot_comparison(comparison, metric, fmt=fmt), fmt)
 
 
 @login_required
@@ -286,35 +290,9 @@ def calibration_plot(request, pk, fmt):
     """False acceptance per framing: humans (with 95% intervals), persona before and after."""
     _check_format(fmt)
     calibration = _visible_calibration(request, pk)
-    import numpy as np
-    from matplotlib.figure import Figure
+    from .plots import calibration_figure, render
 
-    before = calibration.result["before"]["rates"]
-    after = {row["framing"]: row for row in calibration.result["after"]["rates"]}
-    framings = [row["framing"] for row in before]
-
-    def values(rows, key):
-        return np.array([np.nan if row.get(key) is None else row[key] for row in rows], dtype=float)
-
-    human = values(before, "false_acceptance_human")
-    # Rounding can put a Wilson bound a hair past a rate of 0 or 1; error bars must be >= 0.
-    low = np.nan_to_num(np.clip(human - values(before, "false_acceptance_human_low"), 0, None))
-    high = np.nan_to_num(np.clip(values(before, "false_acceptance_human_high") - human, 0, None))
-    fig = Figure(figsize=(7, 3.6), layout="constrained")
-    ax = fig.add_subplot()
-    x = np.arange(len(framings))
-    ax.bar(x - 0.27, human, 0.27, yerr=np.vstack([low, high]), capsize=3, label="humans (95% CI)")
-    ax.bar(x, values(before, "false_acceptance_persona"), 0.27, label="persona")
-    ax.bar(x + 0.27, values([after.get(f, {}) for f in framings], "false_acceptance_persona"), 0.27,
-           label=f"persona, {calibration.method} (held-out)")
-    ax.set_xticks(x, framings, rotation=20)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("false acceptance rate")
-    ax.set_title(f"{calibration.persona.name} vs {calibration.study.name}")
-    ax.legend(fontsize=7)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=110)
-    return _plot_response(buffer.getvalue(), fmt)
+    return _plot_response(render(calibration_figure(calibration), fmt), fmt)
 
 
 @login_required

@@ -27,8 +27,7 @@ from annotation.models import Dataset, FramedClaim, Framing, Split, Verification
 from core.language_models import DEFAULT_BASE_MODEL, BaseModelError, resolve_base_model
 
 from .models import STALE_AFTER, JobStatus, Persona
-from .training import StepReport, TrainingCancelled, TrainingConfig, train_adapter
-from .training_data import ClaimRow
+from .training_config import ClaimRow, StepReport, TrainingCancelled, TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -259,6 +258,8 @@ def persona_train(
         "host": platform_module.node(), "dataset": persona.dataset.name if persona.dataset else None,
         "split": persona.split, "counts": _dataset_counts(rows, persona),
     }
+    from .training import train_adapter  # torch: loaded only where a persona trains
+
     try:
         config = TrainingConfig.from_dict(persona.hyperparameters)
         result = train_adapter(

@@ -17,17 +17,7 @@ import numpy as np
 import torch
 
 from .loss import IGNORE_INDEX, example_weight
-
-
-@dataclass(frozen=True)
-class ClaimRow:
-    """One framed claim as training reads it."""
-
-    claim_id: str
-    base_id: str
-    text: str
-    label: str
-    framing: str
+from .training_config import ClaimRow
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core.figures import FIGURE_FORMATS
+
 from .forms import PersonaForm
 from .models import JobStatus, Persona
-from .plots import FORMATS, loss_curve_figure
-from .plots import render as render_figure
 from .services import (
     PersonaError,
     persona_create,
@@ -67,11 +67,16 @@ def persona_cancel(request, pk):
 
 @login_required
 def persona_loss_plot(request, pk, fmt):
-    if fmt not in FORMATS:
+    from .plots import (  # matplotlib: only where a figure is drawn
+        loss_curve_figure,
+        render,
+    )
+
+    if fmt not in FIGURE_FORMATS:
         raise Http404(f"no figure format '{fmt}'")
     persona = get_object_or_404(Persona, pk=pk)
     figure = loss_curve_figure(persona.loss_curve or [], title=persona.name)
-    response = HttpResponse(render_figure(figure, fmt), content_type=FORMATS[fmt])
+    response = HttpResponse(render(figure, fmt), content_type=FIGURE_FORMATS[fmt])
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="persona-{pk}-loss.{fmt}"'
     return response

@@ -1,7 +1,4 @@
-"""The report's figures, drawn server-side with matplotlib's object API (never pyplot).
-
-pyplot keeps global figure state that is neither thread-safe nor freed between requests; a
-`Figure` built here is a plain object that a web thread draws, saves and drops.
+"""The simulation report's figures, drawn server-side (`core.figures`: object API, never pyplot).
 
 Both figures are the ones FrameRef's paper shows for a simulation: information health per
 step (the mean of H_t / t over trajectories, by agent) and cumulative information health
@@ -9,15 +6,17 @@ step (the mean of H_t / t over trajectories, by agent) and cumulative informatio
 """
 from __future__ import annotations
 
-import io
 import textwrap
+from typing import TYPE_CHECKING
 
-import pandas as pd
-from matplotlib.figure import Figure
+from core.figures import new_figure
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 # A colour-blind-safe palette (Okabe and Ito), in agent order; repeats past eight agents.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
-FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 
 FIGURES = {
     "health": {
@@ -42,7 +41,7 @@ def curve_figure(curves: pd.DataFrame, *, kind: str, agents: list[str] | None = 
     """
     spec = FIGURES[kind]
     agents = agents or list(dict.fromkeys(curves["agent"]))
-    figure = Figure(figsize=(7.0, 4.2), layout="constrained")
+    figure = new_figure(figsize=(7.0, 4.2), layout="constrained")
     axes = figure.add_subplot()
     for index, agent in enumerate(agents):
         rows = curves[curves["agent"] == agent].sort_values("step")
@@ -62,12 +61,3 @@ def curve_figure(curves: pd.DataFrame, *, kind: str, agents: list[str] | None = 
     axes.legend(frameon=False, fontsize=9)
     return figure
 
-
-def figure_bytes(figure: Figure, fmt: str) -> bytes:
-    if fmt not in FORMATS:
-        raise ValueError(f"figure format '{fmt}': accepted: {', '.join(FORMATS)}")
-    buffer = io.BytesIO()
-    # metadata without a date keeps SVGs identical across redraws (diffable in a paper's repo).
-    metadata = {"Date": None} if fmt == "svg" else {}
-    figure.savefig(buffer, format=fmt, dpi=150, metadata=metadata)
-    return buffer.getvalue()

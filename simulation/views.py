@@ -16,9 +16,11 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core.figures import FIGURE_FORMATS, figure_bytes
+
 from .forms import SimulationRunForm
 from .models import RunStatus
-from .plots import FIGURES, FORMATS, curve_figure, figure_bytes
+from .plots import FIGURES, curve_figure
 from .selectors import simulation_runs_visible_to
 from .services import (
     SimulationConfigError,
@@ -105,13 +107,13 @@ def _attachment(response: HttpResponse, filename: str) -> HttpResponse:
 @login_required
 def run_figure(request, pk, kind, fmt):
     run = _finished_run(request, pk)
-    if kind not in FIGURES or fmt not in FORMATS:
+    if kind not in FIGURES or fmt not in FIGURE_FORMATS:
         raise Http404("no such figure")
     figure = curve_figure(summary_table(run, "curves"), kind=kind,
                           agents=[spec["name"] for spec in run.agents],
                           subtitle=f"{run.name}: {run.trajectories} trajectories x {run.runs} runs, "
                                    f"policy {run.policy}")
-    response = HttpResponse(figure_bytes(figure, fmt), content_type=FORMATS[fmt])
+    response = HttpResponse(figure_bytes(figure, fmt), content_type=FIGURE_FORMATS[fmt])
     if request.GET.get("download"):
         _attachment(response, f"simulation-{run.pk}-{kind}.{fmt}")
     return response

@@ -1,28 +1,23 @@
-"""The report's figures, drawn server-side with matplotlib's object API.
+"""The study report's figures, drawn server-side (`core.figures`: object API, never pyplot).
 
-matplotlib's stateful interface keeps global figures that are not safe in a threaded web
-server; a `Figure` made directly is private to the request. Each plot function takes an `AnalysisResult` and
-returns a `Figure`; `render` turns one into PNG or SVG bytes. SVG output is
-deterministic (a fixed id salt, no date), so the same analysis gives the same file.
+Each plot function takes an `AnalysisResult` and returns a `Figure`; `plot_bytes` turns one
+into PNG or SVG bytes. SVG output is deterministic (a fixed id salt, no date), so the same
+analysis gives the same file.
 """
 from __future__ import annotations
 
-import io
 import math
-
-import matplotlib
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from annotation.analysis.options import ALL
-from annotation.analysis.statistics import AnalysisResult
+from core.figures import figure_bytes, new_figure
 
-PLOT_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-# SVG element ids come from a random salt unless one is set. Set once for the process, not
-# per figure with rc_context: that swaps global settings, which threads of one web worker
-# would race on.
-if matplotlib.rcParams["svg.hashsalt"] is None:
-    matplotlib.rcParams["svg.hashsalt"] = "framelab"
+    from annotation.analysis.statistics import AnalysisResult
+
+
 FRAMING_COLOUR = "#2456a6"
 REFERENCE_COLOUR = "#8a94a6"
 # Confidence 1 (pale) to 5 (dark), a sequential palette readable in grey scale.
@@ -38,7 +33,7 @@ def _no_data(figure: Figure, title: str) -> Figure:
 
 
 def _rate_plot(result: AnalysisResult, statistic: str, title: str, ylabel: str) -> Figure:
-    figure = Figure(figsize=(7.0, 4.2), layout="constrained")
+    figure = new_figure(figsize=(7.0, 4.2), layout="constrained")
     rows = [row for row in result.framings if row["framing"] != ALL and row[statistic]["n"] > 0]
     if not rows:
         return _no_data(figure, title)
@@ -83,7 +78,7 @@ def false_rejection_plot(result: AnalysisResult) -> Figure:
 
 def confidence_plot(result: AnalysisResult) -> Figure:
     """Confidence answers as 100% stacked bars, one bar per framing, a panel per truth value."""
-    figure = Figure(figsize=(8.0, 4.6), layout="constrained")
+    figure = new_figure(figsize=(8.0, 4.6), layout="constrained")
     title = "Confidence by framing and truth"
     rows = result.confidence_distribution
     framings = list(dict.fromkeys(row["framing"] for row in rows))
@@ -123,19 +118,7 @@ PLOTS = {
 }
 
 
-def render(figure: Figure, fmt: str) -> bytes:
-    """PNG (150 dpi) or SVG bytes of `figure`."""
-    if fmt not in PLOT_FORMATS:
-        raise ValueError(f"unknown plot format '{fmt}'; accepted: {', '.join(PLOT_FORMATS)}")
-    buffer = io.BytesIO()
-    if fmt == "svg":
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
-    else:
-        figure.savefig(buffer, format="png", dpi=150)
-    return buffer.getvalue()
-
-
 def plot_bytes(result: AnalysisResult, name: str, fmt: str) -> bytes:
     """The named plot of `result` as PNG or SVG; `KeyError` for an unknown name."""
     _, draw = PLOTS[name]
-    return render(draw(result), fmt)
+    return figure_bytes(draw(result), fmt)

@@ -17,9 +17,10 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_safe
 
 from annotation.analysis.options import ALL, EXCLUSION_RULES, AnalysisOptions
-from annotation.analysis.plots import PLOT_FORMATS, PLOTS, plot_bytes
+from annotation.analysis.plots import PLOTS, plot_bytes
 from annotation.analysis.study import cached_study_analysis
 from annotation.studies.selectors import studies_visible_to
+from core.figures import FIGURE_FORMATS
 from core.formatting import format_number, format_p_value
 
 TABLE_TITLES = {
@@ -123,7 +124,7 @@ def study_report(request, pk):
         "name": name, "title": title,
         "src": reverse("annotation:study-report-plot", args=[study.pk, name, "svg"]) + "?" + query,
         "downloads": [(fmt.upper(), reverse("annotation:study-report-plot", args=[study.pk, name, fmt])
-                       + "?" + urlencode({**options.to_params(), "download": "1"})) for fmt in PLOT_FORMATS],
+                       + "?" + urlencode({**options.to_params(), "download": "1"})) for fmt in FIGURE_FORMATS],
     } for name, (title, _) in PLOTS.items()]
     tables = [(TABLE_TITLES[name], reverse("annotation:study-report-table", args=[study.pk, name]) + "?" + query)
               for name in TABLE_TITLES]
@@ -169,13 +170,13 @@ def _file_stem(study) -> str:
 @require_safe
 def study_report_plot(request, pk, name, fmt):
     study = _visible_study(request, pk)
-    if name not in PLOTS or fmt not in PLOT_FORMATS:
+    if name not in PLOTS or fmt not in FIGURE_FORMATS:
         raise Http404("no such plot")
     options, error = _options_or_error(request)
     if error:
         return HttpResponse(error, status=400, content_type="text/plain; charset=utf-8")
     result = cached_study_analysis(study=study, options=options)
-    response = HttpResponse(plot_bytes(result, name, fmt), content_type=PLOT_FORMATS[fmt])
+    response = HttpResponse(plot_bytes(result, name, fmt), content_type=FIGURE_FORMATS[fmt])
     response["Cache-Control"] = "private, no-cache"
     if request.GET.get("download"):
         _attachment(response, f"{_file_stem(study)}-{name}.{fmt}")

@@ -34,7 +34,6 @@ from rest_framework.views import APIView
 
 import annotation.api.serializers as s
 from annotation.analysis.options import AnalysisOptions
-from annotation.analysis.study import cached_study_analysis
 from annotation.api.permissions import MayChangeSharing
 from annotation.api.throttling import TokenRateThrottle
 from annotation.claims.files import ClaimFileError
@@ -781,6 +780,9 @@ ANALYSIS_RESULT = inline_serializer("StudyAnalysis", {
 )
 class StudyAnalysisView(APIView):
     def get(self, request, pk):
+        # pandas, scipy and statsmodels load with the first analysis, not with the API.
+        from annotation.analysis.study import cached_study_analysis
+
         study = visible_study(request, pk)
         try:
             options = AnalysisOptions.from_params(request.query_params)

@@ -32,6 +32,7 @@ Parquet from that CSV through Arrow's reader.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import tempfile
@@ -39,9 +40,6 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import orjson
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from django.db import connection
 from django.db.models import F
 
@@ -91,38 +89,48 @@ CONTENT_TYPES = {
 FILE_SUFFIXES = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
 DEFAULT_CHUNK_ROWS = 5_000
 
-_UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
-ARROW_SCHEMA = pa.schema([
-    ("DataPoint_ID", pa.int64()),
-    ("Task_Group_ID", pa.int64()),
-    ("text", pa.string()),
-    ("Annotator_ID", pa.string()),
-    ("full_claim_id", pa.string()),
-    ("framing_type", pa.string()),
-    ("true_label", pa.string()),
-    ("accurate_response", pa.string()),
-    ("confidence_response", pa.int64()),
-    ("familiarity_response", pa.int64()),
-    ("study", pa.string()),
-    ("batch", pa.int64()),
-    ("position", pa.int64()),
-    ("shown_at", _UTC_MICROSECONDS),
-    ("answered_at", _UTC_MICROSECONDS),
-    ("response_time_ms", pa.int64()),
-    ("is_attention_check", pa.bool_()),
-    ("attention_passed", pa.bool_()),
-    ("participant_attention_failures", pa.int64()),
-    ("participant_status", pa.string()),
-    ("excluded", pa.bool_()),
-    ("participant_source", pa.string()),
-    ("participant_id", pa.int64()),
-    ("platform_study_id", pa.string()),
-    ("platform_session_id", pa.string()),
-    ("base_claim_id", pa.string()),
-    ("split", pa.string()),
-    ("revisions", pa.int64()),
-])
-assert tuple(ARROW_SCHEMA.names) == COLUMNS
+@functools.cache
+def arrow_schema():
+    """The Arrow schema of the table (Parquet files have exactly it).
+
+    pyarrow is imported here and in the encoders that use it, not with the module: the pages
+    and commands that never write Parquet or read Arrow CSV do not load it.
+    """
+    import pyarrow as pa
+
+    utc_microseconds = pa.timestamp("us", tz="UTC")
+    schema = pa.schema([
+        ("DataPoint_ID", pa.int64()),
+        ("Task_Group_ID", pa.int64()),
+        ("text", pa.string()),
+        ("Annotator_ID", pa.string()),
+        ("full_claim_id", pa.string()),
+        ("framing_type", pa.string()),
+        ("true_label", pa.string()),
+        ("accurate_response", pa.string()),
+        ("confidence_response", pa.int64()),
+        ("familiarity_response", pa.int64()),
+        ("study", pa.string()),
+        ("batch", pa.int64()),
+        ("position", pa.int64()),
+        ("shown_at", utc_microseconds),
+        ("answered_at", utc_microseconds),
+        ("response_time_ms", pa.int64()),
+        ("is_attention_check", pa.bool_()),
+        ("attention_passed", pa.bool_()),
+        ("participant_attention_failures", pa.int64()),
+        ("participant_status", pa.string()),
+        ("excluded", pa.bool_()),
+        ("participant_source", pa.string()),
+        ("participant_id", pa.int64()),
+        ("platform_study_id", pa.string()),
+        ("platform_session_id", pa.string()),
+        ("base_claim_id", pa.string()),
+        ("split", pa.string()),
+        ("revisions", pa.int64()),
+    ])
+    assert tuple(schema.names) == COLUMNS
+    return schema
 
 # The pandas dtypes of `judgment_table` and `read_judgment_table`: plain int64 where a value
 # is always there (what a FrameRef notebook reading a CSV gets), nullable types where not.
@@ -365,7 +373,6 @@ def read_judgment_table(source, fmt: str | None = None):
 
 _CSV_BOOLEAN = {True: "true", False: "false", None: ""}
 _CSV_TIMESTAMPS = tuple(COLUMNS.index(name) for name in _TIMESTAMP_COLUMNS)
-_CSV_BOOLEANS = tuple(index for index, field in enumerate(ARROW_SCHEMA) if field.type == pa.bool_())
 
 
 class _CsvEncoder:
@@ -378,6 +385,8 @@ class _CsvEncoder:
     def __init__(self) -> None:
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\n")
+        self._booleans = tuple(index for index, field in enumerate(arrow_schema())
+                               if str(field.type) == "bool")
 
     def header(self) -> bytes:
         self._writer.writerow(COLUMNS)
@@ -385,7 +394,7 @@ class _CsvEncoder:
 
     def encode(self, rows: list[tuple]) -> bytes:
         boolean = _CSV_BOOLEAN
-        (shown, answered), flags = _CSV_TIMESTAMPS, _CSV_BOOLEANS
+        (shown, answered), flags = _CSV_TIMESTAMPS, self._booleans
         out = []
         for row in rows:
             row = list(row)
@@ -446,23 +455,28 @@ class _Drain(io.RawIOBase):
 
 class _ParquetEncoder:
     def __init__(self) -> None:
+        import pyarrow.parquet as pq
+
         self._sink = _Drain()
-        self._writer = pq.ParquetWriter(self._sink, ARROW_SCHEMA, compression="zstd")
+        self._writer = pq.ParquetWriter(self._sink, arrow_schema(), compression="zstd")
 
     def header(self) -> bytes:
         return self._sink.take()
 
     def encode(self, rows: list[tuple]) -> bytes:
+        import pyarrow as pa
+
         columns = list(zip(*rows)) if rows else [[] for _ in COLUMNS]
+        schema = arrow_schema()
         batch = pa.RecordBatch.from_arrays(
-            [pa.array(column, type=field.type) for column, field in zip(columns, ARROW_SCHEMA)],
-            schema=ARROW_SCHEMA,
+            [pa.array(column, type=field.type) for column, field in zip(columns, schema)],
+            schema=schema,
         )
         self._writer.write_batch(batch, row_group_size=len(rows) or None)
         return self._sink.take()
 
-    def write(self, table: pa.Table) -> bytes:
-        """One row group from an Arrow table of `ARROW_SCHEMA`."""
+    def write(self, table) -> bytes:
+        """One row group from an Arrow table of `arrow_schema()`."""
         self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
         return self._sink.take()
 
@@ -621,24 +635,25 @@ def _copy_csv_chunks(*, study: Study, chunk_size: int, progress: ProgressCallbac
             progress(rows)
 
 
-_ARROW_CSV_READ = pacsv.ReadOptions(column_names=list(COLUMNS))
-_ARROW_CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
-_ARROW_CSV_CONVERT = pacsv.ConvertOptions(
-    column_types=dict(zip(ARROW_SCHEMA.names, ARROW_SCHEMA.types)), null_values=[""],
-    strings_can_be_null=True, quoted_strings_can_be_null=False,
-    true_values=["true"], false_values=["false"],
-)
-
-
 def _copy_parquet_chunks(*, study: Study, chunk_size: int, progress: ProgressCallback | None,
                          **filters) -> Iterator[bytes]:
     """Parquet from COPY's CSV, parsed by Arrow's C++ reader: no Python work per row."""
+    import pyarrow.csv as pacsv
+
+    schema = arrow_schema()
+    read_options = pacsv.ReadOptions(column_names=list(COLUMNS))
+    parse_options = pacsv.ParseOptions(newlines_in_values=True)
+    convert_options = pacsv.ConvertOptions(
+        column_types=dict(zip(schema.names, schema.types)), null_values=[""],
+        strings_can_be_null=True, quoted_strings_can_be_null=False,
+        true_values=["true"], false_values=["false"],
+    )
     encoder = _ParquetEncoder()
     yield encoder.header()
     wrote_any = False
     for block, rows in _copy_blocks(study=study, chunk_size=chunk_size, block_bytes=1 << 26, **filters):
-        table = pacsv.read_csv(io.BytesIO(block), read_options=_ARROW_CSV_READ,
-                               parse_options=_ARROW_CSV_PARSE, convert_options=_ARROW_CSV_CONVERT)
+        table = pacsv.read_csv(io.BytesIO(block), read_options=read_options,
+                               parse_options=parse_options, convert_options=convert_options)
         yield encoder.write(table)
         wrote_any = True
         if progress is not None:

@@ -13,9 +13,8 @@ from modeling.metrics import (
     framing_effects,
     framing_metrics,
     paired_differences,
-    plot_comparison,
-    plot_framing_metrics,
 )
+from modeling.plots import plot_comparison, plot_framing_metrics
 
 
 def scores(rows):

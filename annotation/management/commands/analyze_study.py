@@ -11,11 +11,12 @@ import orjson
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.analysis.options import EXCLUSION_RULES, AnalysisOptions
-from annotation.analysis.plots import PLOT_FORMATS, PLOTS, plot_bytes
+from annotation.analysis.plots import PLOTS, plot_bytes
 from annotation.analysis.statistics import analyze
 from annotation.analysis.study import study_analysis
 from annotation.models import Study
 from annotation.studies.services import study_lookup
+from core.figures import FIGURE_FORMATS
 
 
 def read_table(path: Path):
@@ -121,7 +122,7 @@ class Command(BaseCommand):
             table.to_csv(target, index=False)
             written.append(target)
         for name in PLOTS:
-            for fmt in PLOT_FORMATS:
+            for fmt in FIGURE_FORMATS:
                 target = folder / f"{name}.{fmt}"
                 target.write_bytes(plot_bytes(result, name, fmt))
                 written.append(target)

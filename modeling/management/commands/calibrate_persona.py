@@ -9,7 +9,6 @@ from annotation.studies.services import study_lookup
 from core.progress import done_of_total_bar
 from modeling.calibration import METHODS, CalibrationError, nearest_to_humans
 from modeling.score_services import ScoreServiceError, calibration_run, persona_lookup
-from modeling.scoring import DEFAULT_BATCH_SIZE
 
 
 def _fmt(value, width=8, digits=3):
@@ -26,6 +25,10 @@ class Command(BaseCommand):
             "nearest the humans'.")
 
     def add_arguments(self, parser):
+        from modeling.scoring import (
+            DEFAULT_BATCH_SIZE,  # torch loads when the command runs, not on import
+        )
+
         parser.add_argument("--persona", action="append", required=True,
                             help="persona name or id; repeat for an alpha sweep")
         parser.add_argument("--study", required=True, help="study name or id")

@@ -8,7 +8,6 @@ from annotation.studies.services import study_lookup
 from core.progress import done_of_total_bar
 from modeling.persona_raters import PersonaRaterError, persona_rate_study
 from modeling.score_services import persona_lookup
-from modeling.scoring import DEFAULT_BATCH_SIZE
 
 
 class Command(BaseCommand):
@@ -19,6 +18,10 @@ class Command(BaseCommand):
             "analyses. Exits with status 1 if any simulated participant hit an error.")
 
     def add_arguments(self, parser):
+        from modeling.scoring import (
+            DEFAULT_BATCH_SIZE,  # torch loads when the command runs, not on import
+        )
+
         parser.add_argument("--persona", required=True, help="persona name or id")
         parser.add_argument("--study", required=True, help="study name or id")
         parser.add_argument("--base-url", required=True,

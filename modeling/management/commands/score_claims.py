@@ -13,7 +13,6 @@ from modeling.score_services import (
     score_table_run,
     score_tables_run_together,
 )
-from modeling.scoring import DEFAULT_BATCH_SIZE
 
 
 class Command(BaseCommand):
@@ -21,6 +20,10 @@ class Command(BaseCommand):
             "the predicted label and its confidence, written to a Parquet score table.")
 
     def add_arguments(self, parser):
+        from modeling.scoring import (
+            DEFAULT_BATCH_SIZE,  # torch loads when the command runs, not on import
+        )
+
         who = parser.add_mutually_exclusive_group(required=True)
         who.add_argument("--persona", action="append",
                          help="persona name or id; repeat it to score several personas of one "

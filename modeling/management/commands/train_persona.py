@@ -17,7 +17,7 @@ from modeling.services import (
     persona_start,
     persona_train,
 )
-from modeling.training import TrainingConfig
+from modeling.training_config import TrainingConfig
 
 DEFAULTS = TrainingConfig()
 
