@@ -148,10 +148,11 @@ def test_every_method_section_named_in_the_code_exists():
     assert not wrong, wrong
 
 
-def test_pages_and_forms_link_to_the_method_instead_of_naming_the_file():
-    """What a researcher reads on a page links to /method/ (or says it in words)."""
+def test_pages_link_to_method_sections_instead_of_citing_the_file():
+    """A section a researcher is pointed to on a page is a link to /method/, not a file name."""
+    citation = re.compile(r"method\.md['’]?s?,?\s+(?:section\s+)?\d|of method\.md\b")
     offenders = [str(path.relative_to(ROOT)) for path in _tracked_files(".html")
-                 if "method.md" in path.read_text(encoding="utf-8")]
+                 if citation.search(path.read_text(encoding="utf-8"))]
     assert not offenders, offenders
 
 
