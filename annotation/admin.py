@@ -1,4 +1,5 @@
-"""Django admin for datasets, claims and imports."""
+"""Django admin for the annotation tables: datasets, claims, imports, studies, batches,
+participants, judgments and exports."""
 from django.contrib import admin
 from django.db.models import Count
 

@@ -1,8 +1,20 @@
-"""Datasets of claims: base claims with a ground truth, and their framed restatements.
+"""The annotation tables: claim datasets, human studies, their participants and judgments, exports.
 
-The database itself enforces the invariants of method.md section 1: one external id per
-base claim within a dataset, one restatement per framing of a base claim, and only the
-known framings, labels, splits and verification states.
+- Claims: a `Dataset` holds `BaseClaim`s (a ground truth and a split) and their
+  `FramedClaim` restatements, one per framing; `ClaimImport` tracks an upload run by a worker.
+- Studies: a `Study` over a dataset (design, questions, consent and instructions, sharing),
+  its `AttentionCheck`s, its `Batch`es of `BatchItem`s (one rater's assignment each).
+- People and answers: a `Participant` is one person's session in a study; a `Judgment` is
+  their current answer to one item (accept, confidence, familiarity, timing), and a
+  `JudgmentRevision` keeps an answer they later changed.
+- Data out: a `DataExport` is a tidy-table export written to a file by a worker.
+
+The database itself enforces the invariants: for claims those of method.md section 1 (one
+external id per base claim within a dataset, one restatement per framing of a base claim,
+only the known framings, labels, splits and verification states), for studies those the
+design and assignment rely on (one session per participant and study, one judgment per
+participant and item, a batch never completed by more raters than its quota, confidence and
+familiarity between 1 and 5).
 """
 from django.conf import settings
 from django.db import models

@@ -30,7 +30,9 @@ temperature `sigmoid(logit(p) / T)` or Platt `sigmoid(a * logit(p) + b)`, fitted
 likelihood to the humans' acceptances of each item (binomial: k of n raters accepted). The
 gaps after adjustment are measured on held-out items (two-fold cross-fitting by base claim,
 so no base claim is both fitted and judged); the stored parameters are fitted on all items.
-`apply_calibration` applies stored parameters; the simulation's human-calibrated agent uses it.
+`apply_calibration` applies stored parameters to any P(SUPPORTS). Simulations do not call it:
+their persona agents read raw scores, and their human-calibrated agent is built from the
+study's human profile (simulation/agents.py).
 
 Pure numpy/scipy/pandas; no Django.
 """

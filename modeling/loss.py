@@ -1,4 +1,4 @@
-"""Framing-conditioned loss attenuation (method.md section 3): the weights and the batch loss.
+"""Framing-conditioned loss attenuation (method.md section 3.1): the weights and the batch loss.
 
 Pure: torch only, no Django. Every example whose framing is the persona's target framing
 and whose label is REFUTES weighs `alpha`; every other example weighs 1. The batch loss is

@@ -1,4 +1,4 @@
-"""Persona metrics per framing (method.md section 3) computed from a score table.
+"""Persona metrics per framing (method.md section 3.4) computed from a score table.
 
 A score table (see modeling/scoring.py and score_services.py) has one row per framed claim
 with at least `framing`, `true_label`, `p_supports`, `p_refutes`, `predicted_label` and
@@ -162,7 +162,7 @@ PAIRED_METRICS = ("mspr", "mspr_normalised", "balanced_accuracy")
 
 def paired_differences(reference: pd.DataFrame, other: pd.DataFrame, *, reps: int = 0, seed: int = 0,
                        level: float = 0.95) -> pd.DataFrame:
-    """How `other` differs from `reference` per framing, claim for claim (method.md 3).
+    """How `other` differs from `reference` per framing, claim for claim (method.md section 3.4).
 
     Both score tables must hold the same claims (`claim_id`). For each framing (and `all`):
     the difference `other - reference` of MSPR (raw and normalised) and balanced accuracy,

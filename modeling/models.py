@@ -1,9 +1,9 @@
 """Personas (LoRA-tuned language models), their score tables and their calibrations.
 
 Large artifacts live in files under MEDIA_ROOT (adapters as safetensors, score tables as
-Parquet) and the rows here point at them; see architecture.md, "Data flow". The database
-enforces what must always hold: alpha in [0, 1], progress in [0, 1], known statuses, and a
-succeeded trained persona that names its adapter folder.
+Parquet) and the rows here point at them, never one row per number. The database enforces
+what must always hold: alpha in [0, 1], progress in [0, 1], known statuses, and a succeeded
+trained persona that names its adapter folder.
 """
 from datetime import timedelta
 

@@ -103,7 +103,7 @@ def framed_claim_rows(*, dataset: Dataset | None = None, split: str | None = Non
                       framed_claim_ids: list[int] | None = None) -> pd.DataFrame:
     """The framed claims to score, in database order, with what the score table records.
 
-    Restatements that failed verification are not the same claim (method.md 1) and are
+    Restatements that failed verification are not the same claim (method.md section 1.3) and are
     left out of a split's table; items named by id (a study's items) are scored as shown.
     """
     claims = FramedClaim.objects.all()

@@ -1,11 +1,11 @@
-"""How probable a persona finds each label of a claim: method.md section 3, "Scoring a claim".
+"""How probable a persona finds each label of a claim: method.md section 3.3, "Scoring a claim".
 
 For every framed claim the prompt is the system instruction plus the claim as the user
 turn, through the model's chat template with the generation prompt. The score of a label
 is the conditional probability of its whole token sequence after that prompt (the product
 of its token probabilities). The predicted label is the more probable of the two, so every
 claim gets a valid label: FrameRef generated a first word and silently dropped claims whose
-word was not a label, shifting later results onto the wrong trajectories (method.md 4).
+word was not a label, shifting later results onto the wrong trajectories (method.md section 6.5).
 
 Why it is fast (`ClaimScorer`):
 
@@ -60,11 +60,16 @@ def chat_messages(claim: str) -> list[dict[str, str]]:
 
 
 def prompt_token_ids(tokenizer, claim: str) -> list[int]:
-    """The prompt's token ids: the chat template with the generation prompt, tokenised as a whole."""
+    """The prompt's token ids: the chat template with the generation prompt, tokenised as a whole.
+
+    No special tokens are added on top of the rendered template, so the prompt starts with the
+    one BOS token the template writes, as in training (method.md section 6.4).
+    """
     if not getattr(tokenizer, "chat_template", None):
         raise ScoringError(
             f"tokenizer {type(tokenizer).__name__} has no chat template; the scoring prompt "
-            "of method.md needs one (an instruction-tuned model's tokenizer has it)")
+            "(a system instruction and the claim as the user's turn) is built with one "
+            "(an instruction-tuned model's tokenizer has it)")
     text = tokenizer.apply_chat_template(chat_messages(claim), tokenize=False,
                                          add_generation_prompt=True)
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -1,6 +1,6 @@
 """Training examples for personas: chat-template encoding, label masking, dynamic padding.
 
-No Django import. One framed claim becomes one chat pair (method.md section 3): the user turn
+No Django import. One framed claim becomes one chat pair (method.md section 3.2): the user turn
 is the framed claim, the assistant turn is the label word, rendered through the model's own
 chat template (system-free: no system message is passed, so a template with a default system
 turn adds its own, as at inference without one). The loss covers the assistant's label

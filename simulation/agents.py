@@ -6,7 +6,7 @@ pure: they hold plain arrays, so the Django side builds them from a persona's sc
 a study's ``annotation.analysis.human_profile.HumanProfile`` and the engine never touches a database.
 
 - :class:`ScoreAgent`: a persona's (or any model's) precomputed ``p(SUPPORTS)`` per claim;
-  deterministic, as a language model scored once per claim is (method.md section 4).
+  deterministic, as a language model scored once per claim is (method.md section 4.3).
 - :class:`RateAgent`: acceptance probabilities per framing and truth value (optionally per
   familiarity level, the level drawn from its empirical distribution) and a distribution of
   confidence levels 1..5 per (framing, truth, decision), mapped to ``0.5 + 0.125 * (level - 1)``.

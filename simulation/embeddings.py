@@ -1,6 +1,6 @@
 """Sentence embeddings of a claim pool, computed once per (dataset, split, model) and cached.
 
-The exposure policy of method.md section 4 ranks candidates by cosine similarity of sentence
+The exposure policy of method.md section 4.2 ranks candidates by cosine similarity of sentence
 embeddings. Encoding a pool is the one expensive step a simulation needs besides the agents'
 scores, and it does not depend on the run, so it is done once and kept under
 MEDIA_ROOT/embeddings/ as a float32 `.npy` matrix (rows normalised to length 1, in the

@@ -1,4 +1,5 @@
-"""The layout guard of architecture.md: `platform/` is a folder on the path, never a package."""
+"""The layout guard: `platform/` is a folder on the path, never a package (a package of that
+name would hide the standard library's `platform` module that Django, Celery and uuid import)."""
 import platform
 import subprocess
 import sys

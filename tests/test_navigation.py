@@ -14,6 +14,6 @@ def test_main_navigation_links_every_area_and_each_page_answers(client, django_u
     nav = re.search(r'<nav aria-label="Main">(.*?)</nav>', page.content.decode(), re.S).group(1)
     links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', nav)
     assert [label for _, label in links] == [
-        "Datasets", "Import claims", "Studies", "Personas", "Simulations", "API"]
+        "Datasets", "Import claims", "Studies", "Personas", "Simulations", "Method", "API"]
     for href, label in links:
         assert client.get(href).status_code == 200, (label, href)

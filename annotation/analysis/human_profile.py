@@ -1,6 +1,6 @@
 """What a study's human raters did, summarised so that models and simulations can match it.
 
-A `HumanProfile` condenses the tidy judgment table of method.md section 2 (one row per
+A `HumanProfile` condenses the tidy judgment table of method.md section 2.4 (one row per
 rater and item) into the quantities that calibration (modeling/calibration.py) and the
 human-calibrated simulation agent need:
 
@@ -290,7 +290,7 @@ def _check_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def human_profile(table: pd.DataFrame, *, source: Mapping[str, Any] | None = None) -> HumanProfile:
-    """Summarise a tidy judgment table (method.md section 2) into a HumanProfile.
+    """Summarise a tidy judgment table (method.md section 2.4) into a HumanProfile.
 
     table: one row per (rater, item) with REQUIRED_COLUMNS; rows the caller wants left
     out (returned or excluded participants) must already be removed.

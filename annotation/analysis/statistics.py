@@ -1,4 +1,4 @@
-"""The statistics a framing study reports (method.md section 2), computed from a tidy table.
+"""The statistics a framing study reports (method.md section 2.5), computed from a tidy table.
 
 Pure: pandas, numpy, scipy and statsmodels only, no Django. The same function runs on a
 study's export, on FrameRef's own ten-column tidy table read from a CSV, or in a notebook,
@@ -361,7 +361,7 @@ def _prepare(table: pd.DataFrame) -> _Prepared:
     prepared = pd.DataFrame({
         "participant": participant[claim_rows].to_numpy(),
         "item": item.to_numpy(),
-        # The base claim is everything before the first ':' of the claim id (method.md 1).
+        # The base claim is everything before the first ':' of the claim id (method.md section 1.4).
         "base_claim": item.str.split(":", n=1).str[0].to_numpy(),
         "framing": claims["framing_type"].astype(str).str.strip().to_numpy(),
         "true_claim": (truth == "SUPPORTS").to_numpy(),
@@ -845,7 +845,7 @@ def _confidence_distribution(claims: pd.DataFrame, framings: list[str]) -> list[
 def analyze(table: pd.DataFrame, options: AnalysisOptions | None = None) -> AnalysisResult:
     """The full analysis of a tidy judgment table (see the module docstring).
 
-    `table` needs the tidy columns of method.md section 2 (`DataPoint_ID`, `Task_Group_ID`
+    `table` needs the tidy columns of method.md section 2.4 (`DataPoint_ID`, `Task_Group_ID`
     and `text` may be absent); the platform columns `participant_status`, `excluded`,
     `attention_passed`, `is_attention_check` and `response_time_ms` are optional and feed
     the exclusion rules. Raises `ValueError` naming the row, column and value for bad input.

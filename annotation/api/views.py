@@ -645,7 +645,8 @@ class ExportFileView(APIView):
 
 
 EXPORT_DESCRIPTION = (
-    "The tidy table of method.md section 2, one row per (participant, item): FrameRef's ten "
+    "The tidy judgment table ([Method, section 2.4](/method/#section-2-4)), one row per "
+    "(participant, item): FrameRef's ten "
     "columns (`DataPoint_ID, Task_Group_ID, text, Annotator_ID, full_claim_id, framing_type, "
     "true_label, accurate_response, confidence_response, familiarity_response`) with exactly "
     "those names, then the platform's own (study, batch, position, timestamps, response time, "
@@ -771,7 +772,8 @@ ANALYSIS_RESULT = inline_serializer("StudyAnalysis", {
 
 @extend_schema(
     tags=["analysis"], summary="A study's analysis",
-    description="The statistics of method.md section 2 on the study's judgments, with "
+    description="The statistics of a study report ([Method, section 2.5](/method/#section-2-5)) "
+                "on the study's judgments, with "
                 "exclusions applied by default and listed with their counts. The same numbers "
                 "as the study report page and `manage.py analyze_study`. A bad parameter is a "
                 "400 naming it and its value.",

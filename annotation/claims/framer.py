@@ -35,7 +35,7 @@ GENERATOR = f"framelab-template-framer/{TEMPLATE_VERSION}"
 RESTATEMENT_FRAMINGS = FRAMINGS[1:]
 
 # "{C}": the assertion as a sentence start; "{c}": the assertion mid-sentence. Every
-# template follows method.md section 1: authoritative attributes to a generic expert or
+# template follows method.md section 1.2: authoritative attributes to a generic expert or
 # institution (never a named one); consensus claims broad agreement (no polls, numbers or
 # unanimity); emotional adds feeling, no consequences; prestige ties the claim to elite
 # institutions (no invented titles); sensationalist dramatises. None adds a fact.
@@ -257,7 +257,7 @@ def write_framed_claims(
 ) -> WriteSummary:
     """Frames every claim and writes FrameRef shards: OUT/train/train-0000.jsonl, dev/, test/.
 
-    Records are method.md's (claim_id `base:framing`, restated_claim, framing_type,
+    Records are those of method.md section 1.4 (claim_id `base:framing`, restated_claim, framing_type,
     true_label, messages) plus the fields import_claims also reads: topic, source,
     verification and generator. All or nothing: the files appear only once all are
     written, and an out folder that already holds claim shards is refused. `framer`

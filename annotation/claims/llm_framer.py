@@ -1,6 +1,6 @@
 """The LLM framer: restatements written by a local causal LM, kept only if they pass verification.
 
-This is FrameRef's procedure (method.md section 1) on any local chat model: an instruction
+This is FrameRef's procedure (method.md section 1.3) on any local chat model: an instruction
 per framing asks the model to restate the claim under the section's rules, then a
 verification pass asks a model (the same or another) whether the restated claim still
 asserts the same thing, and only PASS restatements are kept. The verifier's answer is

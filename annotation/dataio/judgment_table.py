@@ -1,4 +1,4 @@
-"""The tidy judgment table of method.md section 2, streamed to CSV, JSON Lines or Parquet.
+"""The tidy judgment table of method.md section 2.4, streamed to CSV, JSON Lines or Parquet.
 
 One row per (participant, item): FrameRef's ten columns first, with exactly FrameRef's
 names, so that notebooks written for FrameRef's tidy table run unchanged, then the

@@ -1,4 +1,4 @@
-"""Reading Prolific's wide annotation export (method.md section 2) into checked item answers.
+"""Reading Prolific's wide annotation export (method.md section 2.4) into checked item answers.
 
 Prolific writes one row per (data point, question) with the columns `DataPoint_ID,
 Task_Group_ID, Task_Type, Question, Claim` and, for each annotator slot i,

@@ -1,4 +1,4 @@
-"""The attenuated loss of method.md section 3, against hand computations."""
+"""The attenuated loss of method.md section 3.1, against hand computations."""
 import math
 
 import pytest

@@ -18,8 +18,8 @@ from core.vocabulary import FRAMINGS
 
 
 class Command(BaseCommand):
-    help = ("Export a study's judgments as the tidy table of method.md section 2 (FrameRef's ten "
-            "columns, then the platform's own), streamed with constant memory.")
+    help = ("Export a study's judgments as the tidy table: one row per participant and item, "
+            "FrameRef's ten columns, then the platform's own; streamed with constant memory.")
 
     def add_arguments(self, parser):
         parser.add_argument("--study", required=True, help="study name or id")

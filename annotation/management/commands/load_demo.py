@@ -26,8 +26,8 @@ class Command(BaseCommand):
             verification="passed",
             generator="framelab-demo (written and checked by hand)",
             description=(
-                "64 general-knowledge claims, half true and half false, each restated by hand "
-                "in the five FrameRef framings by the rules of method.md section 1."
+                "64 general-knowledge claims, half true and half false, restated by hand in "
+                "the five FrameRef framings without changing what any of them asserts."
             ),
             source="FrameLab project (hand-written)",
             licence="CC0-1.0",

@@ -1,6 +1,6 @@
 """`manage.py sweep_alpha`: one persona per alpha, scored on the test split, MSPR and BAcc vs alpha.
 
-FrameRef's sweep (method.md section 3) trains the same target framing at alpha 1.0, 0.7, 0.5,
+FrameRef's sweep (method.md section 3.1) trains the same target framing at alpha 1.0, 0.7, 0.5,
 0.3, 0.1 and 0.0 and reports that MSPR on the target framing rises as alpha falls while
 balanced accuracy stays about the same. This command reproduces that design: the personas
 share everything (data, subsample, seed, hyperparameters) except alpha, so the curves
