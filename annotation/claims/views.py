@@ -7,6 +7,7 @@ from annotation.claims.files import ClaimFileError
 from annotation.claims.forms import ClaimImportForm
 from annotation.claims.selectors import (
     claim_import_progress,
+    claim_imports_visible_to,
     dataset_composition,
     dataset_list_with_counts,
     framed_claims_filtered,
@@ -19,7 +20,7 @@ from annotation.models import ClaimImport, Dataset, Framing, Split, TruthLabel
 def dataset_list(request):
     return render(request, "annotation/dataset_list.html", {
         "datasets": dataset_list_with_counts(),
-        "recent_imports": ClaimImport.objects.all()[:10],
+        "recent_imports": claim_imports_visible_to(request.user)[:10],
     })
 
 
@@ -66,7 +67,7 @@ def claim_import_new(request):
 
 @login_required
 def claim_import_detail(request, pk):
-    job = get_object_or_404(ClaimImport, pk=pk)
+    job = get_object_or_404(claim_imports_visible_to(request.user), pk=pk)
     progress = claim_import_progress([job]).get(job.pk)
     return render(request, "annotation/claim_import_detail.html", {
         "job": job,

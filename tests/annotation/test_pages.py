@@ -96,3 +96,24 @@ def test_an_upload_of_an_unknown_file_type_is_refused_on_the_form(client, resear
     assert response.status_code == 200
     assert b"unknown file type" in response.content
     assert not ClaimImport.objects.exists()
+
+
+def test_a_researcher_never_sees_another_researchers_imports(client, researcher, media_root, django_capture_on_commit_callbacks):
+    """Issue 12, finding 7: the import pages showed every researcher's imports and their
+    errors (which quote row values); the API already answered 404."""
+    records = claim_records(1) + [frameref_record("secret-1", "original", "a private claim", "MAYBE")]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("annotation:claim-import-new"), {
+            "dataset_name": "ada's data", "files": [jsonl_upload("private.jsonl", records)],
+            "default_split": "none", "verification": "unverified",
+        })
+    job = ClaimImport.objects.get()
+    assert client.get(reverse("annotation:claim-import-detail", args=[job.pk])).status_code == 200
+    detail_url = reverse("annotation:claim-import-detail", args=[job.pk]).encode()
+    assert detail_url in client.get(reverse("annotation:dataset-list")).content
+
+    other = get_user_model().objects.create_user("grace", password="pw-for-tests")
+    client.force_login(other)
+    assert client.get(reverse("annotation:claim-import-detail", args=[job.pk])).status_code == 404
+    listing = client.get(reverse("annotation:dataset-list"))
+    assert detail_url not in listing.content and b"ada&#x27;s data" not in listing.content
