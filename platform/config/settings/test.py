@@ -17,6 +17,11 @@ from .base import (
     filesystem_broker_options,
 )
 
+# Tests build tiny model folders under the system's temporary folder.
+import tempfile  # noqa: E402
+
+LOCAL_MODEL_DIRS = [VAR_DIR / "models", Path(tempfile.gettempdir())]
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests call tasks eagerly unless they start a real worker (tests/integration/).
 CELERY_TASK_ALWAYS_EAGER = True
