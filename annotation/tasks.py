@@ -4,18 +4,16 @@ from __future__ import annotations
 import time
 
 from celery import shared_task
-from django.utils import timezone
 
 from annotation.claims.services import claim_import_run
 from annotation.models import ClaimImport
+from core.jobs import job_claim
 
 
 @shared_task(bind=True, name="annotation.run_claim_import")
 def run_claim_import(self, claim_import_id: int) -> dict:
     """Runs a queued `ClaimImport`; a retried or duplicated message does nothing twice."""
-    claimed = ClaimImport.objects.filter(
-        pk=claim_import_id, status=ClaimImport.Status.QUEUED
-    ).update(status=ClaimImport.Status.RUNNING, started=timezone.now())
+    claimed = job_claim(ClaimImport.objects, claim_import_id)
     job = ClaimImport.objects.filter(pk=claim_import_id).first()
     if job is None:
         return {"status": "missing", "skipped": True}
@@ -52,8 +50,7 @@ def run_data_export(export_id: int) -> dict:
     from annotation.dataio.services import data_export_run
     from annotation.models import DataExport
 
-    claimed = DataExport.objects.filter(pk=export_id, status=DataExport.Status.QUEUED).update(
-        status=DataExport.Status.RUNNING, started=timezone.now())
+    claimed = job_claim(DataExport.objects, export_id)
     job = DataExport.objects.select_related("study").filter(pk=export_id).first()
     if job is None:
         return {"status": "missing", "skipped": True}

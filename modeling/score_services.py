@@ -27,8 +27,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import BatchItem, Dataset, FramedClaim, Study, Verification
+from core.jobs import JobStatus
 
-from .models import DEFAULT_BASE_MODEL, Calibration, JobStatus, Persona, ScoreTable
+from .models import DEFAULT_BASE_MODEL, Calibration, Persona, ScoreTable
 
 logger = logging.getLogger(__name__)
 

@@ -20,13 +20,15 @@ from typing import Callable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.models import Dataset, FramedClaim, Framing, Split, Verification
+from core.jobs import JobStatus, job_claim
 
 from .base_models import DEFAULT_BASE_MODEL, BaseModelError, resolve_base_model
-from .models import STALE_AFTER, JobStatus, Persona
+from .models import STALE_AFTER, Persona
 from .training import StepReport, TrainingCancelled, TrainingConfig, train_adapter
 from .training_data import ClaimRow
 
@@ -175,7 +177,7 @@ def _claim_for_run(persona_id: int, *, resume: bool, task_id: str | None,
     resumes, which is how a killed worker's job continues on another worker.
     """
     now = timezone.now()
-    runnable = Q(status=JobStatus.QUEUED)
+    runnable = Q()  # besides a queued persona, which job_claim always takes
     if resume:
         runnable |= Q(status__in=[JobStatus.FAILED, JobStatus.CANCELLED])
         # A running persona is only taken over when its worker is known (force) or
@@ -189,20 +191,14 @@ def _claim_for_run(persona_id: int, *, resume: bool, task_id: str | None,
                           started__lt=silent_since)
     elif task_id:
         runnable |= Q(status=JobStatus.RUNNING, task_id=task_id)
-    query = Persona.objects.filter(runnable, pk=persona_id, is_base=False)
-    updates = {"status": JobStatus.RUNNING, "error": "", "cancel_requested": False,
+    # A resumed persona keeps the time it first started.
+    updates = {"started": Coalesce("started", Value(now)), "error": "", "cancel_requested": False,
                "finished": None, "heartbeat": now}
     if task_id:
         updates["task_id"] = task_id
-    with transaction.atomic():
-        persona = query.select_for_update().first()
-        if persona is None:
-            return None
-        if persona.started is None:
-            updates["started"] = now
-        Persona.objects.filter(pk=persona.pk).update(**updates)
-    persona.refresh_from_db()
-    return persona
+    if not job_claim(Persona.objects.filter(is_base=False), persona_id, also=runnable, **updates):
+        return None
+    return Persona.objects.get(pk=persona_id)
 
 
 def persona_train(

@@ -5,8 +5,10 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core.jobs import JobStatus
+
 from .forms import PersonaForm
-from .models import JobStatus, Persona
+from .models import Persona
 from .plots import FORMATS, loss_curve_figure
 from .plots import render as render_figure
 from .services import (

@@ -17,7 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.claims.selectors import dataset_lookup
 from annotation.models import Dataset, Framing, Split
-from modeling.models import JobStatus, Persona
+from core.jobs import JobStatus
+from modeling.models import Persona
 from modeling.plots import render, sweep_figure
 from modeling.services import RESUMABLE, PersonaError, persona_create
 

@@ -8,8 +8,9 @@ from tqdm import tqdm
 
 from annotation.claims.selectors import dataset_lookup
 from annotation.models import Dataset, Framing, Split
+from core.jobs import JobStatus
 from modeling.base_models import DEFAULT_BASE_MODEL
-from modeling.models import JobStatus, Persona
+from modeling.models import Persona
 from modeling.services import (
     RESUMABLE,
     PersonaError,
