@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from annotation.models import BatchItem, Dataset, FramedClaim, Study, Verification
 from core.jobs import JobStatus
+from core.lookup import lookup_by_id_or_name
 
 from .models import DEFAULT_BASE_MODEL, Calibration, Persona, ScoreTable
 
@@ -51,17 +52,13 @@ class ScoreServiceError(ValueError):
 # --- lookups --------------------------------------------------------------------------------
 
 def persona_lookup(reference: str | int) -> Persona:
-    """A persona by id or by name; an error lists a few known names when none matches."""
-    text = str(reference).strip()
-    persona = None
-    if text.isdigit():
-        persona = Persona.objects.filter(pk=int(text)).first()
-    if persona is None:
-        persona = Persona.objects.filter(name=text).first()
-    if persona is None:
-        known = ", ".join(Persona.objects.order_by("name").values_list("name", flat=True)[:10])
-        raise ScoreServiceError(f"no persona with id or name {text!r}; known: {known or 'none'}")
-    return persona
+    """A persona by name or id, by core.lookup's rule (`#3` forces the id); an error lists
+    the known names when none matches."""
+    try:
+        return lookup_by_id_or_name(Persona.objects, reference, kind="persona")
+    except Persona.DoesNotExist as missing:
+        raise ScoreServiceError(f"no persona with id or name {missing.reference!r}; "
+                                f"known: {missing.known}") from None
 
 
 def base_persona_name(base_model: str) -> str:

@@ -2,7 +2,7 @@
 
 A run stores its agents as specs a researcher can read and write by hand:
 
-    {"kind": "persona", "persona": "consensus-0.5"}                  (id or name)
+    {"kind": "persona", "persona": "consensus-0.5"}    (name or id: core/lookup.py's rule)
     {"kind": "human", "study": "FrameRef replication", "by_familiarity": false}
     {"kind": "parametric", "name": "credulous",
      "accept": {"SUPPORTS": 0.9, "REFUTES": 0.6}, "confidence": 0.8}
@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.conf import settings
+
+from core.lookup import lookup_by_id_or_name
 
 from .agents import (
     ANY_FRAMING,
@@ -89,20 +91,6 @@ def _probability(value: Any, where: str, field: str) -> float:
 
 
 # --- persona ------------------------------------------------------------------------------
-
-def persona_lookup(reference: str | int):
-    """A persona by its id or its name."""
-    from modeling.models import Persona
-
-    reference = str(reference).strip()
-    persona = Persona.objects.filter(name=reference).first()
-    if persona is None and reference.isdigit():
-        persona = Persona.objects.filter(pk=int(reference)).first()
-    if persona is None:
-        known = ", ".join(f"{p.pk} ({p.name})" for p in Persona.objects.order_by("pk")[:20]) or "none yet"
-        raise AgentSpecError(f"no persona with the id or name '{reference}' (personas: {known})")
-    return persona
-
 
 def read_score_table(path: Path) -> pd.DataFrame:
     """A persona's score table file, checked: the columns the agent needs, probabilities, ids."""
@@ -256,9 +244,11 @@ def _resolve_one(kind, spec, where, *, dataset, split, pool, user) -> dict:
     if kind == "persona":
         if spec.get("persona") in (None, ""):
             raise AgentSpecError(f"{where}: field 'persona' is required (a persona's id or name)")
+        from modeling.models import Persona
+
         try:
-            persona = persona_lookup(spec["persona"])
-        except AgentSpecError as exc:
+            persona = lookup_by_id_or_name(Persona.objects, spec["persona"], kind="persona")
+        except Persona.DoesNotExist as exc:
             raise AgentSpecError(f"{where}: field 'persona': {exc}") from None
         tables = _score_tables_for(persona, dataset=dataset, splits=_splits_of(split), where=where)
         return {"kind": "persona", "name": persona.name, "persona": persona.name,

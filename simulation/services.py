@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from annotation.models import Dataset
 from core.jobs import JobStatus, job_claim
+from core.lookup import lookup_by_id_or_name
 
 from . import results
 from .agent_builders import (
@@ -82,13 +83,11 @@ def _positive_int(value: Any, field: str, *, minimum: int = 1) -> int:
 def _dataset_of(dataset: Dataset | str | int) -> Dataset:
     if isinstance(dataset, Dataset):
         return dataset
-    found = Dataset.objects.filter(name=str(dataset)).first()
-    if found is None and str(dataset).isdigit():
-        found = Dataset.objects.filter(pk=int(dataset)).first()
-    if found is None:
-        known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none yet"
-        raise SimulationConfigError(f"field 'dataset': value '{dataset}': no such dataset (datasets: {known})")
-    return found
+    try:
+        return lookup_by_id_or_name(Dataset.objects, dataset, kind="dataset")
+    except Dataset.DoesNotExist as missing:
+        raise SimulationConfigError(f"field 'dataset': value '{dataset}': no such dataset "
+                                    f"(datasets: {missing.known})") from None
 
 
 def simulation_run_create(
