@@ -1,13 +1,12 @@
 """Celery tasks of the annotation app: thin wrappers that load a row by id and call a service."""
 from __future__ import annotations
 
-import time
-
 from celery import shared_task
 
 from annotation.claims.services import claim_import_run
 from annotation.models import ClaimImport
 from core.jobs import job_claim
+from core.progress import Throttle
 
 
 @shared_task(bind=True, name="annotation.run_claim_import")
@@ -19,16 +18,13 @@ def run_claim_import(self, claim_import_id: int) -> dict:
         return {"status": "missing", "skipped": True}
     if not claimed:
         return {"status": job.status, "skipped": True}
-    last_report = 0.0
+    throttle = Throttle()
     state = {"bytes": 0, "rows": 0}
 
     def report(byte_count: int, rows: int) -> None:
-        nonlocal last_report
         state["bytes"] += byte_count
         state["rows"] = rows
-        now = time.monotonic()
-        if now - last_report >= 1.0 and self.request.id and not self.request.is_eager:
-            last_report = now
+        if self.request.id and not self.request.is_eager and throttle.due():
             self.update_state(state="PROGRESS", meta=dict(state))
 
     claim_import_run(claim_import=job, progress=report)

@@ -30,6 +30,7 @@ from django.utils import timezone
 from annotation.models import BatchItem, Dataset, FramedClaim, Study, Verification
 from core.jobs import JobStatus
 from core.lookup import lookup_by_id_or_name
+from core.progress import Throttle
 
 from .models import DEFAULT_BASE_MODEL, Calibration, Persona, ScoreTable
 
@@ -240,16 +241,14 @@ def score_table_run(*, score_table: ScoreTable, batch_size: int = 32,
         if model_and_tokenizer is None:
             model_and_tokenizer = load_persona_model(persona, device=pick_device())
         model, tokenizer = model_and_tokenizer
-        last_write = [0.0]
+        throttle = Throttle()
 
         def report(done: int, total: int) -> None:
             if progress is not None:
                 progress(done, total)
-            now = time.monotonic()
-            if now - last_write[0] < 1.0 and done < total:
+            if not throttle.due(final=done >= total):
                 return
-            last_write[0] = now
-            elapsed = now - started
+            elapsed = time.monotonic() - started
             eta = elapsed / done * (total - done) if done else None
             ScoreTable.objects.filter(pk=score_table.pk).update(
                 progress=min(1.0, done / total), eta_seconds=eta)

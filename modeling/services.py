@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import platform as platform_module
 import subprocess
-import time
 from collections import Counter
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +25,7 @@ from django.utils import timezone
 
 from annotation.models import Dataset, FramedClaim, Framing, Split, Verification
 from core.jobs import JobStatus, job_claim
+from core.progress import Throttle
 
 from .base_models import DEFAULT_BASE_MODEL, BaseModelError, resolve_base_model
 from .models import STALE_AFTER, Persona
@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 # A persona in one of these may be resumed from its last checkpoint. RUNNING only makes
 # sense after its worker died; the caller says so explicitly.
 RESUMABLE = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.RUNNING)
-PROGRESS_EVERY_SECONDS = 1.0
 
 
 class PersonaError(ValueError):
@@ -224,20 +223,17 @@ def persona_train(
     resume = resume or persona.steps_done > 0
     adapter_rel, checkpoint_rel = persona_artifact_dirs(persona)
     media = Path(settings.MEDIA_ROOT)
-    last_write = 0.0
+    throttle = Throttle()
     # A resumed run continues the stored curve; the checkpoint holds the same points.
     curve: list[dict] = list(persona.loss_curve or []) if resume else []
 
     def on_report(step: StepReport) -> None:
-        nonlocal last_write
         while curve and curve[-1]["step"] >= step.step:
             curve.pop()
         curve.append({"step": step.step, "loss": round(step.loss, 6)})
         if on_step is not None:
             on_step(step)
-        now = time.monotonic()
-        if now - last_write >= PROGRESS_EVERY_SECONDS or step.step == step.steps_total:
-            last_write = now
+        if throttle.due(final=step.step == step.steps_total):
             Persona.objects.filter(pk=persona.pk).update(
                 progress=min(1.0, step.step / step.steps_total), steps_done=step.step,
                 steps_total=step.steps_total, eta_seconds=step.eta_seconds, loss_curve=curve,

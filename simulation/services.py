@@ -18,7 +18,6 @@ import math
 import os
 import platform
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +33,7 @@ from django.utils import timezone
 from annotation.models import Dataset
 from core.jobs import JobStatus, job_claim
 from core.lookup import lookup_by_id_or_name
+from core.progress import Throttle
 
 from . import results
 from .agent_builders import (
@@ -52,7 +52,6 @@ from .selectors import pool_claims
 #: them in memory, a few hundred bytes a row with the claim ids (about 3 GiB at the limit).
 MAX_RESULT_ROWS = 10_000_000
 DEFAULT_SHARDS = 4
-PROGRESS_EVERY_SECONDS = 1.0
 
 ProgressCallback = Callable[[int, int], None]  # (trajectory-steps done, total)
 
@@ -297,17 +296,16 @@ def simulation_shard_execute(*, run: SimulationRun, shard: int, shards_total: in
     prepared = prepared or simulation_prepare(run=run)
     total = _total_steps(run)
     pending = 0
-    last = time.monotonic()
+    throttle = Throttle(wait_first=True)
 
     def on_steps(n: int) -> None:
-        nonlocal pending, last
+        nonlocal pending
         pending += n
         if progress is not None:
             progress(n, total)
-        now = time.monotonic()
-        if now - last >= PROGRESS_EVERY_SECONDS:
+        if throttle.due():
             _add_progress(run, pending / total)
-            pending, last = 0, now
+            pending = 0
             if SimulationRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
                 raise SimulationCancelled()
 
