@@ -69,6 +69,16 @@ def _hyperparameters(values: dict | None) -> dict:
         raise PersonaError(f"field 'hyperparameters': {exc}") from None
 
 
+def persona_default_name(*, dataset: str, target_framing: str, alpha: float, seed: int) -> str:
+    """e.g. 'framelab-facts authoritative a0.3 s0'; a baseline reads 'baseline a1'."""
+    kind = target_framing or "baseline"
+    base = f"{dataset} {kind} a{alpha:g} s{seed}"
+    name, n = base, 2
+    while Persona.objects.filter(name=name).exists():
+        name, n = f"{base} ({n})", n + 1
+    return name
+
+
 @transaction.atomic
 def persona_create(
     *,

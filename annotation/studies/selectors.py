@@ -1,12 +1,12 @@
 """Reads of studies that pages, the API, commands and tests share: a batch's items, the studies
-a researcher may see."""
+a researcher may see, the right answers a truthful bot gives."""
 from __future__ import annotations
 
 from functools import lru_cache
 
 from django.db.models import Q, QuerySet
 
-from annotation.models import BatchItem, Study
+from annotation.models import AttentionCheck, BatchItem, FramedClaim, Study, TruthLabel
 
 
 @lru_cache(maxsize=4096)
@@ -35,3 +35,15 @@ def studies_visible_to(user) -> QuerySet[Study]:
     # count annotated on the result.
     shared = Study.collaborators.through.objects.filter(user=user).values("study_id")
     return studies.filter(Q(owner=user) | Q(pk__in=shared))
+
+
+def study_truth_table(study: Study) -> dict[str, bool]:
+    """Each text a participant of `study` can be shown, mapped to its right answer (True
+    for a true claim, an attention check's expected answer): TruthfulPolicy's table."""
+    truth = {
+        text: label == TruthLabel.SUPPORTS
+        for text, label in FramedClaim.objects.filter(batch_items__batch__study=study)
+        .values_list("text", "base_claim__true_label").distinct()
+    }
+    truth.update(AttentionCheck.objects.filter(study=study).values_list("text", "expected_accept"))
+    return truth

@@ -10,7 +10,7 @@ background and start-up stays quick.
 """
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.management.commands.load_demo import DEMO_DATASET
+from annotation.claims.demo import DEMO_DATASET
 from annotation.models import Dataset
 from core.jobs import JobStatus
 from simulation.agent_builders import DEMO_PARAMETRIC_SPECS
