@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from core.jobs import Job
 from core.vocabulary import FRAMINGS, NO_SPLIT, SPLITS, TRUTH_LABELS
 
 
@@ -154,14 +155,11 @@ class FramedClaim(models.Model):
         return f"{self.base_claim.external_id}:{self.framing}"
 
 
-class ClaimImport(models.Model):
+class ClaimImport(Job):
     """One import of claim files into a dataset, started from the web and run by a worker."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+    # Its progress (bytes and rows read) lives in the Celery task's state, not in a column.
+    progress = None
 
     dataset_name = models.CharField(max_length=200)
     dataset = models.ForeignKey(
@@ -170,18 +168,12 @@ class ClaimImport(models.Model):
     files = models.JSONField(help_text="Paths of the uploaded files, relative to MEDIA_ROOT.")
     skip_existing = models.BooleanField(default=False)
     options = models.JSONField(default=dict, blank=True, help_text="default split, verification")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    task_id = models.CharField(max_length=64, blank=True)
     bytes_total = models.PositiveBigIntegerField(default=0)
     rows_imported = models.PositiveBigIntegerField(default=0)
     rows_skipped = models.PositiveBigIntegerField(default=0)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
-    created = models.DateTimeField(auto_now_add=True)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -454,7 +446,7 @@ class JudgmentRevision(models.Model):
         ordering = ["judgment", "answered_at"]
 
 
-class DataExport(models.Model):
+class DataExport(Job):
     """A tidy-table export of a study's judgments written to a file by a Celery job.
 
     Small exports stream straight from the API or the command; this row tracks the large
@@ -466,29 +458,20 @@ class DataExport(models.Model):
         JSONL = "jsonl", "JSON Lines"
         PARQUET = "parquet", "Parquet"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+    # Its progress is counted in rows: rows_written of rows_total.
+    progress = None
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="exports")
     format = models.CharField(max_length=8, choices=Format.choices)
     options = models.JSONField(default=dict, blank=True,
                                help_text="Filters and switches the export was asked with.")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    task_id = models.CharField(max_length=64, blank=True)
     rows_total = models.PositiveBigIntegerField(default=0)
     rows_written = models.PositiveBigIntegerField(default=0)
     file = models.CharField(max_length=500, blank=True, help_text="Path relative to MEDIA_ROOT.")
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="data_exports",
     )
-    created = models.DateTimeField(auto_now_add=True)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]

@@ -1,36 +1,30 @@
 """Celery tasks of the annotation app: thin wrappers that load a row by id and call a service."""
 from __future__ import annotations
 
-import time
-
 from celery import shared_task
-from django.utils import timezone
 
 from annotation.claims.services import claim_import_run
 from annotation.models import ClaimImport
+from core.jobs import job_claim
+from core.progress import Throttle
 
 
 @shared_task(bind=True, name="annotation.run_claim_import")
 def run_claim_import(self, claim_import_id: int) -> dict:
     """Runs a queued `ClaimImport`; a retried or duplicated message does nothing twice."""
-    claimed = ClaimImport.objects.filter(
-        pk=claim_import_id, status=ClaimImport.Status.QUEUED
-    ).update(status=ClaimImport.Status.RUNNING, started=timezone.now())
+    claimed = job_claim(ClaimImport.objects, claim_import_id)
     job = ClaimImport.objects.filter(pk=claim_import_id).first()
     if job is None:
         return {"status": "missing", "skipped": True}
     if not claimed:
         return {"status": job.status, "skipped": True}
-    last_report = 0.0
+    throttle = Throttle()
     state = {"bytes": 0, "rows": 0}
 
     def report(byte_count: int, rows: int) -> None:
-        nonlocal last_report
         state["bytes"] += byte_count
         state["rows"] = rows
-        now = time.monotonic()
-        if now - last_report >= 1.0 and self.request.id and not self.request.is_eager:
-            last_report = now
+        if self.request.id and not self.request.is_eager and throttle.due():
             self.update_state(state="PROGRESS", meta=dict(state))
 
     claim_import_run(claim_import=job, progress=report)
@@ -52,8 +46,7 @@ def run_data_export(export_id: int) -> dict:
     from annotation.dataio.services import data_export_run
     from annotation.models import DataExport
 
-    claimed = DataExport.objects.filter(pk=export_id, status=DataExport.Status.QUEUED).update(
-        status=DataExport.Status.RUNNING, started=timezone.now())
+    claimed = job_claim(DataExport.objects, export_id)
     job = DataExport.objects.select_related("study").filter(pk=export_id).first()
     if job is None:
         return {"status": "missing", "skipped": True}

@@ -354,10 +354,10 @@ def main(argv=None) -> int:
         from django.core.management import call_command
         from django.db import connections
 
-        from annotation.management.commands.run_bots import study_truth_table
         from annotation.models import Dataset, Study
         from annotation.studies.bots import free_port, wait_until_serving
         from annotation.studies.invariants import study_invariant_violations
+        from annotation.studies.selectors import study_truth_table
         from annotation.studies.services import study_create
 
         call_command("migrate", verbosity=0)

@@ -1,10 +1,44 @@
-"""Progress bars for long command-line jobs, on standard error so output stays scriptable."""
+"""Progress of long jobs: how often a job saves it (`Throttle`), and the bars of the
+command-line jobs, on standard error so output stays scriptable."""
 from __future__ import annotations
 
 import contextlib
 import sys
+import time
+from collections.abc import Callable
 
 from tqdm import tqdm
+
+#: How often a running job writes its progress to its row: often enough for a moving bar,
+#: rarely enough that the writes cost nothing beside the work.
+SAVE_EVERY_SECONDS = 1.0
+
+
+class Throttle:
+    """Says when a job's progress report should be saved: at most once every `seconds`,
+    and always for the final report.
+
+        throttle = Throttle()
+        def report(done, total):
+            if throttle.due(final=done >= total):
+                Job.objects.filter(pk=pk).update(progress=done / total)
+
+    The first report is due at once, unless `wait_first` (then the first is due `seconds`
+    after the throttle was made). `clock` (seconds, monotonic) is for tests.
+    """
+
+    def __init__(self, seconds: float = SAVE_EVERY_SECONDS, *, wait_first: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._last: float | None = clock() if wait_first else None
+
+    def due(self, *, final: bool = False) -> bool:
+        now = self._clock()
+        if final or self._last is None or now - self._last >= self.seconds:
+            self._last = now
+            return True
+        return False
 
 
 class _ByteBar(tqdm):

@@ -13,32 +13,21 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Dataset, Framing, Split, Study
+from core.jobs import Job, JobStatus
 
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
 
-
-class JobStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 # A running training reports at least once per optimizer step; silence this long means its
 # worker died (one SmolLM2 step takes seconds, even on a busy CPU under a minute or two).
 STALE_AFTER = timedelta(minutes=10)
 
 
-class Persona(models.Model):
+class Persona(Job):
     """A language model fine-tuned with framing-conditioned loss attenuation (method.md 3).
 
     `is_base` personas are the untrained base model itself (no adapter): the reference
     every trained persona is compared with.
     """
-
-    Status = JobStatus
 
     name = models.CharField(max_length=200, unique=True)
     base_model = models.CharField(
@@ -59,8 +48,6 @@ class Persona(models.Model):
     hyperparameters = models.JSONField(default=dict, blank=True)
     seed = models.BigIntegerField(default=0)
 
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    progress = models.FloatField(default=0.0)
     steps_done = models.PositiveIntegerField(default=0)
     steps_total = models.PositiveIntegerField(default=0)
     eta_seconds = models.FloatField(null=True, blank=True)
@@ -70,15 +57,10 @@ class Persona(models.Model):
     )
     loss_curve = models.JSONField(default=list, blank=True, help_text="[{step, loss}, ...]")
     provenance = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="personas",
     )
-    created = models.DateTimeField(auto_now_add=True)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(
         null=True, blank=True,
         help_text="Last progress report of a running training; stale means its worker died.")
@@ -107,10 +89,6 @@ class Persona(models.Model):
         return self.name
 
     @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
-
-    @property
     def is_stale(self) -> bool:
         """Running, but silent for longer than STALE_AFTER: its worker has most likely died."""
         if self.status != JobStatus.RUNNING:
@@ -132,26 +110,17 @@ class Persona(models.Model):
         return f"{self.target_framing}, alpha {self.alpha:g}"
 
 
-class ScoreTable(models.Model):
+class ScoreTable(Job):
     """A persona's scores for every framed claim of a dataset split, in a Parquet file."""
-
-    Status = JobStatus
 
     persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="score_tables")
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="score_tables")
     split = models.CharField(max_length=5, choices=Split.choices, default=Split.TEST)
     path = models.CharField(max_length=500, blank=True, help_text="Parquet file relative to MEDIA_ROOT.")
     rows = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    progress = models.FloatField(default=0.0)
     eta_seconds = models.FloatField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
     provenance = models.JSONField(default=dict, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]

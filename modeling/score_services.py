@@ -14,6 +14,7 @@ commands, the Celery tasks and the pages.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -27,8 +28,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import BatchItem, Dataset, FramedClaim, Study, Verification
+from core.jobs import JobStatus
+from core.lookup import lookup_by_id_or_name
+from core.progress import Throttle
 
-from .models import DEFAULT_BASE_MODEL, Calibration, JobStatus, Persona, ScoreTable
+from .models import DEFAULT_BASE_MODEL, Calibration, Persona, ScoreTable
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +54,13 @@ class ScoreServiceError(ValueError):
 # --- lookups --------------------------------------------------------------------------------
 
 def persona_lookup(reference: str | int) -> Persona:
-    """A persona by id or by name; an error lists a few known names when none matches."""
-    text = str(reference).strip()
-    persona = None
-    if text.isdigit():
-        persona = Persona.objects.filter(pk=int(text)).first()
-    if persona is None:
-        persona = Persona.objects.filter(name=text).first()
-    if persona is None:
-        known = ", ".join(Persona.objects.order_by("name").values_list("name", flat=True)[:10])
-        raise ScoreServiceError(f"no persona with id or name {text!r}; known: {known or 'none'}")
-    return persona
+    """A persona by name or id, by core.lookup's rule (`#3` forces the id); an error lists
+    the known names when none matches."""
+    try:
+        return lookup_by_id_or_name(Persona.objects, reference, kind="persona")
+    except Persona.DoesNotExist as missing:
+        raise ScoreServiceError(f"no persona with id or name {missing.reference!r}; "
+                                f"known: {missing.known}") from None
 
 
 def base_persona_name(base_model: str) -> str:
@@ -242,16 +242,14 @@ def score_table_run(*, score_table: ScoreTable, batch_size: int = 32,
         if model_and_tokenizer is None:
             model_and_tokenizer = load_persona_model(persona, device=pick_device())
         model, tokenizer = model_and_tokenizer
-        last_write = [0.0]
+        throttle = Throttle()
 
         def report(done: int, total: int) -> None:
             if progress is not None:
                 progress(done, total)
-            now = time.monotonic()
-            if now - last_write[0] < 1.0 and done < total:
+            if not throttle.due(final=done >= total):
                 return
-            last_write[0] = now
-            elapsed = now - started
+            elapsed = time.monotonic() - started
             eta = elapsed / done * (total - done) if done else None
             ScoreTable.objects.filter(pk=score_table.pk).update(
                 progress=min(1.0, done / total), eta_seconds=eta)
@@ -375,19 +373,78 @@ def score_tables_run_together(*, score_tables: list[ScoreTable], batch_size: int
     return score_tables
 
 
+# --- reading score tables: the one place that knows where and how they are stored ----------
+
+def score_table_file(relative: str) -> Path:
+    """Where a score table's file (its `path`, relative to MEDIA_ROOT) lies."""
+    return Path(settings.MEDIA_ROOT) / relative
+
+
+def succeeded_score_tables(*, persona: Persona, dataset: Dataset,
+                           splits: list[str] | None = None):
+    """The persona's finished score tables of `dataset` (of `splits`, when given)."""
+    tables = ScoreTable.objects.filter(persona=persona, dataset=dataset, status=JobStatus.SUCCEEDED)
+    return tables if splits is None else tables.filter(split__in=splits)
+
+
 def score_table_load(score_table: ScoreTable) -> pd.DataFrame:
     """The table's rows; an error if it has not succeeded or its file is gone."""
     if score_table.status != JobStatus.SUCCEEDED or not score_table.path:
         raise ScoreServiceError(f"score table #{score_table.pk} has status {score_table.status}")
-    path = Path(settings.MEDIA_ROOT) / score_table.path
+    path = score_table_file(score_table.path)
     if not path.is_file():
         raise ScoreServiceError(f"score table #{score_table.pk}: file {path} is missing")
     return pd.read_parquet(path)
 
 
+def score_file_read(relative: str, *, required: tuple[str, ...] = SCORE_COLUMNS) -> pd.DataFrame:
+    """A score table's file read and checked, for readers that keep its path (a simulation
+    run's agents): the `required` columns, probabilities in [0, 1], one row per claim id.
+
+    ScoreServiceError names the file, and the row, field and value that are wrong.
+    """
+    path = score_table_file(relative)
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise ScoreServiceError(f"score table {path}: cannot be read as Parquet: {exc}") from None
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise ScoreServiceError(f"score table {path}: missing column(s) {', '.join(missing)}; "
+                                f"required: {', '.join(required)}")
+    probabilities = [c for c in ("p_supports", "p_refutes", "p_supports_norm") if c in table]
+    for column in probabilities:
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~((values >= 0) & (values <= 1))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            value = table[column].iloc[row]
+            value = value.item() if isinstance(value, np.generic) else value
+            raise ScoreServiceError(f"score table {path}: row {row + 1} "
+                                    f"({table['claim_id'].iloc[row]}): field '{column}': "
+                                    f"value {value!r}: accepted: a probability in [0, 1]")
+    duplicated = table["claim_id"].duplicated()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated.to_numpy())[0])
+        raise ScoreServiceError(f"score table {path}: row {row + 1}: field 'claim_id': value "
+                                f"{table['claim_id'].iloc[row]!r} appears twice")
+    return table
+
+
+def score_file_sha256(relative: str) -> str | None:
+    """The checksum of a score table's file, for provenance; None if it is gone."""
+    path = score_table_file(relative)
+    if not path.exists():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def persona_scores(*, persona: Persona, dataset: Dataset, split: str) -> pd.DataFrame:
-    table = ScoreTable.objects.filter(persona=persona, dataset=dataset, split=split,
-                                      status=JobStatus.SUCCEEDED).first()
+    table = succeeded_score_tables(persona=persona, dataset=dataset, splits=[split]).first()
     if table is None:
         raise ScoreServiceError(
             f"persona {persona.name!r} has no scores of {dataset.name!r} ({split}); run "
@@ -419,8 +476,7 @@ def study_item_scores(*, persona: Persona, study: Study, batch_size: int = 32,
     if not wanted:
         raise ScoreServiceError(f"study {study.name!r} has no claim items")
     found = []
-    for table in ScoreTable.objects.filter(persona=persona, dataset=study.dataset,
-                                           status=JobStatus.SUCCEEDED):
+    for table in succeeded_score_tables(persona=persona, dataset=study.dataset):
         rows = score_table_load(table)
         found.append(rows[rows["framed_claim_id"].isin(wanted)])
     reused = (pd.concat(found, ignore_index=True).drop_duplicates("framed_claim_id")

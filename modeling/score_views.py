@@ -20,10 +20,11 @@ from django.views.decorators.http import require_POST
 from annotation.models import Dataset, Split
 from annotation.studies.selectors import studies_visible_to
 from core.figures import FIGURE_FORMATS
+from core.jobs import JobStatus
 
 from . import metrics as persona_metrics
 from .calibration import METHODS
-from .models import Calibration, JobStatus, Persona, ScoreTable
+from .models import Calibration, Persona, ScoreTable
 from .score_services import (
     ScoreServiceError,
     score_table_create,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import platform as platform_module
 import subprocess
-import time
 from collections import Counter
 from importlib import metadata
 from pathlib import Path
@@ -20,13 +19,16 @@ from typing import Callable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.models import Dataset, FramedClaim, Framing, Split, Verification
+from core.jobs import JobStatus, job_claim
 from core.language_models import DEFAULT_BASE_MODEL, BaseModelError, resolve_base_model
+from core.progress import Throttle
 
-from .models import STALE_AFTER, JobStatus, Persona
+from .models import STALE_AFTER, Persona
 from .training_config import ClaimRow, StepReport, TrainingCancelled, TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -34,7 +36,6 @@ logger = logging.getLogger(__name__)
 # A persona in one of these may be resumed from its last checkpoint. RUNNING only makes
 # sense after its worker died; the caller says so explicitly.
 RESUMABLE = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.RUNNING)
-PROGRESS_EVERY_SECONDS = 1.0
 
 
 class PersonaError(ValueError):
@@ -65,6 +66,16 @@ def _hyperparameters(values: dict | None) -> dict:
         return TrainingConfig.from_dict(values).to_dict()
     except (TypeError, ValueError) as exc:
         raise PersonaError(f"field 'hyperparameters': {exc}") from None
+
+
+def persona_default_name(*, dataset: str, target_framing: str, alpha: float, seed: int) -> str:
+    """e.g. 'framelab-facts authoritative a0.3 s0'; a baseline reads 'baseline a1'."""
+    kind = target_framing or "baseline"
+    base = f"{dataset} {kind} a{alpha:g} s{seed}"
+    name, n = base, 2
+    while Persona.objects.filter(name=name).exists():
+        name, n = f"{base} ({n})", n + 1
+    return name
 
 
 @transaction.atomic
@@ -174,7 +185,7 @@ def _claim_for_run(persona_id: int, *, resume: bool, task_id: str | None,
     resumes, which is how a killed worker's job continues on another worker.
     """
     now = timezone.now()
-    runnable = Q(status=JobStatus.QUEUED)
+    runnable = Q()  # besides a queued persona, which job_claim always takes
     if resume:
         runnable |= Q(status__in=[JobStatus.FAILED, JobStatus.CANCELLED])
         # A running persona is only taken over when its worker is known (force) or
@@ -188,20 +199,14 @@ def _claim_for_run(persona_id: int, *, resume: bool, task_id: str | None,
                           started__lt=silent_since)
     elif task_id:
         runnable |= Q(status=JobStatus.RUNNING, task_id=task_id)
-    query = Persona.objects.filter(runnable, pk=persona_id, is_base=False)
-    updates = {"status": JobStatus.RUNNING, "error": "", "cancel_requested": False,
+    # A resumed persona keeps the time it first started.
+    updates = {"started": Coalesce("started", Value(now)), "error": "", "cancel_requested": False,
                "finished": None, "heartbeat": now}
     if task_id:
         updates["task_id"] = task_id
-    with transaction.atomic():
-        persona = query.select_for_update().first()
-        if persona is None:
-            return None
-        if persona.started is None:
-            updates["started"] = now
-        Persona.objects.filter(pk=persona.pk).update(**updates)
-    persona.refresh_from_db()
-    return persona
+    if not job_claim(Persona.objects.filter(is_base=False), persona_id, also=runnable, **updates):
+        return None
+    return Persona.objects.get(pk=persona_id)
 
 
 def persona_train(
@@ -227,20 +232,17 @@ def persona_train(
     resume = resume or persona.steps_done > 0
     adapter_rel, checkpoint_rel = persona_artifact_dirs(persona)
     media = Path(settings.MEDIA_ROOT)
-    last_write = 0.0
+    throttle = Throttle()
     # A resumed run continues the stored curve; the checkpoint holds the same points.
     curve: list[dict] = list(persona.loss_curve or []) if resume else []
 
     def on_report(step: StepReport) -> None:
-        nonlocal last_write
         while curve and curve[-1]["step"] >= step.step:
             curve.pop()
         curve.append({"step": step.step, "loss": round(step.loss, 6)})
         if on_step is not None:
             on_step(step)
-        now = time.monotonic()
-        if now - last_write >= PROGRESS_EVERY_SECONDS or step.step == step.steps_total:
-            last_write = now
+        if throttle.due(final=step.step == step.steps_total):
             Persona.objects.filter(pk=persona.pk).update(
                 progress=min(1.0, step.step / step.steps_total), steps_done=step.step,
                 steps_total=step.steps_total, eta_seconds=step.eta_seconds, loss_curve=curve,

@@ -33,21 +33,21 @@ def train_persona_task(self, persona_id: int, resume: bool = False) -> dict:
 @shared_task(bind=True, name="modeling.score_table", acks_late=True, reject_on_worker_lost=True)
 def run_score_table(self, score_table_id: int) -> dict:
     """Scores a queued ScoreTable; a duplicated message finds it taken and does nothing."""
-    from django.utils import timezone
+    from django.db.models import Q
 
-    from .models import JobStatus, ScoreTable
+    from core.jobs import JobStatus, job_claim
+
+    from .models import ScoreTable
     from .score_services import score_table_run
 
     # Claim the row: only a queued table (or one a dead worker left running, redelivered
     # under the same task id) is run; anything else was done or cancelled already.
-    claimed = ScoreTable.objects.filter(pk=score_table_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started=timezone.now())
+    redelivered = Q(status=JobStatus.RUNNING, task_id=self.request.id) if self.request.id else None
+    claimed = job_claim(ScoreTable.objects, score_table_id, also=redelivered)
     table = ScoreTable.objects.select_related("persona", "dataset").filter(pk=score_table_id).first()
     if table is None:
         return {"score_table": score_table_id, "skipped": True}
-    redelivered = (table.status == JobStatus.RUNNING and self.request.id
-                   and table.task_id == self.request.id)
-    if not claimed and not redelivered:
+    if not claimed:
         return {"score_table": score_table_id, "status": table.status, "skipped": True}
     table = score_table_run(score_table=table)
     return {"score_table": score_table_id, "status": table.status, "rows": table.rows}

@@ -6,9 +6,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.figures import FIGURE_FORMATS
+from core.jobs import JobStatus
 
 from .forms import PersonaForm
-from .models import JobStatus, Persona
+from .models import Persona
 from .services import (
     PersonaError,
     persona_create,

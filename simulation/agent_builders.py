@@ -2,7 +2,7 @@
 
 A run stores its agents as specs a researcher can read and write by hand:
 
-    {"kind": "persona", "persona": "consensus-0.5"}                  (id or name)
+    {"kind": "persona", "persona": "consensus-0.5"}    (name or id: core/lookup.py's rule)
     {"kind": "human", "study": "FrameRef replication", "by_familiarity": false}
     {"kind": "parametric", "name": "credulous",
      "accept": {"SUPPORTS": 0.9, "REFUTES": 0.6}, "confidence": 0.8}
@@ -22,14 +22,13 @@ weights of the confidence levels 1..5.
 """
 from __future__ import annotations
 
-import hashlib
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.conf import settings
+
+from core.lookup import lookup_by_id_or_name
 
 from .agents import (
     ANY_FRAMING,
@@ -90,48 +89,6 @@ def _probability(value: Any, where: str, field: str) -> float:
 
 # --- persona ------------------------------------------------------------------------------
 
-def persona_lookup(reference: str | int):
-    """A persona by its id or its name."""
-    from modeling.models import Persona
-
-    reference = str(reference).strip()
-    persona = Persona.objects.filter(name=reference).first()
-    if persona is None and reference.isdigit():
-        persona = Persona.objects.filter(pk=int(reference)).first()
-    if persona is None:
-        known = ", ".join(f"{p.pk} ({p.name})" for p in Persona.objects.order_by("pk")[:20]) or "none yet"
-        raise AgentSpecError(f"no persona with the id or name '{reference}' (personas: {known})")
-    return persona
-
-
-def read_score_table(path: Path) -> pd.DataFrame:
-    """A persona's score table file, checked: the columns the agent needs, probabilities, ids."""
-    try:
-        table = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise AgentSpecError(f"score table {path}: cannot be read as Parquet: {exc}") from None
-    missing = [column for column in SCORE_COLUMNS if column not in table.columns]
-    if missing:
-        raise AgentSpecError(f"score table {path}: missing column(s) {', '.join(missing)}; "
-                             f"required: {', '.join(SCORE_COLUMNS)}")
-    for column in ("p_supports", "p_refutes", *(["p_supports_norm"] if "p_supports_norm" in table else [])):
-        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~((values >= 0) & (values <= 1))
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            value = table[column].iloc[row]
-            value = value.item() if isinstance(value, np.generic) else value
-            raise AgentSpecError(f"score table {path}: row {row + 1} ({table['claim_id'].iloc[row]}): "
-                                 f"field '{column}': value {value!r}: "
-                                 "accepted: a probability in [0, 1]")
-    duplicated = table["claim_id"].duplicated()
-    if duplicated.any():
-        row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        raise AgentSpecError(f"score table {path}: row {row + 1}: field 'claim_id': value "
-                             f"{table['claim_id'].iloc[row]!r} appears twice")
-    return table
-
-
 def persona_scores(*, tables: list[pd.DataFrame], pool: pd.DataFrame, where: str,
                    normalised: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """The persona's (p_supports, p_refutes) for each pool row, in the pool's order.
@@ -162,24 +119,16 @@ def persona_scores(*, tables: list[pd.DataFrame], pool: pd.DataFrame, where: str
 
 
 def _score_tables_for(persona, *, dataset, splits: list[str], where: str) -> list:
-    from modeling.models import ScoreTable
+    from modeling.score_services import succeeded_score_tables
 
-    tables = list(ScoreTable.objects.filter(persona=persona, dataset=dataset, split__in=splits,
-                                            status=ScoreTable.Status.SUCCEEDED).order_by("split"))
+    tables = list(succeeded_score_tables(persona=persona, dataset=dataset, splits=splits)
+                  .order_by("split"))
     if not tables:
         raise AgentSpecError(
             f"{where}: persona '{persona.name}' has no finished score table for dataset "
             f"'{dataset.name}' split {'/'.join(splits)}; score it first (the persona's page, "
             "or the scoring command)")
     return tables
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- human --------------------------------------------------------------------------------
@@ -256,9 +205,11 @@ def _resolve_one(kind, spec, where, *, dataset, split, pool, user) -> dict:
     if kind == "persona":
         if spec.get("persona") in (None, ""):
             raise AgentSpecError(f"{where}: field 'persona' is required (a persona's id or name)")
+        from modeling.models import Persona
+
         try:
-            persona = persona_lookup(spec["persona"])
-        except AgentSpecError as exc:
+            persona = lookup_by_id_or_name(Persona.objects, spec["persona"], kind="persona")
+        except Persona.DoesNotExist as exc:
             raise AgentSpecError(f"{where}: field 'persona': {exc}") from None
         tables = _score_tables_for(persona, dataset=dataset, splits=_splits_of(split), where=where)
         return {"kind": "persona", "name": persona.name, "persona": persona.name,
@@ -349,8 +300,7 @@ def agents_build(specs: list[dict], *, pool: pd.DataFrame) -> list:
                     false_acceptance={f: pair["REFUTES"] for f, pair in accept.items()},
                     confidence=spec["confidence"]))
             elif kind == "persona":
-                media = Path(settings.MEDIA_ROOT)
-                tables = [read_score_table(media / t["path"]) for t in spec["score_tables"]]
+                tables = [_read_score_file(t["path"]) for t in spec["score_tables"]]
                 p, q = persona_scores(tables=tables, pool=pool, where=where,
                                       normalised=spec.get("normalised", False))
                 agents.append(ScoreAgent(name=name, p_supports=p, p_refutes=q))
@@ -364,17 +314,26 @@ def agents_build(specs: list[dict], *, pool: pd.DataFrame) -> list:
     return agents
 
 
+def _read_score_file(relative: str) -> pd.DataFrame:
+    from modeling.score_services import ScoreServiceError, score_file_read
+
+    try:
+        return score_file_read(relative, required=SCORE_COLUMNS)
+    except ScoreServiceError as exc:
+        raise AgentSpecError(str(exc)) from None
+
+
 def agent_provenance(specs: list[dict]) -> list[dict]:
     """What each agent was built from, for a run's provenance: ids, files and their checksums."""
-    media = Path(settings.MEDIA_ROOT)
+    from modeling.score_services import score_file_sha256
+
     out = []
     for spec in specs:
         entry = {"name": spec["name"], "kind": spec["kind"]}
         if spec["kind"] == "persona":
             entry["persona_id"] = spec["persona_id"]
-            entry["score_tables"] = [
-                {**t, "sha256": _file_sha256(media / t["path"]) if (media / t["path"]).exists() else None}
-                for t in spec["score_tables"]]
+            entry["score_tables"] = [{**t, "sha256": score_file_sha256(t["path"])}
+                                     for t in spec["score_tables"]]
         elif spec["kind"] == "human":
             entry.update(study_id=spec["study_id"], n_raters=spec["profile"]["n_raters"],
                          n_judgments=spec["profile"]["n_judgments"])

@@ -11,19 +11,9 @@ from django.db import models
 from django.db.models import F, Q
 
 from annotation.models import Dataset
+from core.jobs import Job, JobStatus
 
 ALL_SPLITS = "all"
-
-
-class RunStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 class CandidateMode(models.TextChoices):
@@ -41,8 +31,9 @@ class SplitChoice(models.TextChoices):
     ALL = ALL_SPLITS, "all claims of the dataset"
 
 
-class SimulationRun(models.Model):
-    Status = RunStatus
+class SimulationRun(Job):
+    # A run is a chord of many Celery tasks (start, shards, merge): their ids are in task_ids.
+    task_id = None
 
     name = models.CharField(max_length=200)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="simulation_runs")
@@ -61,8 +52,6 @@ class SimulationRun(models.Model):
     runs = models.PositiveIntegerField(default=1, help_text="Independent repetitions (FrameRef: 3).")
     seed = models.BigIntegerField(default=0)
 
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    progress = models.FloatField(default=0.0)
     shards_done = models.PositiveIntegerField(default=0)
     shards_total = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
@@ -70,16 +59,12 @@ class SimulationRun(models.Model):
         max_length=500, blank=True, help_text="Per-step Parquet relative to MEDIA_ROOT."
     )
     summary = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     provenance = models.JSONField(default=dict, blank=True)
     task_ids = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="simulation_runs",
     )
-    created = models.DateTimeField(auto_now_add=True)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -89,7 +74,7 @@ class SimulationRun(models.Model):
             models.CheckConstraint(condition=Q(runs__gt=0), name="simulation_run_runs_positive"),
             models.CheckConstraint(condition=Q(progress__gte=0.0, progress__lte=1.0),
                                    name="simulation_run_progress_0_to_1"),
-            models.CheckConstraint(condition=Q(status__in=RunStatus.values),
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values),
                                    name="simulation_run_valid_status"),
             models.CheckConstraint(condition=Q(split__in=SplitChoice.values),
                                    name="simulation_run_valid_split"),
@@ -104,10 +89,6 @@ class SimulationRun(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.name}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
 
     @property
     def agent_names(self) -> list[str]:

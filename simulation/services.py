@@ -18,7 +18,6 @@ import math
 import os
 import platform
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +31,9 @@ from django.db.models.functions import Least
 from django.utils import timezone
 
 from annotation.models import Dataset
+from core.jobs import JobStatus, job_claim
+from core.lookup import lookup_by_id_or_name
+from core.progress import Throttle
 
 from . import results
 from .agent_builders import (
@@ -42,7 +44,7 @@ from .agent_builders import (
 )
 from .embeddings import EmbeddingModelError, embedding_model_path, pool_embeddings
 from .engine import Pool, blas_single_thread, run_study
-from .models import CandidateMode, RunStatus, SimulationRun, SplitChoice
+from .models import CandidateMode, SimulationRun, SplitChoice
 from .policies import POLICIES, PolicyError, make_policy
 from .selectors import pool_claims
 
@@ -50,7 +52,6 @@ from .selectors import pool_claims
 #: them in memory, a few hundred bytes a row with the claim ids (about 3 GiB at the limit).
 MAX_RESULT_ROWS = 10_000_000
 DEFAULT_SHARDS = 4
-PROGRESS_EVERY_SECONDS = 1.0
 
 ProgressCallback = Callable[[int, int], None]  # (trajectory-steps done, total)
 
@@ -81,13 +82,11 @@ def _positive_int(value: Any, field: str, *, minimum: int = 1) -> int:
 def _dataset_of(dataset: Dataset | str | int) -> Dataset:
     if isinstance(dataset, Dataset):
         return dataset
-    found = Dataset.objects.filter(name=str(dataset)).first()
-    if found is None and str(dataset).isdigit():
-        found = Dataset.objects.filter(pk=int(dataset)).first()
-    if found is None:
-        known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none yet"
-        raise SimulationConfigError(f"field 'dataset': value '{dataset}': no such dataset (datasets: {known})")
-    return found
+    try:
+        return lookup_by_id_or_name(Dataset.objects, dataset, kind="dataset")
+    except Dataset.DoesNotExist as missing:
+        raise SimulationConfigError(f"field 'dataset': value '{dataset}': no such dataset "
+                                    f"(datasets: {missing.known})") from None
 
 
 def simulation_run_create(
@@ -292,22 +291,21 @@ def simulation_shard_execute(*, run: SimulationRun, shard: int, shards_total: in
     if part.exists():
         return {"shard": shard, "skipped": True}
     state = SimulationRun.objects.filter(pk=run.pk).values("cancel_requested", "status").first()
-    if state is None or state["cancel_requested"] or state["status"] != RunStatus.RUNNING:
+    if state is None or state["cancel_requested"] or state["status"] != JobStatus.RUNNING:
         return {"shard": shard, "skipped": True, "status": state and state["status"]}
     prepared = prepared or simulation_prepare(run=run)
     total = _total_steps(run)
     pending = 0
-    last = time.monotonic()
+    throttle = Throttle(wait_first=True)
 
     def on_steps(n: int) -> None:
-        nonlocal pending, last
+        nonlocal pending
         pending += n
         if progress is not None:
             progress(n, total)
-        now = time.monotonic()
-        if now - last >= PROGRESS_EVERY_SECONDS:
+        if throttle.due():
             _add_progress(run, pending / total)
-            pending, last = 0, now
+            pending = 0
             if SimulationRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
                 raise SimulationCancelled()
 
@@ -325,7 +323,7 @@ def simulation_shard_execute(*, run: SimulationRun, shard: int, shards_total: in
 
 def _add_progress(run: SimulationRun, fraction: float) -> None:
     if fraction > 0:
-        SimulationRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        SimulationRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
             progress=Least(F("progress") + Value(min(fraction, 1.0)), Value(0.99)))
 
 
@@ -338,8 +336,8 @@ def simulation_run_start(*, run: SimulationRun, shards: int, show_progress: bool
 
 def _start(*, run: SimulationRun, shards: int, show_progress: bool) -> tuple[list[list[int]], Prepared] | None:
     chunks = shard_chunks(run.trajectories, shards)
-    claimed = SimulationRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED, cancel_requested=False).update(
-        status=RunStatus.RUNNING, started=timezone.now(), shards_total=len(chunks), shards_done=0, progress=0.0)
+    claimed = job_claim(SimulationRun.objects.filter(cancel_requested=False), run.pk,
+                        shards_total=len(chunks), shards_done=0, progress=0.0)
     if not claimed:
         return None
     run.refresh_from_db()
@@ -356,7 +354,7 @@ def _start(*, run: SimulationRun, shards: int, show_progress: bool) -> tuple[lis
 def simulation_run_finalize(*, run: SimulationRun) -> SimulationRun:
     """Merges the shards' parts into the run's per-step table, summarises it, marks it done."""
     run.refresh_from_db()
-    if run.status != RunStatus.RUNNING or run.cancel_requested:
+    if run.status != JobStatus.RUNNING or run.cancel_requested:
         if run.cancel_requested:
             shutil.rmtree(run_folder(run) / "parts", ignore_errors=True)
         return run
@@ -374,8 +372,8 @@ def simulation_run_finalize(*, run: SimulationRun) -> SimulationRun:
     target = run_folder(run) / "steps.parquet"
     _write_parquet_atomically(frame, target)
     summary = run_summary(frame, agent_names=agent_names, seed=run.seed)
-    SimulationRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-        status=RunStatus.SUCCEEDED, progress=1.0, results_path=str(target.relative_to(settings.MEDIA_ROOT)),
+    SimulationRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
+        status=JobStatus.SUCCEEDED, progress=1.0, results_path=str(target.relative_to(settings.MEDIA_ROOT)),
         summary=summary, finished=timezone.now(), shards_done=run.shards_total)
     shutil.rmtree(run_folder(run) / "parts", ignore_errors=True)
     run.refresh_from_db()
@@ -433,15 +431,15 @@ def describe_failure(exc: Exception) -> str:
 
 
 def simulation_run_fail(*, run: SimulationRun, error: str) -> None:
-    SimulationRun.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-        status=RunStatus.FAILED, error=error, finished=timezone.now())
+    SimulationRun.objects.filter(pk=run.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        status=JobStatus.FAILED, error=error, finished=timezone.now())
 
 
 def simulation_run_execute(*, run: SimulationRun, progress: ProgressCallback | None = None,
                            show_progress: bool = False) -> SimulationRun:
     """Runs a queued run in this process (the `simulate` command), start to finish."""
     run.refresh_from_db()
-    if run.status != RunStatus.QUEUED:
+    if run.status != JobStatus.QUEUED:
         raise SimulationConfigError(f"run {run.pk} is {run.status}, not queued; create a new run to run it again")
     started = _start(run=run, shards=1, show_progress=show_progress)
     if started is None:
@@ -477,8 +475,8 @@ def simulation_run_cancel(*, run: SimulationRun) -> SimulationRun:
     within about a second, and the merge never happens. A finished run is left as it is."""
     with transaction.atomic():
         updated = SimulationRun.objects.filter(
-            pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-        ).update(cancel_requested=True, status=RunStatus.CANCELLED, finished=timezone.now())
+            pk=run.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+        ).update(cancel_requested=True, status=JobStatus.CANCELLED, finished=timezone.now())
     if updated:
         # A shard still running may write its part after this; the merge, which would be
         # the only reader, checks the flag and removes the folder instead.

@@ -17,9 +17,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.figures import FIGURE_FORMATS, figure_bytes
+from core.jobs import JobStatus
 
 from .forms import SimulationRunForm
-from .models import RunStatus
 from .plots import FIGURES, curve_figure
 from .selectors import simulation_runs_visible_to
 from .services import (
@@ -69,7 +69,7 @@ def run_new(request):
 def run_detail(request, pk):
     run = get_object_or_404(simulation_runs_visible_to(request.user), pk=pk)
     context = {"run": run, "finished": run.is_finished, "percent": round(100 * run.progress)}
-    if run.status == RunStatus.SUCCEEDED:
+    if run.status == JobStatus.SUCCEEDED:
         context.update(
             agents=summary_table(run, "agents").to_dict("records"),
             differences=summary_table(run, "differences").to_dict("records"),
@@ -94,7 +94,7 @@ def run_cancel(request, pk):
 
 def _finished_run(request, pk):
     run = get_object_or_404(simulation_runs_visible_to(request.user), pk=pk)
-    if run.status != RunStatus.SUCCEEDED:
+    if run.status != JobStatus.SUCCEEDED:
         raise Http404(f"run {pk} has no results (it is {run.status})")
     return run
 

@@ -16,9 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from django.http import Http404
-
 from config.method import github_slug, method_document, render_markdown, section_anchor
+from django.http import Http404
 
 ROOT = Path(__file__).resolve().parents[1]
 METHOD = ROOT / "docs" / "method.md"

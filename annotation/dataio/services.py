@@ -7,7 +7,6 @@ its progress, so the page can show a bar and then a download link.
 from __future__ import annotations
 
 import secrets
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -42,12 +41,10 @@ from annotation.models import (
     Participant,
     Study,
 )
+from core.progress import Throttle
 from core.vocabulary import FRAMINGS
 
 EXPORTS_FOLDER = "exports"
-# Rows between two progress writes to the job row: often enough for a moving bar, rarely
-# enough that the writes cost nothing beside the export.
-_PROGRESS_EVERY_SECONDS = 1.0
 
 
 def data_export_create(*, study: Study, fmt: str, options: dict | None = None, user=None) -> DataExport:
@@ -94,16 +91,14 @@ def data_export_run(*, data_export: DataExport, progress: ProgressCallback | Non
     job = data_export
     relative = Path(EXPORTS_FOLDER) / str(job.pk) / export_file_name(job.study, job.format)
     written = 0
-    last_saved = time.monotonic()
+    throttle = Throttle(wait_first=True)
 
     def report(rows: int) -> None:
-        nonlocal written, last_saved
+        nonlocal written
         written += rows
         if progress is not None:
             progress(rows)
-        now = time.monotonic()
-        if now - last_saved >= _PROGRESS_EVERY_SECONDS:
-            last_saved = now
+        if throttle.due():
             DataExport.objects.filter(pk=job.pk).update(rows_written=written)
 
     try:

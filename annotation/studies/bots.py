@@ -8,7 +8,8 @@ server acknowledged (a redirect after the POST) is kept, so tests can check it w
 
 Only the standard library is used (http.client, threads), so the module runs anywhere,
 against any FrameLab server, without Django; the `run_bots` management command and the
-tests add what needs the database (the study's id, the truth table of `TruthfulPolicy`).
+tests add what needs the database (the study's id, and the truth table of `TruthfulPolicy`
+from `annotation.studies.selectors.study_truth_table`).
 
     report = run_bots(base_url="http://127.0.0.1:8000", study_id=3, participants=50,
                       concurrency=10, policy=make_policy("random"), seed=1)

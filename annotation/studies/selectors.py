@@ -1,5 +1,5 @@
 """Reads of studies that pages, the API, commands and tests share: a batch's items, the studies
-a researcher may see."""
+a researcher may see, the right answers a truthful bot gives."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -9,6 +9,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from annotation.models import (
     AttentionCheck,
     BatchItem,
+    FramedClaim,
     Judgment,
     Participant,
     Study,
@@ -82,3 +83,15 @@ def judgments_visible_to(user) -> QuerySet[Judgment]:
     ).select_related(
         "participant", "item__batch", "item__framed_claim__base_claim", "item__attention_check",
     )
+
+
+def study_truth_table(study: Study) -> dict[str, bool]:
+    """Each text a participant of `study` can be shown, mapped to its right answer (True
+    for a true claim, an attention check's expected answer): TruthfulPolicy's table."""
+    truth = {
+        text: label == TruthLabel.SUPPORTS
+        for text, label in FramedClaim.objects.filter(batch_items__batch__study=study)
+        .values_list("text", "base_claim__true_label").distinct()
+    }
+    truth.update(AttentionCheck.objects.filter(study=study).values_list("text", "expected_accept"))
+    return truth

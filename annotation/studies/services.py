@@ -22,6 +22,7 @@ from annotation.studies.design import (
     design_study,
     insert_attention_checks,
 )
+from core.lookup import lookup_by_id_or_name
 from core.vocabulary import FRAMINGS
 
 
@@ -138,12 +139,6 @@ def study_update(*, study: Study, changes: dict) -> Study:
 
 
 def study_lookup(reference: str | int) -> Study:
-    """A study by its id or its name, as every command accepts it."""
-    reference = str(reference).strip()
-    study = Study.objects.filter(name=reference).first()
-    if study is None and reference.isdigit():
-        study = Study.objects.filter(pk=int(reference)).first()
-    if study is None:
-        known = ", ".join(f"{s.pk} ({s.name})" for s in Study.objects.order_by("pk")[:20]) or "none yet"
-        raise Study.DoesNotExist(f"no study with the id or name '{reference}' (studies: {known})")
-    return study
+    """A study by its name or its id, as every command accepts it, by core.lookup's rule
+    (an exact name wins; `#3` forces the id); Study.DoesNotExist lists the known names."""
+    return lookup_by_id_or_name(Study.objects, reference, kind="study")

@@ -9,7 +9,6 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from annotation.management.commands.run_bots import study_truth_table
 from annotation.models import (
     Batch,
     BatchItem,
@@ -34,6 +33,7 @@ from annotation.studies.bots import (
     run_bots,
 )
 from annotation.studies.invariants import study_invariant_violations
+from annotation.studies.selectors import study_truth_table
 from annotation.studies.services import study_create
 from tests.integration import conftest as integration
 

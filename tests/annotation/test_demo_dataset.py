@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from annotation.management.commands.load_demo import DEMO_DATASET, DEMO_FILE
+from annotation.claims.demo import DEMO_DATASET, DEMO_FILE
 from annotation.models import BaseClaim, FramedClaim
 
 FRAMINGS = {"original", "authoritative", "consensus", "emotional", "prestige", "sensationalist"}

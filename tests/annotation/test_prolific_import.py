@@ -10,6 +10,7 @@ import orjson
 import pytest
 from django.core.management import CommandError, call_command
 
+from annotation.claims.demo import DEMO_FILE
 from annotation.dataio.judgment_table import judgment_table
 from annotation.dataio.prolific_import import (
     ProlificFileError,
@@ -18,7 +19,6 @@ from annotation.dataio.prolific_import import (
     question_kind,
     read_prolific_results,
 )
-from annotation.management.commands.load_demo import DEMO_FILE
 from annotation.models import Batch, BatchItem, Judgment, Participant, Study
 
 QUESTIONS = {

@@ -80,7 +80,8 @@ def test_an_unfinished_conversion_is_not_trusted(settings, tmp_path, monkeypatch
 @pytest.mark.django_db
 def test_load_persona_model_adds_the_adapter(tiny_model_dir, media_root):
     from annotation.models import Dataset
-    from modeling.models import JobStatus, Persona
+    from core.jobs import JobStatus
+    from modeling.models import Persona
     from modeling.training import TrainingConfig, train_adapter
     from modeling.training_data import ClaimRow
 

@@ -11,7 +11,8 @@ from django.urls import reverse
 from safetensors.torch import load_file
 
 from annotation.models import BaseClaim, Dataset, FramedClaim
-from modeling.models import JobStatus, Persona
+from core.jobs import JobStatus
+from modeling.models import Persona
 from modeling.services import (
     PersonaError,
     persona_create,

@@ -127,7 +127,8 @@ def test_a_persona_takes_a_study_beside_humans_and_stays_out_of_their_numbers(
 
 @pytest.mark.django_db
 def test_a_persona_needs_a_usable_model_and_a_study_with_items(tiny_model_dir):
-    from modeling.models import JobStatus, Persona
+    from core.jobs import JobStatus
+    from modeling.models import Persona
 
     call_command("load_demo", no_user=True, stdout=io.StringIO())
     study = study_create(dataset=Dataset.objects.get(name="FrameLab demo"), name="s", base_claims=6,

@@ -11,7 +11,8 @@ from django.urls import reverse
 
 from annotation.models import Dataset, FramedClaim, Study
 from annotation.studies.services import study_create
-from modeling.models import Calibration, JobStatus, Persona, ScoreTable
+from core.jobs import JobStatus
+from modeling.models import Calibration, Persona, ScoreTable
 from modeling.score_services import base_persona_name
 from tests.annotation.test_human_profile import fill_study
 

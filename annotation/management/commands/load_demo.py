@@ -1,13 +1,8 @@
 """`manage.py load_demo`: the demo dataset and a demo researcher login, safe to run again."""
-from pathlib import Path
-
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from annotation.claims.services import claims_import
-
-DEMO_FILE = Path(__file__).resolve().parents[2] / "demo_data" / "framelab-demo.jsonl"
-DEMO_DATASET = "FrameLab demo"
+from annotation.claims.demo import demo_dataset_load
 
 
 class Command(BaseCommand):
@@ -19,19 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-user", action="store_true", help="only load the dataset")
 
     def handle(self, *args, **options):
-        summary = claims_import(
-            paths=[DEMO_FILE],
-            dataset_name=DEMO_DATASET,
-            skip_existing=True,
-            verification="passed",
-            generator="framelab-demo (written and checked by hand)",
-            description=(
-                "64 general-knowledge claims, half true and half false, restated by hand in "
-                "the five FrameRef framings without changing what any of them asserts."
-            ),
-            source="FrameLab project (hand-written)",
-            licence="CC0-1.0",
-        )
+        summary = demo_dataset_load()
         self.stdout.write(
             f"demo dataset '{summary.dataset}': {summary.rows_imported} claims added, "
             f"{summary.rows_skipped} already present"

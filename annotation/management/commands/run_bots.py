@@ -1,21 +1,10 @@
 """`manage.py run_bots`: simulated participants take a study through its real HTTP pages."""
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.models import AttentionCheck, FramedClaim, Study, TruthLabel
+from annotation.models import Study
 from annotation.studies.bots import POLICIES, make_policy, run_bots
+from annotation.studies.selectors import study_truth_table
 from annotation.studies.services import study_lookup
-
-
-def study_truth_table(study: Study) -> dict[str, bool]:
-    """Each text a participant of `study` can be shown, mapped to its right answer (True
-    for a true claim, an attention check's expected answer): TruthfulPolicy's table."""
-    truth = {
-        text: label == TruthLabel.SUPPORTS
-        for text, label in FramedClaim.objects.filter(batch_items__batch__study=study)
-        .values_list("text", "base_claim__true_label").distinct()
-    }
-    truth.update(AttentionCheck.objects.filter(study=study).values_list("text", "expected_accept"))
-    return truth
 
 
 def _fraction(value: str) -> float:

@@ -17,15 +17,15 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.claims.selectors import dataset_lookup
 from annotation.models import Dataset, Framing, Split
-from modeling.models import JobStatus, Persona
-from modeling.plots import render, sweep_figure
-from modeling.services import RESUMABLE, PersonaError, persona_create
-
-from .train_persona import (
+from core.jobs import JobStatus
+from modeling.cli import (
     add_hyperparameter_arguments,
     hyperparameters_from,
     train_in_process,
 )
+from modeling.models import Persona
+from modeling.plots import render, sweep_figure
+from modeling.services import RESUMABLE, PersonaError, persona_create
 
 DEFAULT_ALPHAS = "1.0,0.7,0.5,0.3,0.1,0.0"
 
@@ -117,7 +117,7 @@ class Command(BaseCommand):
         else:
             raise CommandError(f"persona {persona.pk} ({name}) is {persona.status}")
         self.stdout.write(f"alpha {alpha:g}: training persona {persona.pk} ({name})")
-        persona = train_in_process(self, persona, resume=resume, quiet=options["quiet"],
+        persona = train_in_process(persona, resume=resume, quiet=options["quiet"],
                                    device=options["device"], threads=options["threads"])
         if persona.status != JobStatus.SUCCEEDED:
             raise CommandError(f"persona {persona.pk} ended {persona.status}; the sweep stops here")

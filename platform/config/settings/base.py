@@ -238,7 +238,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StudyStatusEnum": "annotation.models.Study.Status",
         "ParticipantStatusEnum": "annotation.models.Participant.Status",
-        "JobStatusEnum": "annotation.models.ClaimImport.Status",
+        "JobStatusEnum": "core.jobs.JobStatus",
         "FramingEnum": "annotation.models.Framing",
         "TruthLabelEnum": "annotation.models.TruthLabel",
         "SplitEnum": "annotation.models.Split",

@@ -10,10 +10,11 @@ background and start-up stays quick.
 """
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.management.commands.load_demo import DEMO_DATASET
+from annotation.claims.demo import DEMO_DATASET
 from annotation.models import Dataset
+from core.jobs import JobStatus
 from simulation.agent_builders import DEMO_PARAMETRIC_SPECS
-from simulation.models import RunStatus, SimulationRun
+from simulation.models import SimulationRun
 from simulation.services import (
     SimulationConfigError,
     simulation_run_create,
@@ -38,7 +39,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         existing = SimulationRun.objects.filter(name=DEMO_RUN).exclude(
-            status__in=[RunStatus.FAILED, RunStatus.CANCELLED]).first()
+            status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).first()
         if existing is not None:
             self.stdout.write(f"demo simulation exists: run {existing.pk} ({existing.status})")
             return
