@@ -154,6 +154,7 @@ class BenchmarkError(Exception):
 @dataclass
 class ChildRun:
     seconds: float
+    cpu_seconds: float  # user + system, from os.wait4: the child's own, whatever the load
     peak_mib: float  # the child's VmHWM at exit: its own peak since exec
     wait4_maxrss_mib: float  # ru_maxrss from os.wait4, for comparison (see run_child)
     loaded: list[str]
@@ -191,7 +192,7 @@ def run_child(args: list[str], env: dict[str, str], work: Path) -> ChildRun:
                              f"{stderr_path.read_text()[-STDERR_TAIL_CHARS:]}")
     text = report.read_text()
     loaded = text.rsplit("LOADED:", 1)[1].strip()
-    return ChildRun(seconds=seconds, peak_mib=_status_kib(text, "VmHWM") / 1024,
+    return ChildRun(seconds=seconds, cpu_seconds=usage.ru_utime + usage.ru_stime, peak_mib=_status_kib(text, "VmHWM") / 1024,
                     wait4_maxrss_mib=usage.ru_maxrss / 1024,  # ru_maxrss is KiB on Linux
                     loaded=[name for name in loaded.split(",") if name])
 
@@ -204,6 +205,10 @@ class ProcessResult:
     @property
     def seconds(self) -> float:
         return statistics.median(r.seconds for r in self.runs)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return statistics.median(r.cpu_seconds for r in self.runs)
 
     @property
     def peak_mib(self) -> float:
@@ -699,14 +704,18 @@ def print_report(args, machine: dict, processes: list[ProcessResult], runs: list
 
     base = processes[0]
     print(f"\nprocesses: median of {args.repeat} (peak = the child's VmHWM, its own since exec)")
-    print(f"{'run':<30}{'seconds':>8}{'x base':>8}{'peak MiB':>10}{'x base':>8}   heavy libraries imported")
+    print(f"{'run':<30}{'seconds':>8}{'x base':>8}{'CPU s':>7}{'peak MiB':>10}{'x base':>8}"
+          f"   heavy libraries imported")
     for result in processes:
         loaded = ", ".join(result.loaded) or "none"
         print(f"{result.name:<30}{result.seconds:>8.2f}{result.seconds / base.seconds:>8.1f}"
-              f"{result.peak_mib:>10.0f}{result.peak_mib / base.peak_mib:>8.1f}   {loaded}")
+              f"{result.cpu_seconds:>7.2f}{result.peak_mib:>10.0f}{result.peak_mib / base.peak_mib:>8.1f}"
+              f"   {loaded}")
     for result in processes:
         print(f"    {result.name:<26} seconds " + " ".join(f"{r.seconds:.2f}" for r in result.runs)
               + "   peak MiB " + " ".join(f"{r.peak_mib:.0f}" for r in result.runs))
+    print("  CPU s: the child's own user + system time (os.wait4); wall time exceeds it by the "
+          "time it waited for a core on a busy machine")
     print(f"  the baseline's ru_maxrss from os.wait4: {base.wait4_maxrss_mib:.1f} MiB against its own "
           f"VmHWM {base.peak_mib:.1f} MiB (this parent's VmHWM {machine['parent_hwm_mib']:.1f} MiB): "
           f"wait4 reports at least the parent's peak, so VmHWM is the measure")
@@ -861,7 +870,8 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": machine, "repeat": args.repeat, "server_repeat": args.server_repeat,
-            "processes": [{"name": p.name, "seconds": p.seconds, "peak_mib": p.peak_mib,
+            "processes": [{"name": p.name, "seconds": p.seconds, "cpu_seconds": p.cpu_seconds,
+                           "peak_mib": p.peak_mib,
                            "wait4_maxrss_mib": p.wait4_maxrss_mib, "loaded": p.loaded,
                            "runs": [asdict(r) for r in p.runs]} for p in processes],
             "ids": ids, "steps": rows,
