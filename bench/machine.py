@@ -1,6 +1,7 @@
 """What the benchmarks print about the machine they ran on (imported by the scripts here)."""
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -22,3 +23,9 @@ def memory_gib() -> float:
         if line.startswith("MemTotal:"):
             return round(int(line.split()[1]) / 1024**2, 1)
     raise OSError("/proc/meminfo has no MemTotal line")
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, e.g. "5.91 6.02 4.88" (other work on a shared
+    machine shows here; compare it with the number of cores)."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
