@@ -1,12 +1,16 @@
 """Reads the simulation side shares: a dataset's claim pool, and the runs a user may see."""
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from django.db.models import QuerySet
 
 from annotation.models import Dataset, FramedClaim
 
 from .models import ALL_SPLITS, SimulationRun
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 POOL_COLUMNS = ["claim_id", "framed_claim_id", "base_id", "framing", "true_label", "text"]
 
@@ -28,6 +32,8 @@ def pool_claims(*, dataset: Dataset, split: str) -> pd.DataFrame:
         (f"{base}:{framing}", pk, base, framing, label, text)
         for base, framing, pk, label, text in rows.iterator(chunk_size=20_000)
     ]
+    import pandas as pd
+
     frame = pd.DataFrame.from_records(records, columns=POOL_COLUMNS)
     return frame.astype({"framed_claim_id": "int64"})
 

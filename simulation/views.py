@@ -3,6 +3,9 @@
 Thin: parse, call a service or selector, render. Figures are drawn on request from the
 run's stored summary (the per-step curves), so a report needs no worker and never goes
 stale; the per-step table is served from its Parquet file.
+
+The services compute with numpy, pandas and scipy: each view imports them where it calls
+them, so the list, the form and a running run's progress page load none of it.
 """
 from __future__ import annotations
 
@@ -22,14 +25,6 @@ from core.jobs import JobStatus
 from .forms import SimulationRunForm
 from .plots import FIGURES, curve_figure
 from .selectors import simulation_runs_visible_to
-from .services import (
-    SimulationConfigError,
-    results_file,
-    simulation_run_cancel,
-    simulation_run_create,
-    simulation_run_enqueue,
-    summary_table,
-)
 
 TABLES = {
     "agents": "per agent: mean_IH with its interval, P(correct), confidence, claims encountered",
@@ -50,6 +45,12 @@ def run_list(request):
 def run_new(request):
     form = SimulationRunForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
+        from .services import (
+            SimulationConfigError,
+            simulation_run_create,
+            simulation_run_enqueue,
+        )
+
         data = form.cleaned_data
         try:
             run = simulation_run_create(
@@ -70,6 +71,8 @@ def run_detail(request, pk):
     run = get_object_or_404(simulation_runs_visible_to(request.user), pk=pk)
     context = {"run": run, "finished": run.is_finished, "percent": round(100 * run.progress)}
     if run.status == JobStatus.SUCCEEDED:
+        from .services import summary_table
+
         context.update(
             agents=summary_table(run, "agents").to_dict("records"),
             differences=summary_table(run, "differences").to_dict("records"),
@@ -87,6 +90,8 @@ def run_cancel(request, pk):
     if run.is_finished:
         messages.info(request, f"Run #{run.pk} had already {run.status}; nothing to cancel.")
     else:
+        from .services import simulation_run_cancel
+
         simulation_run_cancel(run=run)
         messages.info(request, f"Run #{run.pk} cancelled.")
     return redirect("simulation:run-detail", pk=run.pk)
@@ -106,6 +111,8 @@ def _attachment(response: HttpResponse, filename: str) -> HttpResponse:
 
 @login_required
 def run_figure(request, pk, kind, fmt):
+    from .services import summary_table
+
     run = _finished_run(request, pk)
     if kind not in FIGURES or fmt not in FIGURE_FORMATS:
         raise Http404("no such figure")
@@ -121,6 +128,8 @@ def run_figure(request, pk, kind, fmt):
 
 @login_required
 def run_table(request, pk, table, fmt):
+    from .services import summary_table
+
     run = _finished_run(request, pk)
     if table not in TABLES or fmt not in TABLE_FORMATS:
         raise Http404("no such table")
@@ -137,6 +146,8 @@ def run_table(request, pk, table, fmt):
 
 @login_required
 def run_steps(request, pk):
+    from .services import results_file
+
     run = _finished_run(request, pk)
     path = results_file(run)
     if not path.exists():

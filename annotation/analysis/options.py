@@ -6,12 +6,11 @@ Pure: no Django. `annotation.analysis.statistics.analyze` takes an `AnalysisOpti
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
-
-import numpy as np
 
 REFERENCE_FRAMING = "original"
 ALL = "all"
@@ -77,15 +76,15 @@ class AnalysisOptions:
             raise OptionError("exclusions", ",".join(unknown), f"unknown rule; accepted: "
                               f"{', '.join(EXCLUSION_RULES)}, all or none")
         if not self.familiarity_levels or not all(
-                isinstance(level, (int, np.integer)) and 1 <= level <= 5 for level in self.familiarity_levels):
+                isinstance(level, numbers.Integral) and 1 <= level <= 5 for level in self.familiarity_levels):
             raise OptionError("familiarity", self.familiarity_levels,
                               "give one or more integer levels from 1 to 5")
-        if not (isinstance(self.bootstrap_resamples, (int, np.integer))
+        if not (isinstance(self.bootstrap_resamples, numbers.Integral)
                 and 0 <= self.bootstrap_resamples <= 100_000):
             raise OptionError("bootstrap", self.bootstrap_resamples, "an integer from 0 (no intervals) to 100000")
         if not 0.5 <= self.confidence_level < 1:
             raise OptionError("confidence_level", self.confidence_level, "a number from 0.5 to below 1, e.g. 0.95")
-        if not (isinstance(self.seed, (int, np.integer)) and 0 <= self.seed < 2**63):
+        if not (isinstance(self.seed, numbers.Integral) and 0 <= self.seed < 2**63):
             raise OptionError("seed", self.seed, "a non-negative integer")
         if not (math.isfinite(self.min_median_response_ms) and self.min_median_response_ms >= 0):
             raise OptionError("min_median_response_ms", self.min_median_response_ms,
@@ -151,7 +150,7 @@ def _split_parameter(raw) -> list[str]:
         items = [raw]
     parts: list[str] = []
     for item in items:
-        if isinstance(item, (bool, int, float, np.integer, np.floating)):
+        if isinstance(item, (bool, numbers.Real)):
             parts.append(str(item))
             continue
         if isinstance(item, (set, frozenset)):
