@@ -5,12 +5,17 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from core.login_limits import login_limited
+
 from . import health, method
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="annotation:dataset-list"), name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    # Both password forms count attempts per account and per address (core/login_limits.py);
+    # the admin's own login URL (admin:login) is this path, so this pattern serves it.
+    path("accounts/login/", login_limited(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/login/", login_limited(admin.site.login)),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("method/", method.method_page, name="method"),

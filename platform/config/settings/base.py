@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "core",
     "annotation",
     "modeling",
     "simulation",
@@ -185,14 +186,37 @@ LOGGING = {
 }
 
 # --- Cache -------------------------------------------------------------------------------
-# Per process by default; CACHE_URL (e.g. redis://127.0.0.1:6379/2) shares it between web
-# processes and machines, which the API's rate limits and the report's cache need at scale.
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# Shared by every process that uses the same database, with no service to run: the login limits
+# (core/login_limits.py) and the API's rate limits must count across gunicorn workers, which a
+# per-process cache cannot. The table comes with `migrate` (core/migrations/). CACHE_URL
+# (e.g. redis://127.0.0.1:6379/2) moves it to Redis, which shares it between machines and takes
+# the counting off the database. MAX_ENTRIES is high so that a flood of attempts from many
+# addresses cannot cull the entries that hold a lockout (culling starts beyond it).
+if env("CACHE_URL", default=""):
+    CACHES = {"default": env.cache_url("CACHE_URL")}
+else:
+    CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "framelab_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }}
+
+# --- Clients and password attempts (docs/security.md) ----------------------------------------
+# How many proxies stand in front of the web server and append to X-Forwarded-For. 0: the
+# header is ignored and the client is the connection's peer (REMOTE_ADDR). Behind one TLS
+# proxy (nginx, a load balancer) set 1, or every client shares the proxy's address.
+FRAMELAB_TRUSTED_PROXIES = env.int("FRAMELAB_TRUSTED_PROXIES", default=0)
+# Password attempts at /accounts/login/, /admin/login/ and POST /api/auth/token/: failures per
+# account and per client address within the window; spent, the account or address is locked
+# until its oldest failure is LOCKOUT_SECONDS old. 0 switches a limit off.
+FRAMELAB_LOGIN_FAILURES_PER_ACCOUNT = env.int("FRAMELAB_LOGIN_FAILURES_PER_ACCOUNT", default=5)
+FRAMELAB_LOGIN_FAILURES_PER_ADDRESS = env.int("FRAMELAB_LOGIN_FAILURES_PER_ADDRESS", default=20)
+FRAMELAB_LOGIN_LOCKOUT_SECONDS = env.int("FRAMELAB_LOGIN_LOCKOUT_SECONDS", default=900)
 
 # --- REST API (annotation/api/views.py) ---------------------------------------------------------
 # Researchers only: a session (the researcher pages' login) or a token from
-# `manage.py drf_create_token USERNAME` / POST /api/auth/token/. Rates are per client and
-# per web process unless the default cache is shared (e.g. Redis).
+# `manage.py drf_create_token USERNAME` / POST /api/auth/token/. Rates are per client (the
+# address from core/client_address.py) or per researcher, counted in the shared default cache.
 REST_FRAMEWORK = {
     # Token first: an unauthenticated request then gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -211,6 +235,8 @@ REST_FRAMEWORK = {
         "token": env("API_THROTTLE_TOKEN", default="10/minute"),
     },
     # `format` stays DRF's content negotiation; exports take `file_format`.
+    # X-Forwarded-For only behind trusted proxies (DRF trusts the whole header when None).
+    "NUM_PROXIES": FRAMELAB_TRUSTED_PROXIES,
     "URL_FORMAT_OVERRIDE": "format",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

@@ -1,0 +1,1 @@
+"""The platform's own system checks (Django's check framework), registered by core/apps.py."""
