@@ -14,7 +14,12 @@ env = environ.Env()
 
 VAR_DIR = Path(env("FRAMELAB_VAR_DIR", default=str(REPO_ROOT / "var")))
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="framelab-insecure-development-key-change-me")
+# No fallback here: the embedded settings (config/settings/__init__.py) and the test settings
+# generate a key once per install under var/; the production settings demand a strong one
+# (config/secret_key.py). Old keys listed in DJANGO_SECRET_KEY_FALLBACKS still verify what they
+# signed, so a key can be rotated without signing everyone out at once.
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
