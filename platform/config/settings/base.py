@@ -217,6 +217,10 @@ FRAMELAB_TRUSTED_PROXIES = env.int("FRAMELAB_TRUSTED_PROXIES", default=0)
 FRAMELAB_LOGIN_FAILURES_PER_ACCOUNT = env.int("FRAMELAB_LOGIN_FAILURES_PER_ACCOUNT", default=5)
 FRAMELAB_LOGIN_FAILURES_PER_ADDRESS = env.int("FRAMELAB_LOGIN_FAILURES_PER_ADDRESS", default=20)
 FRAMELAB_LOGIN_LOCKOUT_SECONDS = env.int("FRAMELAB_LOGIN_LOCKOUT_SECONDS", default=900)
+# The system check framelab.E001 (core/checks.py): active accounts with a guessable password
+# (demo/demo, password = username) are an error. Off for the embedded quick start, whose demo
+# login is meant to be guessed; on in the production settings.
+FRAMELAB_REFUSE_WELL_KNOWN_PASSWORDS = False
 
 # --- REST API (annotation/api/views.py) ---------------------------------------------------------
 # Researchers only: a session (the researcher pages' login) or a token from

@@ -14,3 +14,5 @@ SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# `check`, `migrate` and the other commands fail while an active account has a guessable password.
+FRAMELAB_REFUSE_WELL_KNOWN_PASSWORDS = True
