@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "core.security_headers.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -222,6 +223,19 @@ FRAMELAB_LOGIN_LOCKOUT_SECONDS = env.int("FRAMELAB_LOGIN_LOCKOUT_SECONDS", defau
 # login is meant to be guessed; on in the production settings.
 FRAMELAB_REFUSE_WELL_KNOWN_PASSWORDS = False
 
+# --- Response headers (core/security_headers.py, docs/security.md) ---------------------------
+# The Content-Security-Policy of every response: the platform's own origin only, nothing inline
+# (data: images for the icons in Swagger UI's style sheet); no framing; forms post here only.
+# FRAMELAB_CSP replaces it (empty: none is sent); FRAMELAB_CSP_REPORT_ONLY=true only reports.
+FRAMELAB_CONTENT_SECURITY_POLICY = env("FRAMELAB_CSP", default="; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
+    "font-src 'self'", "connect-src 'self'", "object-src 'none'", "base-uri 'self'",
+    "form-action 'self'", "frame-ancestors 'none'",
+]))
+FRAMELAB_CSP_REPORT_ONLY = env.bool("FRAMELAB_CSP_REPORT_ONLY", default=False)
+# System checks silenced on purpose, each with its reason where it is added (production.py).
+SILENCED_SYSTEM_CHECKS: list[str] = []
+
 # --- REST API (annotation/api/views.py) ---------------------------------------------------------
 # Researchers only: a session (the researcher pages' login) or a token from
 # `manage.py drf_create_token USERNAME` / POST /api/auth/token/. Rates are per client (the
@@ -262,6 +276,8 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from the platform's own static files, not a CDN: studies run offline too.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge from swagger.io's online validator: the page loads nothing from elsewhere (CSP).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
