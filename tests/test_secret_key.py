@@ -21,7 +21,6 @@ from django.urls import reverse
 from annotation.models import Dataset, Judgment, Participant, Study
 from annotation.studies.participant_views import TICKET_SALT
 from annotation.studies.services import study_create
-from config.secret_key import embedded_secret_key, production_secret_key
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_FALLBACK = "framelab-insecure-development-key-change-me"
@@ -66,6 +65,8 @@ def test_an_explicit_key_wins_and_no_file_is_written(tmp_path):
 
 
 def test_processes_starting_together_agree_on_one_key(tmp_path):
+    from config.secret_key import embedded_secret_key
+
     with ThreadPoolExecutor(max_workers=8) as pool:
         keys = set(pool.map(lambda _: embedded_secret_key(tmp_path / "secret_key"), range(16)))
     assert len(keys) == 1
@@ -73,6 +74,8 @@ def test_processes_starting_together_agree_on_one_key(tmp_path):
 
 
 def test_a_key_file_readable_by_others_is_narrowed_and_an_empty_one_refused(tmp_path):
+    from config.secret_key import embedded_secret_key
+
     path = tmp_path / "secret_key"
     path.write_text(STRONG)
     path.chmod(0o644)
@@ -93,6 +96,8 @@ def test_a_key_file_readable_by_others_is_narrowed_and_an_empty_one_refused(tmp_
     ("ab" * 40, "different characters"),
 ])
 def test_production_refuses_unusable_keys(key, reason):
+    from config.secret_key import production_secret_key
+
     with pytest.raises(ImproperlyConfigured, match=reason):
         production_secret_key(key)
     assert production_secret_key(STRONG) == STRONG

@@ -18,7 +18,6 @@ from django.urls import reverse
 from annotation import urls as annotation_urls
 from annotation.models import Dataset, Participant, Study
 from annotation.studies.services import study_create
-from core.security_headers import SVG_POLICY, ContentSecurityPolicyMiddleware
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DIRS = [ROOT / "platform" / "templates", *ROOT.glob("*/templates")]
@@ -82,6 +81,8 @@ def test_researcher_pages_api_and_participant_pages_carry_the_policy(client, stu
 
 
 def test_svg_responses_get_their_own_policy_and_views_may_set_theirs():
+    from core.security_headers import SVG_POLICY, ContentSecurityPolicyMiddleware
+
     request = RequestFactory().get("/x.svg")
     svg = ContentSecurityPolicyMiddleware(lambda r: HttpResponse(b"<svg/>", content_type="image/svg+xml"))
     assert svg(request)["Content-Security-Policy"] == SVG_POLICY
@@ -96,6 +97,8 @@ def test_svg_responses_get_their_own_policy_and_views_may_set_theirs():
 
 
 def test_report_only_mode_and_switching_off(settings):
+    from core.security_headers import ContentSecurityPolicyMiddleware
+
     request = RequestFactory().get("/")
     middleware = ContentSecurityPolicyMiddleware(lambda r: HttpResponse("x"))
     settings.FRAMELAB_CSP_REPORT_ONLY = True

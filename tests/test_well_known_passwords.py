@@ -10,7 +10,6 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from core.checks import check_well_known_passwords
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +57,7 @@ def test_the_embedded_settings_do_not_check(settings):
 
 def test_verdicts_are_cached_so_a_second_run_hashes_nothing(production, monkeypatch):
     import core.checks as module
+    from core.checks import check_well_known_passwords
 
     cache.clear()
     get_user_model().objects.create_user("demo", password="demo")
