@@ -94,12 +94,6 @@ class Budget:
         oldest = min(taken.values(), default=stamp)
         raise LockedOut(self.scope, oldest + self.seconds)
 
-    def locked_until(self) -> float | None:
-        taken = cache.get_many(self.keys)
-        if len(taken) < self.limit:
-            return None
-        return min(taken.values()) + self.seconds
-
     def clear(self) -> None:
         cache.delete_many(self.keys)
 

@@ -257,9 +257,9 @@ REST_FRAMEWORK = {
         "user": env("API_THROTTLE_USER", default="5000/hour"),
         "token": env("API_THROTTLE_TOKEN", default="10/minute"),
     },
-    # `format` stays DRF's content negotiation; exports take `file_format`.
     # X-Forwarded-For only behind trusted proxies (DRF trusts the whole header when None).
     "NUM_PROXIES": FRAMELAB_TRUSTED_PROXIES,
+    # `format` stays DRF's content negotiation; exports take `file_format`.
     "URL_FORMAT_OVERRIDE": "format",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
