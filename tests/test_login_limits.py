@@ -199,3 +199,20 @@ def settings_cache_is_shared() -> bool:
     from django.conf import settings
 
     return settings.CACHES["default"]["BACKEND"] != "django.core.cache.backends.locmem.LocMemCache"
+
+
+def test_addresses_are_counted_by_ipv4_or_ipv6_slash_64():
+    from core.client_address import address_key
+
+    assert address_key("192.0.2.7") == "192.0.2.7"
+    assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+
+
+def test_ipv6_clients_changing_address_within_their_slash_64_share_a_budget(olivia):
+    for n in range(5):
+        assert login("/accounts/login/", f"nobody-{n}", "guess",
+                     address=f"2001:db8:7:7::{n + 1:x}")[0].status_code == 200
+    assert is_locked_page(login("/accounts/login/", "olivia", "right-horse-battery",
+                                address="2001:db8:7:7::ffff")[0])
