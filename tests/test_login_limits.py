@@ -175,15 +175,14 @@ for _ in range(int(sys.argv[1])):
 
 @pytest.mark.django_db(transaction=True)
 def test_failures_in_another_process_count_here(olivia):
-    """Two processes on the embedded default cache (the test database's table): failures made by
-    one lock the account in the other, as for two gunicorn workers."""
+    """Two processes on the shared cache (by default the test database's table; Redis with
+    CACHE_URL): failures made by one lock the account in the other, as for two gunicorn workers."""
     assert settings_cache_is_shared()
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
            "DJANGO_SETTINGS_MODULE": "config.settings.test",
            "DATABASE_URL": database_url_of_live_connection(),
            "FRAMELAB_LOGIN_FAILURES_PER_ACCOUNT": "3", "FRAMELAB_LOGIN_FAILURES_PER_ADDRESS": "5",
            "FRAMELAB_LOGIN_LOCKOUT_SECONDS": "600"}
-    env.pop("CACHE_URL", None)
     try:
         result = subprocess.run([sys.executable, "-c", LOGIN_IN_ANOTHER_PROCESS, "3", "10.4.4.4"],
                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
