@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.decorators.cache import never_cache
 
 import annotation.claims.views as views
 import annotation.dataio.views as export_views
@@ -9,6 +10,9 @@ from core.lazy_views import lazy_view
 app_name = "annotation"
 
 participant = "s/<int:study_id>/p/<str:token>/"
+# Participants' pages carry their session's token in the URL: no browser or proxy may keep a
+# copy (`Cache-Control: no-store`, with no-cache, must-revalidate, private and max-age=0).
+participant_page = never_cache
 # The report computes with pandas, scipy and statsmodels: its module loads with the first
 # report page (core/lazy_views.py), not in every worker and command.
 report = "annotation.analysis.views."
@@ -34,13 +38,13 @@ urlpatterns = [
     path("exports/<int:pk>/", export_views.export_detail, name="export-detail"),
     path("exports/<int:pk>/download/", export_views.export_download, name="export-download"),
     # What participants see: /s/<study>/ is the link given to the recruitment platform.
-    path("s/<int:study_id>/", participant_views.study_entry, name="study-entry"),
-    path(participant, participant_views.participant_home, name="participant-home"),
-    path(participant + "consent/", participant_views.participant_consent_page,
+    path("s/<int:study_id>/", participant_page(participant_views.study_entry), name="study-entry"),
+    path(participant, participant_page(participant_views.participant_home), name="participant-home"),
+    path(participant + "consent/", participant_page(participant_views.participant_consent_page),
          name="participant-consent"),
-    path(participant + "instructions/", participant_views.participant_instructions,
+    path(participant + "instructions/", participant_page(participant_views.participant_instructions),
          name="participant-instructions"),
-    path(participant + "item/<int:position>/", participant_views.participant_item,
+    path(participant + "item/<int:position>/", participant_page(participant_views.participant_item),
          name="participant-item"),
-    path(participant + "done/", participant_views.participant_done, name="participant-done"),
+    path(participant + "done/", participant_page(participant_views.participant_done), name="participant-done"),
 ]

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up FrameLab on this machine and runs it with the embedded defaults: SQLite, a Celery
 # worker (with beat) on kombu's filesystem broker, demo data and a demo login. Ctrl-C stops all.
+# The demo login (demo/demo) is a researcher; FRAMELAB_DEMO_SUPERUSER=1 makes it a superuser.
+# This is a setup for one machine: see docs/security.md before others can reach it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -14,7 +16,9 @@ py=.venv/bin/python
 
 $py manage.py migrate --noinput -v 0
 $py manage.py collectstatic --noinput -v 0
-$py manage.py load_demo
+demo_login=(--demo-user)
+if [ "${FRAMELAB_DEMO_SUPERUSER:-0}" = "1" ]; then demo_login+=(--superuser); fi
+$py manage.py load_demo "${demo_login[@]}"
 # Queued, not run here: the worker started below computes the demo report in the background.
 $py manage.py load_demo_simulation --enqueue
 
@@ -40,7 +44,7 @@ for _ in $(seq 1 60); do
         cat <<BANNER
 
   FrameLab is running at http://$host:$port/
-  Demo login: demo / demo   (admin at http://$host:$port/admin/)
+  Demo login: demo / demo   (FRAMELAB_DEMO_SUPERUSER=1 makes it an admin: http://$host:$port/admin/)
   Logs: $var_dir/log/web.log, $var_dir/log/worker.log    Stop: Ctrl-C
 
 BANNER

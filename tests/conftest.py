@@ -76,3 +76,21 @@ def _forget_cached_batches():
     batch_items.cache_clear()
     yield
     batch_items.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _empty_the_cache_after_transactional_tests(request):
+    """The default cache is a table of the test database. Rolled-back tests leave it as they
+    found it; tests on committed data (transactional_db, servers in subprocesses) do not, and the
+    table is not among those a flush empties: empty it after them, so that counts (rate limits,
+    login failures) do not carry over into the next test."""
+    marker = request.node.get_closest_marker("django_db")
+    if "transactional_db" not in request.fixturenames and not (
+            marker is not None and marker.kwargs.get("transaction")):
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # so that this ends before the database does
+    yield
+    from django.core.cache import cache
+
+    cache.clear()

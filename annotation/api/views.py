@@ -24,7 +24,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import api_view, permission_classes, throttle_classes
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, Throttled, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -70,6 +70,7 @@ from annotation.studies.selectors import (
 )
 from annotation.studies.services import study_create, study_set_status, study_update
 from annotation.studies.views import study_progress
+from core.login_limits import LockedOut, LoginAttempt
 from core.schema import ErrorSerializer
 
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such object among those you may see.")
@@ -151,7 +152,9 @@ class TokenView(APIView):
         summary="Get your API token",
         description="Exchanges a researcher's username and password for their token (created on "
                     "first use; the same token afterwards). Limited to a few attempts a minute "
-                    "per address (`API_THROTTLE_TOKEN`). `manage.py drf_create_token USERNAME` "
+                    "per address (`API_THROTTLE_TOKEN`), and like the login pages to a few "
+                    "failures per account and per address before a lockout (429 with "
+                    "`Retry-After`; see docs/security.md). `manage.py drf_create_token USERNAME` "
                     "does the same on the server.",
         request=AuthTokenSerializer,
         responses={200: inline_serializer("Token", {"token": serializers.CharField()}),
@@ -159,8 +162,17 @@ class TokenView(APIView):
         auth=[],
     )
     def post(self, request):
+        username = request.data.get("username", "") if hasattr(request.data, "get") else ""
+        attempt = LoginAttempt(request, username)
+        try:
+            attempt.begin()
+        except LockedOut as locked:
+            raise Throttled(wait=locked.retry_after, detail=locked.message()) from None
         credentials = AuthTokenSerializer(data=request.data, context={"request": request})
-        credentials.is_valid(raise_exception=True)
+        if not credentials.is_valid():
+            attempt.failed()
+            raise ValidationError(credentials.errors)
+        attempt.succeeded()
         token, _ = Token.objects.get_or_create(user=credentials.validated_data["user"])
         return Response({"token": token.key})
 

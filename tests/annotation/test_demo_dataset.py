@@ -50,11 +50,22 @@ def test_restatements_keep_the_original_claim_recognisable():
 
 
 @pytest.mark.django_db
-def test_load_demo_is_idempotent_and_creates_the_login(capsys):
+def test_load_demo_is_idempotent_and_creates_the_login_only_when_asked(capsys):
     call_command("load_demo")
-    call_command("load_demo")
+    assert not get_user_model().objects.filter(username="demo").exists()
+    call_command("load_demo", demo_user=True)
     assert BaseClaim.objects.filter(dataset__name=DEMO_DATASET).count() == len(demo_rows()) // 6
     assert FramedClaim.objects.filter(base_claim__dataset__name=DEMO_DATASET).count() == len(demo_rows())
     user = get_user_model().objects.get(username="demo")
-    assert user.check_password("demo") and user.is_staff
+    assert user.check_password("demo") and not user.is_staff and not user.is_superuser
     assert "already present" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_the_demo_login_is_a_superuser_only_when_asked():
+    call_command("load_demo", superuser=True)
+    assert get_user_model().objects.get(username="demo").is_superuser
+    # Asked again without --superuser (an older quick start's demo superuser): a researcher.
+    call_command("load_demo", demo_user=True)
+    user = get_user_model().objects.get(username="demo")
+    assert not user.is_superuser and not user.is_staff

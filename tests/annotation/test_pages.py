@@ -32,7 +32,7 @@ def test_pages_need_a_login(client):
 
 
 def test_login_page_and_demo_login_work(client):
-    call_command("load_demo")
+    call_command("load_demo", demo_user=True)
     assert client.get(reverse("login")).status_code == 200
     response = client.post(reverse("login"), {"username": "demo", "password": "demo"}, follow=True)
     assert response.status_code == 200

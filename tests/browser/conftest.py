@@ -80,6 +80,8 @@ def chromium(browser_paths, gunicorn_server, tmp_path):  # noqa: F811  (the impo
     profile.mkdir()
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
+    # The console, for csp_violations(): Chromium reports every refused script or style there.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(executable_path=driver_path, log_output=str(tmp_path / "chromedriver.log"))
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(30)
@@ -88,3 +90,10 @@ def chromium(browser_paths, gunicorn_server, tmp_path):  # noqa: F811  (the impo
         yield driver
     finally:
         driver.quit()
+
+
+def csp_violations(driver) -> list[str]:
+    """Console messages since the last call in which the browser refused something because of
+    the Content-Security-Policy (core/security_headers.py)."""
+    return [entry["message"] for entry in driver.get_log("browser")
+            if "Content Security Policy" in entry["message"]]

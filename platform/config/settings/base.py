@@ -14,7 +14,12 @@ env = environ.Env()
 
 VAR_DIR = Path(env("FRAMELAB_VAR_DIR", default=str(REPO_ROOT / "var")))
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="framelab-insecure-development-key-change-me")
+# No fallback here: the embedded settings (config/settings/__init__.py) and the test settings
+# generate a key once per install under var/; the production settings demand a strong one
+# (config/secret_key.py). Old keys listed in DJANGO_SECRET_KEY_FALLBACKS still verify what they
+# signed, so a key can be rotated without signing everyone out at once.
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -32,6 +37,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "core",
     "annotation",
     "modeling",
     "simulation",
@@ -39,6 +45,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "core.security_headers.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -189,14 +196,54 @@ LOGGING = {
 }
 
 # --- Cache -------------------------------------------------------------------------------
-# Per process by default; CACHE_URL (e.g. redis://127.0.0.1:6379/2) shares it between web
-# processes and machines, which the API's rate limits and the report's cache need at scale.
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# Shared by every process that uses the same database, with no service to run: the login limits
+# (core/login_limits.py) and the API's rate limits must count across gunicorn workers, which a
+# per-process cache cannot. The table comes with `migrate` (core/migrations/). CACHE_URL
+# (e.g. redis://127.0.0.1:6379/2) moves it to Redis, which shares it between machines and takes
+# the counting off the database. MAX_ENTRIES is high so that a flood of attempts from many
+# addresses cannot cull the entries that hold a lockout (culling starts beyond it).
+if env("CACHE_URL", default=""):
+    CACHES = {"default": env.cache_url("CACHE_URL")}
+else:
+    CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "framelab_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }}
+
+# --- Clients and password attempts (docs/security.md) ----------------------------------------
+# How many proxies stand in front of the web server and append to X-Forwarded-For. 0: the
+# header is ignored and the client is the connection's peer (REMOTE_ADDR). Behind one TLS
+# proxy (nginx, a load balancer) set 1, or every client shares the proxy's address.
+FRAMELAB_TRUSTED_PROXIES = env.int("FRAMELAB_TRUSTED_PROXIES", default=0)
+# Password attempts at /accounts/login/, /admin/login/ and POST /api/auth/token/: failures per
+# account and per client address within the window; spent, the account or address is locked
+# until its oldest failure is LOCKOUT_SECONDS old. 0 switches a limit off.
+FRAMELAB_LOGIN_FAILURES_PER_ACCOUNT = env.int("FRAMELAB_LOGIN_FAILURES_PER_ACCOUNT", default=5)
+FRAMELAB_LOGIN_FAILURES_PER_ADDRESS = env.int("FRAMELAB_LOGIN_FAILURES_PER_ADDRESS", default=20)
+FRAMELAB_LOGIN_LOCKOUT_SECONDS = env.int("FRAMELAB_LOGIN_LOCKOUT_SECONDS", default=900)
+# The system check framelab.E001 (core/checks.py): active accounts with a guessable password
+# (demo/demo, password = username) are an error. Off for the embedded quick start, whose demo
+# login is meant to be guessed; on in the production settings.
+FRAMELAB_REFUSE_WELL_KNOWN_PASSWORDS = False
+
+# --- Response headers (core/security_headers.py, docs/security.md) ---------------------------
+# The Content-Security-Policy of every response: the platform's own origin only, nothing inline
+# (data: images for the icons in Swagger UI's style sheet); no framing; forms post here only.
+# FRAMELAB_CSP replaces it (empty: none is sent); FRAMELAB_CSP_REPORT_ONLY=true only reports.
+FRAMELAB_CONTENT_SECURITY_POLICY = env("FRAMELAB_CSP", default="; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
+    "font-src 'self'", "connect-src 'self'", "object-src 'none'", "base-uri 'self'",
+    "form-action 'self'", "frame-ancestors 'none'",
+]))
+FRAMELAB_CSP_REPORT_ONLY = env.bool("FRAMELAB_CSP_REPORT_ONLY", default=False)
+# System checks silenced on purpose, each with its reason where it is added (production.py).
+SILENCED_SYSTEM_CHECKS: list[str] = []
 
 # --- REST API (annotation/api/views.py) ---------------------------------------------------------
 # Researchers only: a session (the researcher pages' login) or a token from
-# `manage.py drf_create_token USERNAME` / POST /api/auth/token/. Rates are per client and
-# per web process unless the default cache is shared (e.g. Redis).
+# `manage.py drf_create_token USERNAME` / POST /api/auth/token/. Rates are per client (the
+# address from core/client_address.py) or per researcher, counted in the shared default cache.
 REST_FRAMEWORK = {
     # Token first: an unauthenticated request then gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -214,6 +261,8 @@ REST_FRAMEWORK = {
         "user": env("API_THROTTLE_USER", default="5000/hour"),
         "token": env("API_THROTTLE_TOKEN", default="10/minute"),
     },
+    # X-Forwarded-For only behind trusted proxies (DRF trusts the whole header when None).
+    "NUM_PROXIES": FRAMELAB_TRUSTED_PROXIES,
     # `format` stays DRF's content negotiation; exports take `file_format`.
     "URL_FORMAT_OVERRIDE": "format",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -231,6 +280,8 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from the platform's own static files, not a CDN: studies run offline too.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge from swagger.io's online validator: the page loads nothing from elsewhere (CSP).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,

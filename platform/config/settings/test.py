@@ -5,22 +5,28 @@ tests/integration/conftest.py), so everything it must share with the test proces
 database, the broker and the artifact store, is set here or passed in the environment.
 """
 import os
+
+# Tests build tiny model folders under the system's temporary folder.
+import tempfile  # noqa: E402
 from pathlib import Path
+
+from config.secret_key import embedded_secret_key
 
 from .base import *  # noqa: F401,F403
 from .base import (
     CELERY_BROKER_URL,
     CELERY_FILESYSTEM_BROKER_DIR,
     DATABASES,
+    SECRET_KEY,
     VAR_DIR,
     env,
     filesystem_broker_options,
 )
 
-# Tests build tiny model folders under the system's temporary folder.
-import tempfile  # noqa: E402
-
 LOCAL_MODEL_DIRS = [VAR_DIR / "models", Path(tempfile.gettempdir())]
+# The install's key, as in the embedded setup: the servers and workers that tests start read
+# the same file, so what one process signs (participants' tickets, sessions) the others accept.
+SECRET_KEY = SECRET_KEY or embedded_secret_key(VAR_DIR / "secret_key")
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests call tasks eagerly unless they start a real worker (tests/integration/).
