@@ -10,8 +10,9 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.claims.files import ClaimFileError, discover_claim_files, file_format
+from annotation.claims.files import ClaimFileError, ReadLimits, discover_claim_files
 from annotation.claims.importer import ClaimImporter, ImportSummary, ProgressCallback
+from annotation.claims.uploads import read_limits, uploads_check
 from annotation.models import ClaimImport, Dataset
 from core.vocabulary import NO_SPLIT
 
@@ -28,11 +29,12 @@ def claims_import(
     source: str | None = None,
     licence: str | None = None,
     progress: ProgressCallback | None = None,
+    limits: ReadLimits | None = None,
 ) -> ImportSummary:
     """Imports claim files into the dataset `dataset_name`, creating it if needed.
 
     All or nothing: a `ClaimFileError` from any row leaves the database as it was,
-    including a dataset this call would have created.
+    including a dataset this call would have created. `limits` default to the settings'.
     """
     started = time.perf_counter()
     claim_files = discover_claim_files(paths)
@@ -55,6 +57,7 @@ def claims_import(
             verification=verification,
             generator=generator,
             progress=progress,
+            limits=limits or read_limits(),
         )
         rows_read, rows_imported, rows_skipped, base_claims_created = importer.run()
         if rows_read == 0:
@@ -83,11 +86,12 @@ def claim_import_create(
     verification: str = "unverified",
     created_by=None,
 ) -> ClaimImport:
-    """Stores uploaded claim files in the artifact store and queues their import."""
-    for upload in files:
-        if file_format(Path(upload.name)) is None:
-            raise ClaimFileError(path=upload.name, line=None, problem="unknown file type",
-                                 accepted="FrameRef .jsonl, .parquet or .csv files")
+    """Stores uploaded claim files in the artifact store and queues their import.
+
+    Files of an unknown type or over the size limits are refused before anything is stored
+    (`UploadTooLarge` for the latter).
+    """
+    uploads_check(files)
     folder = Path("imports") / uuid.uuid4().hex
     stored = []
     for upload in files:

@@ -13,6 +13,7 @@ from annotation.claims.selectors import (
     framed_claims_filtered,
 )
 from annotation.claims.services import claim_import_create
+from annotation.claims.uploads import UploadTooLarge
 from annotation.models import ClaimImport, Dataset, Framing, Split, TruthLabel
 
 
@@ -48,6 +49,7 @@ def dataset_detail(request, pk):
 @login_required
 def claim_import_new(request):
     form = ClaimImportForm(request.POST or None, request.FILES or None)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
             job = claim_import_create(
@@ -60,9 +62,10 @@ def claim_import_new(request):
             )
         except ClaimFileError as exc:
             form.add_error("files", str(exc))
+            status = 413 if isinstance(exc, UploadTooLarge) else 200
         else:
             return redirect("annotation:claim-import-detail", pk=job.pk)
-    return render(request, "annotation/claim_import_new.html", {"form": form})
+    return render(request, "annotation/claim_import_new.html", {"form": form}, status=status)
 
 
 @login_required

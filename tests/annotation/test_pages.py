@@ -117,3 +117,40 @@ def test_a_researcher_never_sees_another_researchers_imports(client, researcher,
     assert client.get(reverse("annotation:claim-import-detail", args=[job.pk])).status_code == 404
     listing = client.get(reverse("annotation:dataset-list"))
     assert detail_url not in listing.content and b"ada&#x27;s data" not in listing.content
+
+
+# --- Upload limits and the life of uploaded files (issue 12, finding 2) ---------------------
+
+def post_import(client, *uploads, dataset="uploaded"):
+    return client.post(reverse("annotation:claim-import-new"), {
+        "dataset_name": dataset, "files": list(uploads), "default_split": "none",
+        "verification": "unverified",
+    })
+
+
+def stored_uploads(media_root):
+    folder = media_root / "imports"
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def test_a_file_over_the_upload_limit_is_refused_before_it_is_stored(client, researcher, media_root,
+                                                                     settings):
+    settings.FRAMELAB_MAX_UPLOAD_FILE_BYTES = 1_000
+    small = jsonl_upload("small.jsonl", claim_records(1, framings=("original",)))
+    big = jsonl_upload("big.jsonl", claim_records(3))
+    response = post_import(client, small, big)
+    assert response.status_code == 413
+    assert (f"big.jsonl: the file is {big.size:,} bytes, more than the 1,000 bytes an uploaded file "
+            f"may hold (FRAMELAB_MAX_UPLOAD_FILE_BYTES)").encode() in response.content
+    assert not ClaimImport.objects.exists() and stored_uploads(media_root) == []
+
+
+def test_a_request_over_the_upload_limit_is_refused_before_it_is_read(client, researcher, media_root,
+                                                                      settings):
+    settings.FRAMELAB_MAX_UPLOAD_REQUEST_BYTES = 3_000
+    response = post_import(client, jsonl_upload("a.jsonl", claim_records(3)),
+                           jsonl_upload("b.jsonl", claim_records(3, prefix="b")))
+    assert response.status_code == 413
+    assert b"more than the 3,000 bytes one upload may hold (FRAMELAB_MAX_UPLOAD_REQUEST_BYTES)" \
+        in response.content
+    assert not ClaimImport.objects.exists() and stored_uploads(media_root) == []
