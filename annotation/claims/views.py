@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from annotation.claims.files import ClaimFileError
 from annotation.claims.forms import ClaimImportForm
 from annotation.claims.selectors import (
+    claim_import_file_names,
     claim_import_progress,
     claim_imports_visible_to,
     dataset_composition,
@@ -74,6 +75,7 @@ def claim_import_detail(request, pk):
     progress = claim_import_progress([job]).get(job.pk)
     return render(request, "annotation/claim_import_detail.html", {
         "job": job,
+        "file_names": claim_import_file_names(job.files),
         "progress": progress,
         "finished": job.status in (ClaimImport.Status.SUCCEEDED, ClaimImport.Status.FAILED),
     })

@@ -109,3 +109,18 @@ def test_uploads_over_the_limits_are_413_with_the_message(api, media_root, tmp_p
         f"more than the {size:,} bytes one upload may hold (FRAMELAB_MAX_UPLOAD_REQUEST_BYTES)")
     assert not ClaimImport.objects.exists()
     assert not (media_root / "imports").exists() or not any((media_root / "imports").iterdir())
+
+
+def test_uploads_are_deleted_after_the_job(api, media_root, tmp_path,
+                                          django_capture_on_commit_callbacks):
+    records = claim_records(n_base=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        good = upload(api, write_jsonl(tmp_path / "good.jsonl", records)).json()
+    records[3]["framing_type"] = "nope"
+    with django_capture_on_commit_callbacks(execute=True):
+        bad = upload(api, write_jsonl(tmp_path / "bad.jsonl", records), dataset_name="b").json()
+    assert api.get(good["url"]).json()["status"] == "succeeded"
+    failed = api.get(bad["url"]).json()
+    assert failed["status"] == "failed" and failed["error"].startswith("bad.jsonl:4: ")
+    assert failed["files"] == ["bad.jsonl"]
+    assert not any((media_root / "imports").iterdir())

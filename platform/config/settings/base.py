@@ -150,6 +150,9 @@ FRAMELAB_MAX_COMPRESSION_RATIO = env.float("FRAMELAB_MAX_COMPRESSION_RATIO", def
 FRAMELAB_MAX_LINE_BYTES = env.int("FRAMELAB_MAX_LINE_BYTES", default=1_000_000)
 FRAMELAB_MAX_CLAIM_CHARS = env.int("FRAMELAB_MAX_CLAIM_CHARS", default=10_000)
 FRAMELAB_MAX_CSV_FIELD_CHARS = env.int("FRAMELAB_MAX_CSV_FIELD_CHARS", default=131_072)
+# Uploaded files are deleted when their import ends (succeeded or failed); keep them this many
+# seconds instead, after which beat's sweep deletes them.
+FRAMELAB_KEEP_UPLOADS_SECONDS = env.int("FRAMELAB_KEEP_UPLOADS_SECONDS", default=0)
 
 # --- Celery -----------------------------------------------------------------------------
 # filesystem:// is kombu's broker that needs no server: producers and workers on one
@@ -194,6 +197,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "reclaim-expired-sessions": {
         "task": "annotation.reclaim_expired_sessions",
         "schedule": env.float("RECLAIM_SESSIONS_EVERY_SECONDS", default=60.0),
+    },
+    # Uploads kept past their job (FRAMELAB_KEEP_UPLOADS_SECONDS), of jobs that ended without
+    # the worker's cleanup, and of uploads that never became a job.
+    "delete-expired-uploads": {
+        "task": "annotation.delete_expired_uploads",
+        "schedule": env.float("DELETE_EXPIRED_UPLOADS_EVERY_SECONDS", default=600.0),
     },
 }
 
