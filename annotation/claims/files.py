@@ -443,6 +443,7 @@ class _BoundedGunzip(io.RawIOBase):
             if not self._input and not self._fill():
                 raise _ReadProblem("the compressed data ends early: the .gz file is truncated "
                                    "(an incomplete upload or copy?)")
+            pending = len(self._input)
             try:
                 data = inflate.decompress(self._input, len(buffer))
             except zlib.error as exc:
@@ -453,6 +454,10 @@ class _BoundedGunzip(io.RawIOBase):
                 self._members += 1
             else:
                 self._input = inflate.unconsumed_tail
+                if not data and len(self._input) == pending and not self._fill():
+                    # Nothing consumed and nothing more to give: the stream was cut short.
+                    raise _ReadProblem("the compressed data ends early: the .gz file is "
+                                       "truncated (an incomplete upload or copy?)")
             if data:
                 size = len(data)
                 buffer[:size] = data

@@ -234,3 +234,20 @@ def test_parquet_meets_the_decompressed_size_limit_too(tmp_path):
     with pytest.raises(ClaimFileError, match=r"claims.parquet: decompresses to more than 100 "
                                              r"bytes \(FRAMELAB_MAX_DECOMPRESSED_BYTES\)"):
         rows_of(path, limits=ReadLimits(decompressed_bytes=100))
+
+
+def test_no_damage_to_a_gzip_file_escapes_as_anything_but_a_claim_file_error(tmp_path):
+    import random
+
+    whole = gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in claim_records(20)))
+    path = tmp_path / "claims.jsonl.gz"
+    rng = random.Random(12)
+    for _ in range(300):
+        data = bytearray(whole)
+        for _ in range(rng.randint(0, 3)):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        path.write_bytes(bytes(data[: rng.randrange(1, len(data) + 1)]))
+        try:
+            rows_of(path)
+        except ClaimFileError as error:
+            assert str(error).startswith(f"{path}:")
