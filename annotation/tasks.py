@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from annotation.claims.services import claim_import_run
+from annotation.claims.services import claim_import_run, claim_uploads_delete_expired
 from annotation.models import ClaimImport
 from core.jobs import job_claim
 from core.progress import Throttle
@@ -30,6 +30,12 @@ def run_claim_import(self, claim_import_id: int) -> dict:
     claim_import_run(claim_import=job, progress=report)
     job.refresh_from_db()
     return {"status": job.status, "rows_imported": job.rows_imported}
+
+
+@shared_task(name="annotation.delete_expired_uploads")
+def delete_expired_uploads() -> int:
+    """Deletes uploaded claim files nothing needs any more (run by beat)."""
+    return claim_uploads_delete_expired()
 
 
 @shared_task(name="annotation.reclaim_expired_sessions")

@@ -6,8 +6,6 @@ by the selectors before anything reaches a serializer.
 """
 from __future__ import annotations
 
-from pathlib import PurePath
-
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -16,6 +14,7 @@ from rest_framework import serializers
 
 from annotation.analysis.options import EXCLUSION_RULES
 from annotation.claims.files import VERIFICATION_STATES
+from annotation.claims.selectors import claim_import_file_names
 from annotation.models import (
     AttentionCheck,
     ClaimImport,
@@ -93,7 +92,7 @@ class ClaimImportSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_files(self, job) -> list[str]:
-        return [PurePath(name).name for name in job.files]
+        return claim_import_file_names(job.files)
 
     def get_default_split(self, job) -> str:
         return job.options.get("default_split", NO_SPLIT)

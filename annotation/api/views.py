@@ -44,6 +44,7 @@ from annotation.claims.selectors import (
     dataset_list_with_counts,
 )
 from annotation.claims.services import claim_import_create
+from annotation.claims.uploads import UploadTooLarge
 from annotation.dataio.judgment_table import (
     CONTENT_TYPES,
     EXPORT_FORMATS,
@@ -227,9 +228,15 @@ class DatasetDetailView(APIView):
                     "(created if new) as a background job; answers 202 at once with the job, "
                     "whose `url` reports its status. The import is all or nothing: a bad row "
                     "fails the job with a message naming the file, line, field and value, and "
-                    "leaves the dataset as it was.",
+                    "leaves the dataset as it was. Uploads larger than the server's limits "
+                    "(`FRAMELAB_MAX_UPLOAD_FILE_BYTES` a file, `FRAMELAB_MAX_UPLOAD_REQUEST_BYTES` "
+                    "a request) are refused with 413 before they are stored; the uploaded files "
+                    "are deleted when the job ends.",
         request={"multipart/form-data": s.ClaimImportCreateSerializer},
-        responses={202: s.ClaimImportSerializer, 400: BAD_REQUEST},
+        responses={202: s.ClaimImportSerializer, 400: BAD_REQUEST,
+                   413: OpenApiResponse(ErrorSerializer, description="The upload is larger than "
+                                        "the server's limits; the message says which and by how "
+                                        "much.")},
     ),
 )
 @extend_schema(tags=["datasets"])
@@ -255,6 +262,8 @@ class ClaimImportListCreateView(generics.ListAPIView):
         upload.is_valid(raise_exception=True)
         try:
             job = claim_import_create(**upload.validated_data, created_by=request.user)
+        except UploadTooLarge as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         except ClaimFileError as exc:
             raise ValidationError({"files": [str(exc)]}) from None
         job.refresh_from_db()  # with eager Celery (debugging) the import has run already

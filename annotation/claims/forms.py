@@ -1,5 +1,7 @@
 """Forms of the researcher pages."""
 from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 
 from annotation.claims.files import VERIFICATION_STATES
 from annotation.models import Split
@@ -41,3 +43,11 @@ class ClaimImportForm(forms.Form):
     skip_existing = forms.BooleanField(
         required=False, label="Skip rows already in the dataset (same claim id and text)"
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        files = self.fields["files"]
+        files.help_text += (
+            f" Up to {filesizeformat(settings.FRAMELAB_MAX_UPLOAD_FILE_BYTES)} a file and "
+            f"{filesizeformat(settings.FRAMELAB_MAX_UPLOAD_REQUEST_BYTES)} an upload; "
+            f".jsonl.gz and .csv.gz files are much smaller.")

@@ -17,6 +17,7 @@ from annotation.claims.files import (
     ClaimFile,
     ClaimFileError,
     ClaimRow,
+    ReadLimits,
     RowChecker,
     read_claim_rows,
 )
@@ -74,12 +75,14 @@ class ClaimImporter:
         verification: str,
         generator: str,
         progress: ProgressCallback | None = None,
+        limits: ReadLimits | None = None,
     ) -> None:
         self.dataset = dataset
         self.claim_files = claim_files
         self.skip_existing = skip_existing
         self.checker_options = dict(
-            default_split=default_split, verification=verification, generator=generator
+            default_split=default_split, verification=verification, generator=generator,
+            limits=limits,
         )
         self.progress = progress
         self.writer = claim_writer_for(connection)

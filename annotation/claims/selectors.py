@@ -1,6 +1,8 @@
 """Reads of datasets and claims that pages, commands and tests share."""
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from celery.result import AsyncResult
 from django.db.models import Count, Q, QuerySet
 
@@ -90,3 +92,11 @@ def claim_import_progress(jobs) -> dict[int, dict]:
             if result.state == "PROGRESS" and isinstance(result.info, dict):
                 progress[job.pk] = result.info
     return progress
+
+
+def claim_import_file_names(files: list[str]) -> list[str]:
+    """How messages and pages name a job's files: as uploaded, and by their place in the
+    upload where two files share a name."""
+    names = [PurePosixPath(name).name for name in files]
+    return [f"{name} (file {position} of the upload)" if names.count(name) > 1 else name
+            for position, name in enumerate(names, 1)]

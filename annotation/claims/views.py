@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from annotation.claims.files import ClaimFileError
 from annotation.claims.forms import ClaimImportForm
 from annotation.claims.selectors import (
+    claim_import_file_names,
     claim_import_progress,
     claim_imports_visible_to,
     dataset_composition,
@@ -13,6 +14,7 @@ from annotation.claims.selectors import (
     framed_claims_filtered,
 )
 from annotation.claims.services import claim_import_create
+from annotation.claims.uploads import UploadTooLarge
 from annotation.models import ClaimImport, Dataset, Framing, Split, TruthLabel
 
 
@@ -48,6 +50,7 @@ def dataset_detail(request, pk):
 @login_required
 def claim_import_new(request):
     form = ClaimImportForm(request.POST or None, request.FILES or None)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
             job = claim_import_create(
@@ -60,9 +63,10 @@ def claim_import_new(request):
             )
         except ClaimFileError as exc:
             form.add_error("files", str(exc))
+            status = 413 if isinstance(exc, UploadTooLarge) else 200
         else:
             return redirect("annotation:claim-import-detail", pk=job.pk)
-    return render(request, "annotation/claim_import_new.html", {"form": form})
+    return render(request, "annotation/claim_import_new.html", {"form": form}, status=status)
 
 
 @login_required
@@ -71,6 +75,7 @@ def claim_import_detail(request, pk):
     progress = claim_import_progress([job]).get(job.pk)
     return render(request, "annotation/claim_import_detail.html", {
         "job": job,
+        "file_names": claim_import_file_names(job.files),
         "progress": progress,
         "finished": job.status in (ClaimImport.Status.SUCCEEDED, ClaimImport.Status.FAILED),
     })

@@ -2,6 +2,10 @@
 that names file, line, field and value, leaving the database exactly as it was."""
 from __future__ import annotations
 
+import gzip
+import re
+
+import orjson
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -299,3 +303,71 @@ def test_import_prints_a_summary(tmp_path, capsys):
     import_claims(write_jsonl(tmp_path / "c.jsonl", claim_records(2)))
     out = capsys.readouterr().out
     assert "created dataset 'frameref': 12 framed claims (2 new base claims) from 1 file(s)" in out
+
+
+# --- Limits and broken archives (issue 12, finding 2) ---------------------------------------
+
+def refused_import(path, dataset="existing"):
+    """The command's message for `path`, after checking that it changed nothing."""
+    before = database_snapshot()
+    with pytest.raises(CommandError) as error:
+        import_claims(path, dataset=dataset)
+    assert database_snapshot() == before
+    message = str(error.value)
+    assert message.endswith("\nNothing was imported."), message
+    return message
+
+
+def gzipped(path, records):
+    path.write_bytes(gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in records)))
+    return path
+
+
+def test_truncated_and_non_gzip_archives_give_file_and_line_not_a_traceback(tmp_path, existing_dataset):
+    whole = gzipped(tmp_path / "whole.jsonl.gz", claim_records(30, prefix="t")).read_bytes()
+    truncated = tmp_path / "claims.jsonl.gz"
+    truncated.write_bytes(whole[: len(whole) - 40])
+    message = refused_import(truncated)
+    assert re.match(rf"{re.escape(str(truncated))}:\d+: the compressed data ends early", message)
+
+    csv_gz = tmp_path / "claims.csv.gz"
+    csv_gz.write_bytes(gzip.compress(write_csv(tmp_path / "c.csv", claim_records(30)).read_bytes())[:-40])
+    assert re.match(rf"{re.escape(str(csv_gz))}:\d+: the compressed data ends early",
+                    refused_import(csv_gz))
+
+    not_gzip = write_jsonl(tmp_path / "plain.jsonl.gz", claim_records(2))
+    assert refused_import(not_gzip, dataset="fresh").startswith(
+        f"{not_gzip}:1: not a gzip file, although its name ends in .gz")
+    assert not Dataset.objects.filter(name="fresh").exists()
+
+
+def test_limits_come_from_the_settings_and_name_them(tmp_path, existing_dataset, settings):
+    records = claim_records(20, prefix="lim")
+    settings.FRAMELAB_MAX_DECOMPRESSED_BYTES = 5_000
+    path = gzipped(tmp_path / "claims.jsonl.gz", records)
+    message = refused_import(path)
+    assert re.match(rf"{re.escape(str(path))}:\d+: decompresses to more than 5,000 bytes "
+                    rf"\(FRAMELAB_MAX_DECOMPRESSED_BYTES\)", message), message
+
+    settings.FRAMELAB_MAX_DECOMPRESSED_BYTES = 10**9
+    settings.FRAMELAB_MAX_LINE_BYTES = 400
+    long_line = {**records[2], "messages": [{"role": "user", "content": "m" * 400}]}
+    path = write_jsonl(tmp_path / "lines.jsonl", [records[0], records[1], long_line])
+    assert refused_import(path).startswith(
+        f"{path}:3: line longer than 400 bytes (FRAMELAB_MAX_LINE_BYTES)")
+
+    settings.FRAMELAB_MAX_LINE_BYTES = 10**6
+    settings.FRAMELAB_MAX_CLAIM_CHARS = 37
+    path = write_jsonl(tmp_path / "texts.jsonl", records)
+    message = refused_import(path)
+    assert message.startswith(f"{path}:2: field 'restated_claim': value 'Claim 0 told in the "
+                              f"authoritative way.': too long (38 characters); accepted: at most "
+                              f"37 characters (FRAMELAB_MAX_CLAIM_CHARS)"), message
+
+    settings.FRAMELAB_MAX_CLAIM_CHARS = 10_000
+    settings.FRAMELAB_MAX_CSV_FIELD_CHARS = 1_000
+    wide = claim_records(1, prefix="csv")
+    wide[1]["restated_claim"] = "A long claim,\n" + "over lines " * 150
+    path = write_csv(tmp_path / "claims.csv", wide)
+    assert refused_import(path).startswith(
+        f"{path}:3: a field is longer than 1,000 characters (FRAMELAB_MAX_CSV_FIELD_CHARS)")

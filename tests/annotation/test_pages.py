@@ -117,3 +117,137 @@ def test_a_researcher_never_sees_another_researchers_imports(client, researcher,
     assert client.get(reverse("annotation:claim-import-detail", args=[job.pk])).status_code == 404
     listing = client.get(reverse("annotation:dataset-list"))
     assert detail_url not in listing.content and b"ada&#x27;s data" not in listing.content
+
+
+# --- Upload limits and the life of uploaded files (issue 12, finding 2) ---------------------
+
+def post_import(client, *uploads, dataset="uploaded"):
+    return client.post(reverse("annotation:claim-import-new"), {
+        "dataset_name": dataset, "files": list(uploads), "default_split": "none",
+        "verification": "unverified",
+    })
+
+
+def stored_uploads(media_root):
+    folder = media_root / "imports"
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def test_a_file_over_the_upload_limit_is_refused_before_it_is_stored(client, researcher, media_root,
+                                                                     settings):
+    settings.FRAMELAB_MAX_UPLOAD_FILE_BYTES = 1_000
+    small = jsonl_upload("small.jsonl", claim_records(1, framings=("original",)))
+    big = jsonl_upload("big.jsonl", claim_records(3))
+    response = post_import(client, small, big)
+    assert response.status_code == 413
+    assert (f"big.jsonl: the file is {big.size:,} bytes, more than the 1,000 bytes an uploaded file "
+            f"may hold (FRAMELAB_MAX_UPLOAD_FILE_BYTES)").encode() in response.content
+    assert not ClaimImport.objects.exists() and stored_uploads(media_root) == []
+
+
+def test_a_request_over_the_upload_limit_is_refused_before_it_is_read(client, researcher, media_root,
+                                                                      settings):
+    settings.FRAMELAB_MAX_UPLOAD_REQUEST_BYTES = 3_000
+    response = post_import(client, jsonl_upload("a.jsonl", claim_records(3)),
+                           jsonl_upload("b.jsonl", claim_records(3, prefix="b")))
+    assert response.status_code == 413
+    assert b"more than the 3,000 bytes one upload may hold (FRAMELAB_MAX_UPLOAD_REQUEST_BYTES)" \
+        in response.content
+    assert not ClaimImport.objects.exists() and stored_uploads(media_root) == []
+
+
+def test_uploads_are_deleted_when_their_job_ends(client, researcher, media_root,
+                                                 django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        post_import(client, jsonl_upload("good.jsonl", claim_records(2)))
+    with django_capture_on_commit_callbacks(execute=True):
+        post_import(client, jsonl_upload("bad.jsonl", [frameref_record("x", "original", "x", "NO")]),
+                    dataset="other")
+    assert sorted(ClaimImport.objects.values_list("status", flat=True)) == ["failed", "succeeded"]
+    assert stored_uploads(media_root) == []
+
+
+def test_uploads_can_be_kept_for_a_while_then_the_sweep_removes_them(
+        client, researcher, media_root, settings, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.claims.services import claim_uploads_delete_expired
+
+    settings.FRAMELAB_KEEP_UPLOADS_SECONDS = 3600
+    with django_capture_on_commit_callbacks(execute=True):
+        post_import(client, jsonl_upload("kept.jsonl", claim_records(2)))
+    job = ClaimImport.objects.get()
+    assert job.status == "succeeded" and len(stored_uploads(media_root)) == 3  # folders and file
+    assert claim_uploads_delete_expired() == 0
+    ClaimImport.objects.filter(pk=job.pk).update(finished=timezone.now() - timedelta(hours=2))
+    assert claim_uploads_delete_expired() == 1
+    assert stored_uploads(media_root) == []
+
+
+def test_uploads_of_an_upload_that_never_became_a_job_are_removed(client, researcher, media_root,
+                                                                  monkeypatch):
+    def refuse(**fields):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(ClaimImport.objects, "create", refuse)
+    with pytest.raises(RuntimeError):
+        post_import(client, jsonl_upload("lost.jsonl", claim_records(1)))
+    assert stored_uploads(media_root) == []
+
+
+def test_errors_and_pages_name_files_as_uploaded(client, researcher, media_root,
+                                                django_capture_on_commit_callbacks):
+    records = claim_records(2) + [frameref_record("bad-1", "original", "x", "MAYBE")]
+    with django_capture_on_commit_callbacks(execute=True):
+        post_import(client, jsonl_upload("claims.jsonl", records))
+    job = ClaimImport.objects.get()
+    assert job.error == ("claims.jsonl:13: field 'true_label': value 'MAYBE': unknown label; "
+                         "accepted: SUPPORTS or REFUTES")
+    page = client.get(reverse("annotation:claim-import-detail", args=[job.pk])).content.decode()
+    assert "Files: claims.jsonl</p>" in page and "imports/" not in page
+
+
+def test_files_with_the_same_name_are_stored_apart_and_both_imported(
+        client, researcher, media_root, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        post_import(client, jsonl_upload("train-0000.jsonl", claim_records(2, prefix="a")),
+                    jsonl_upload("train-0000.jsonl", claim_records(3, prefix="b")))
+    job = ClaimImport.objects.get()
+    assert (job.status, job.rows_imported) == ("succeeded", 30), job.error
+    assert set(FramedClaim.objects.values_list("base_claim__split", flat=True)) == {"train"}
+
+    bad = claim_records(1, prefix="c") + [frameref_record("c-9", "original", "x", "MAYBE")]
+    with django_capture_on_commit_callbacks(execute=True):
+        post_import(client, jsonl_upload("claims.jsonl", claim_records(1, prefix="d")),
+                    jsonl_upload("claims.jsonl", bad), dataset="second")
+    failed = ClaimImport.objects.get(dataset_name="second")
+    assert failed.error.startswith("claims.jsonl (file 2 of the upload):7: field 'true_label'")
+
+
+def test_the_sweep_removes_orphaned_uploads_once_they_are_old(media_root):
+    import os
+    import time
+
+    from annotation.claims.services import claim_uploads_delete_expired
+
+    old, fresh = media_root / "imports" / "old", media_root / "imports" / "fresh"
+    for folder in (old, fresh):
+        (folder / "1").mkdir(parents=True)
+        (folder / "1" / "claims.jsonl").write_bytes(b"{}\n")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    assert claim_uploads_delete_expired() == 1
+    assert stored_uploads(media_root) == ["fresh", "fresh/1", "fresh/1/claims.jsonl"]
+
+
+def test_a_name_too_long_for_the_file_system_is_stored_shortened_keeping_its_type(
+        client, researcher, media_root, django_capture_on_commit_callbacks):
+    name = "train-" + "é" * 240 + ".jsonl"  # 487 bytes: Django keeps it, a file system would not
+    with django_capture_on_commit_callbacks(execute=True):
+        post_import(client, jsonl_upload(name, claim_records(1)))
+    job = ClaimImport.objects.get()
+    assert job.status == "succeeded", job.error
+    stored = job.files[0].rsplit("/", 1)[1]
+    assert stored.startswith("train-éé") and stored.endswith(".jsonl") and len(stored.encode()) <= 200

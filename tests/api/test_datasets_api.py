@@ -87,3 +87,40 @@ def test_imports_are_visible_to_who_started_them(api, other_api, media_root, tmp
     assert results(other_api.get("/api/imports/")) == []
     admin = token_client(make_user("root", is_superuser=True))
     assert admin.get(f"/api/imports/{job['id']}/").status_code == 200
+
+
+# --- Upload limits and the life of uploaded files (issue 12, finding 2) ---------------------
+
+def test_uploads_over_the_limits_are_413_with_the_message(api, media_root, tmp_path, settings):
+    path = write_jsonl(tmp_path / "big.jsonl", claim_records(3))
+    size = path.stat().st_size
+    settings.FRAMELAB_MAX_UPLOAD_FILE_BYTES = size - 1
+    refused = upload(api, path)
+    assert refused.status_code == 413
+    assert refused.json() == {"detail": f"big.jsonl: the file is {size:,} bytes, more than the "
+                                        f"{size - 1:,} bytes an uploaded file may hold "
+                                        f"(FRAMELAB_MAX_UPLOAD_FILE_BYTES)"}
+
+    settings.FRAMELAB_MAX_UPLOAD_FILE_BYTES = size
+    settings.FRAMELAB_MAX_UPLOAD_REQUEST_BYTES = size
+    refused = upload(api, path)  # the request is the file and the form around it
+    assert refused.status_code == 413
+    assert refused.json()["detail"].endswith(
+        f"more than the {size:,} bytes one upload may hold (FRAMELAB_MAX_UPLOAD_REQUEST_BYTES)")
+    assert not ClaimImport.objects.exists()
+    assert not (media_root / "imports").exists() or not any((media_root / "imports").iterdir())
+
+
+def test_uploads_are_deleted_after_the_job(api, media_root, tmp_path,
+                                          django_capture_on_commit_callbacks):
+    records = claim_records(n_base=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        good = upload(api, write_jsonl(tmp_path / "good.jsonl", records)).json()
+    records[3]["framing_type"] = "nope"
+    with django_capture_on_commit_callbacks(execute=True):
+        bad = upload(api, write_jsonl(tmp_path / "bad.jsonl", records), dataset_name="b").json()
+    assert api.get(good["url"]).json()["status"] == "succeeded"
+    failed = api.get(bad["url"]).json()
+    assert failed["status"] == "failed" and failed["error"].startswith("bad.jsonl:4: ")
+    assert failed["files"] == ["bad.jsonl"]
+    assert not any((media_root / "imports").iterdir())

@@ -50,3 +50,31 @@ def test_uploaded_files_are_imported_by_the_worker(celery_worker_process, client
     assert not Dataset.objects.filter(name="bad-via-worker").exists()
     page = client.get(reverse("annotation:claim-import-detail", args=[good_job.pk]))
     assert b"Imported 24 framed claims" in page.content
+
+
+def test_a_gzip_bomb_fails_its_job_quickly_and_leaves_no_upload(celery_worker_process, client,
+                                                                settings):
+    """Issue 12, finding 2: an 8 MB .jsonl.gz holding one 8 GB line took the worker past
+    4 GiB. Here 128 MiB of one line in 128 KiB: refused at the line limit, upload deleted."""
+    import zlib
+
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    parts = [compressor.compress(b'{"claim_id": "')]
+    parts += [compressor.compress(b"x" * (1 << 20)) for _ in range(128)]
+    bomb = b"".join(parts) + compressor.flush()
+    assert len(bomb) < 300_000
+    client.force_login(get_user_model().objects.create_user("eve", password="x"))
+    response = client.post(reverse("annotation:claim-import-new"), {
+        "dataset_name": "bomb", "files": [SimpleUploadedFile("claims.jsonl.gz", bomb)],
+        "default_split": "none", "verification": "unverified",
+    })
+    assert response.status_code == 302
+
+    job = wait_for_job(ClaimImport.objects.get().pk, timeout=60)
+
+    assert job.status == "failed"
+    assert job.error == "claims.jsonl.gz:1: line longer than 1,000,000 bytes (FRAMELAB_MAX_LINE_BYTES)"
+    assert (job.finished - job.started).total_seconds() < 10
+    assert not Dataset.objects.filter(name="bomb").exists()
+    imports = settings.MEDIA_ROOT / "imports"
+    assert not imports.exists() or not any(imports.iterdir())

