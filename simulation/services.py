@@ -46,7 +46,7 @@ from .embeddings import EmbeddingModelError, embedding_model_path, pool_embeddin
 from .engine import Pool, blas_single_thread, run_study
 from .models import CandidateMode, SimulationRun, SplitChoice
 from .policies import POLICIES, PolicyError, make_policy
-from .selectors import pool_claims
+from .selectors import pool_claims, summary_records
 
 #: Per-step rows a run may produce (agents x runs x trajectories x steps): the merge holds
 #: them in memory, a few hundred bytes a row with the claim ids (about 3 GiB at the limit).
@@ -404,7 +404,7 @@ def run_summary(frame: pd.DataFrame, *, agent_names: list[str], seed: int) -> di
 
 def summary_table(run: SimulationRun, name: str) -> pd.DataFrame:
     """One of the stored summary tables ("agents", "differences", "curves") as a DataFrame."""
-    return pd.DataFrame.from_records((run.summary or {}).get(name) or [])
+    return pd.DataFrame.from_records(summary_records(run, name))
 
 
 def results_file(run: SimulationRun) -> Path:

@@ -5,7 +5,8 @@ run's stored summary (the per-step curves), so a report needs no worker and neve
 stale; the per-step table is served from its Parquet file.
 
 The services compute with numpy, pandas and scipy: each view imports them where it calls
-them, so the list, the form and a running run's progress page load none of it.
+them, so the list, the form, a running run's progress page and a finished run's report
+(which reads the stored summary as it is) load none of it; the figures and tables do.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from core.jobs import JobStatus
 
 from .forms import SimulationRunForm
 from .plots import FIGURES, curve_figure
-from .selectors import simulation_runs_visible_to
+from .selectors import simulation_runs_visible_to, summary_records
 
 TABLES = {
     "agents": "per agent: mean_IH with its interval, P(correct), confidence, claims encountered",
@@ -71,11 +72,9 @@ def run_detail(request, pk):
     run = get_object_or_404(simulation_runs_visible_to(request.user), pk=pk)
     context = {"run": run, "finished": run.is_finished, "percent": round(100 * run.progress)}
     if run.status == JobStatus.SUCCEEDED:
-        from .services import summary_table
-
         context.update(
-            agents=summary_table(run, "agents").to_dict("records"),
-            differences=summary_table(run, "differences").to_dict("records"),
+            agents=summary_records(run, "agents"),
+            differences=summary_records(run, "differences"),
             figures=[(kind, spec["title"]) for kind, spec in FIGURES.items()],
             tables=TABLES,
             provenance_json=json.dumps(run.provenance, indent=2, sort_keys=True),
