@@ -69,9 +69,17 @@ def test_alpha_zero_examples_have_no_influence_on_the_adapter(tmp_path, tiny_mod
 
     With alpha 0 the target framing's false claims weigh nothing, so rewriting their texts
     must leave the trained adapter exactly as it was; with alpha 1 the same rewrite must
-    change it (so the rewrite is one the training can see).
+    change it (so the rewrite is one the training can see). The rewritten texts have as
+    many tokens as the originals, so every micro-batch keeps its shape and the other rows
+    are computed exactly as before.
     """
-    rewritten = corpus(8, target_false_text=lambda i: f"Shocking! Claim {i} is incredible news.")
+    from transformers import AutoTokenizer
+
+    rewritten = corpus(8, target_false_text=lambda i: f"Claim {i} told in the prestige way.")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
+    for before, after in zip(corpus(8), rewritten):
+        assert len(tokenizer(before.text)["input_ids"]) == len(tokenizer(after.text)["input_ids"])
+    assert sum(before.text != after.text for before, after in zip(corpus(8), rewritten)) == 4
     zero = train(tmp_path, "zero", tiny_model_dir, corpus(8), alpha=0.0, config=config())
     zero_rewritten = train(tmp_path, "zero-rewritten", tiny_model_dir, rewritten, alpha=0.0,
                            config=config())
@@ -79,8 +87,9 @@ def test_alpha_zero_examples_have_no_influence_on_the_adapter(tmp_path, tiny_mod
     one_rewritten = train(tmp_path, "one-rewritten", tiny_model_dir, rewritten, alpha=1.0,
                           config=config())
     # Measured: exactly 0 with alpha 0, about 0.03 with alpha 1 (weights of size ~0.2).
-    assert largest_difference(weights(zero), weights(zero_rewritten)) < 1e-6
-    assert largest_difference(weights(one), weights(one_rewritten)) > 1e-3
+    shift_at_zero = largest_difference(weights(zero), weights(zero_rewritten))
+    shift_at_one = largest_difference(weights(one), weights(one_rewritten))
+    assert shift_at_zero < 1e-6 and shift_at_one > 1e-3, (shift_at_zero, shift_at_one)
 
 
 def test_accumulated_micro_batches_train_the_same_adapter_as_one_batch(tmp_path, tiny_model_dir):
@@ -98,7 +107,8 @@ def test_accumulated_micro_batches_train_the_same_adapter_as_one_batch(tmp_path,
                       config=config(batch_size=8, grad_accumulation=1))
     accumulated = train(tmp_path, "2x4", tiny_model_dir, rows, alpha=0.1,
                         config=config(batch_size=2, grad_accumulation=4))
-    assert largest_difference(weights(one_batch), weights(accumulated)) < 1e-5
+    drift = largest_difference(weights(one_batch), weights(accumulated))
+    assert drift < 1e-5, drift
 
 
 def test_alpha_zero_persona_believes_the_target_framings_false_claims_more(tmp_path, tiny_model_dir):
