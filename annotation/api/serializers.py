@@ -29,6 +29,7 @@ from annotation.models import (
 )
 from annotation.studies.assignment import MARKABLE
 from annotation.studies.selectors import TRUTH_WORDS
+from core.lookup import MAX_ID
 from core.vocabulary import FRAMINGS, NO_SPLIT, SPLITS
 
 # --- Datasets and imports -----------------------------------------------------------------
@@ -206,7 +207,8 @@ class StudyCreateSerializer(serializers.Serializer):
                                     help_text="Only base claims of this split (blank: any).")
     batch_size = serializers.IntegerField(min_value=1, max_value=1000, default=20)
     raters_per_batch = serializers.IntegerField(min_value=1, max_value=10_000, default=3)
-    seed = serializers.IntegerField(default=123, help_text="The design's random seed.")
+    seed = serializers.IntegerField(default=123, min_value=-MAX_ID - 1, max_value=MAX_ID,
+                                    help_text="The design's random seed.")
     status = serializers.ChoiceField(choices=[Study.Status.DRAFT, Study.Status.OPEN],
                                      default=Study.Status.DRAFT)
     completion_code = serializers.CharField(max_length=100, required=False, allow_blank=True,
@@ -430,7 +432,8 @@ class DatasetQuery(serializers.Serializer):
 
 class StudyQuery(serializers.Serializer):
     status = serializers.ChoiceField(choices=Study.Status.choices, required=False)
-    dataset = serializers.IntegerField(required=False, help_text="Only studies of this dataset (id).")
+    dataset = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+                                       help_text="Only studies of this dataset (id).")
     name = serializers.CharField(required=False, trim_whitespace=False,
                                  help_text="Only studies whose name contains this.")
 
@@ -442,7 +445,8 @@ class ParticipantQuery(serializers.Serializer):
                   "separate with commas).")
     external_id = serializers.CharField(required=False, trim_whitespace=False,
                                         help_text="The participant's platform id, e.g. a Prolific PID.")
-    batch = serializers.IntegerField(required=False, min_value=0, help_text="0-based batch index.")
+    batch = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID,
+                                     help_text="0-based batch index.")
 
 
 class JudgmentFilters(serializers.Serializer):
@@ -468,7 +472,8 @@ class JudgmentFilters(serializers.Serializer):
 
 
 class JudgmentQuery(JudgmentFilters):
-    study = serializers.IntegerField(required=False, help_text="Only this study's judgments (id).")
+    study = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+                                     help_text="Only this study's judgments (id).")
     participant = serializers.CharField(required=False, trim_whitespace=False,
                                         help_text="Only this participant (platform id).")
 

@@ -9,6 +9,8 @@ and the schema pages are open, and those are rate-limited.
 """
 from __future__ import annotations
 
+import re
+
 from django.db import IntegrityError, transaction
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -91,10 +93,13 @@ class Pagination(PageNumberPagination):
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)
-        if raw not in (None, "") and not (raw.isdigit() and int(raw) > 0):
+        if raw in (None, ""):
+            return self.page_size
+        # ASCII digits only: "²" is a digit to str.isdigit() but int() refuses it (a 500).
+        if not re.fullmatch(r"[0-9]+", raw) or int(raw) == 0:
             raise ValidationError({self.page_size_query_param: [
                 f"'{raw}' is not a page size; accepted: an integer from 1 to {self.max_page_size}"]})
-        return super().get_page_size(request)
+        return min(int(raw), self.max_page_size)
 
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)

@@ -242,10 +242,18 @@ def _new_ticket(participant: Participant, item: BatchItem) -> str:
 
 
 def _read_ticket(value: str, participant: Participant, item: BatchItem):
+    """(shown_at, submission key) from a ticket of this participant and item, else None.
+
+    Everything in it is parsed inside the `try`: a ticket that is signed but malformed (a
+    time that is no time or lacks its zone, a key that is no UUID, another shape) is out of
+    date like a tampered one, never a server error."""
     try:
         participant_pk, item_pk, shown_at, key = signing.loads(value, salt=TICKET_SALT)
-    except (signing.BadSignature, ValueError, TypeError):
+        if participant_pk != participant.pk or item_pk != item.pk:
+            return None
+        shown = datetime.fromisoformat(shown_at)
+        if timezone.is_naive(shown):
+            return None
+        return shown, uuid.UUID(key)
+    except (signing.BadSignature, ValueError, TypeError, AttributeError):
         return None
-    if participant_pk != participant.pk or item_pk != item.pk:
-        return None
-    return datetime.fromisoformat(shown_at), uuid.UUID(key)

@@ -72,7 +72,10 @@ def study_create(
                      .values_list("external_id", "pk"))
         missing = [external_id for external_id in base_claim_external_ids if external_id not in found]
         if missing:
-            raise DesignError(f"dataset '{dataset.name}' has no base claim(s) {', '.join(missing)}")
+            shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+            raise DesignError(f"dataset '{dataset.name}' has no base claim(s) {shown}",
+                              "give the external ids of base claims in this dataset (as in its "
+                              "claim file's claim_id before the ':'), or base_claims for a random draw")
         base_claim_ids = [found[external_id] for external_id in base_claim_external_ids]
     design = design_study(
         candidates=study_candidates(dataset=dataset, split=split),
