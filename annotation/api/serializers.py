@@ -29,6 +29,7 @@ from annotation.models import (
 )
 from annotation.studies.assignment import MARKABLE
 from annotation.studies.selectors import TRUTH_WORDS
+from annotation.validators import validate_completion_url
 from core.lookup import MAX_ID
 from core.vocabulary import FRAMINGS, NO_SPLIT, SPLITS
 
@@ -213,7 +214,10 @@ class StudyCreateSerializer(serializers.Serializer):
                                      default=Study.Status.DRAFT)
     completion_code = serializers.CharField(max_length=100, required=False, allow_blank=True,
                                             help_text="Default: a random code.")
-    completion_url = serializers.URLField(required=False, allow_blank=True, default="")
+    completion_url = serializers.URLField(
+        required=False, allow_blank=True, default="", max_length=200,
+        validators=[validate_completion_url],
+        help_text="Where a finished participant is sent: an http or https URL (empty: nowhere).")
     time_limit_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60, default=60)
     attention_checks = AttentionCheckSerializer(many=True, required=False, default=list)
     attention_fail_policy = serializers.ChoiceField(choices=Study.AttentionFailPolicy.choices,

@@ -71,7 +71,12 @@ from annotation.studies.selectors import (
     studies_visible_to,
     studies_with_batch_counts_visible_to,
 )
-from annotation.studies.services import study_create, study_set_status, study_update
+from annotation.studies.services import (
+    StudyRuleError,
+    study_create,
+    study_set_status,
+    study_update,
+)
 from annotation.studies.views import study_progress
 from core.login_limits import LockedOut, LoginAttempt
 from core.schema import ErrorSerializer
@@ -341,6 +346,8 @@ class StudyListCreateView(generics.ListAPIView):
                                  attention_checks=checks, owner=request.user)
         except DesignError as exc:
             raise ValidationError({"non_field_errors": [str(exc)]}) from None
+        except StudyRuleError as refused:
+            raise ValidationError({refused.field: [str(refused)]}) from None
         except IntegrityError:
             # Two requests creating the same name at once: the unique constraint decides.
             raise ValidationError({"name": [f"a study named '{data['name']}' already exists"]}) from None
@@ -375,18 +382,18 @@ class StudyDetailView(APIView):
         form.is_valid(raise_exception=True)
         try:
             study_update(study=study, changes=dict(form.validated_data))
+        except StudyRuleError as refused:
+            raise ValidationError({refused.field: [str(refused)]}) from None
         except IntegrityError:
             raise ValidationError({"name": ["a study with this name already exists"]}) from None
         study = studies_with_batch_counts_visible_to(request.user).get(pk=pk)
         return Response(s.StudySerializer(study, context={"request": request}).data)
 
 
-# Which status each action may start from; the same status again is a no-op.
-STATUS_ACTIONS = {
-    "open": (Study.Status.OPEN, (Study.Status.DRAFT, Study.Status.PAUSED, Study.Status.CLOSED)),
-    "pause": (Study.Status.PAUSED, (Study.Status.OPEN,)),
-    "close": (Study.Status.CLOSED, (Study.Status.DRAFT, Study.Status.OPEN, Study.Status.PAUSED)),
-}
+# The status each action moves to; which statuses it may start from is the service's rule
+# (annotation.studies.services.STATUS_ALLOWED_FROM), the same for every entry point.
+STATUS_ACTIONS = {"open": Study.Status.OPEN, "pause": Study.Status.PAUSED,
+                  "close": Study.Status.CLOSED}
 
 
 class StudyStatusView(APIView):
@@ -396,14 +403,10 @@ class StudyStatusView(APIView):
 
     def post(self, request, pk):
         study = visible_study(request, pk)
-        target, allowed_from = STATUS_ACTIONS[self.action]
-        if study.status != target:
-            if study.status not in allowed_from:
-                return Response(
-                    {"detail": f"a {study.status} study cannot be {target}; "
-                               f"this needs a study that is {' or '.join(allowed_from)}"},
-                    status=status.HTTP_409_CONFLICT)
-            study_set_status(study=study, status=target)
+        try:
+            study_set_status(study=study, status=STATUS_ACTIONS[self.action])
+        except StudyRuleError as refused:
+            return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
         study = studies_with_batch_counts_visible_to(request.user).get(pk=pk)
         return Response(s.StudySerializer(study, context={"request": request}).data)
 
