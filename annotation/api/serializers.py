@@ -482,7 +482,14 @@ class JudgmentQuery(JudgmentFilters):
                                         help_text="Only this participant (platform id).")
 
 
+RAW_CSV_HELP = ("true: CSV cells exactly as stored. By default (false) a text cell starting with "
+                "= + - @ ' or a tab or carriage return gets a ' in front, so that a spreadsheet "
+                "shows it as text instead of running it as a formula. JSON Lines and Parquet are "
+                "always as stored.")
+
+
 class ExportQuery(JudgmentFilters):
+    raw_csv = serializers.BooleanField(required=False, default=False, help_text=RAW_CSV_HELP)
     file_format = serializers.ChoiceField(
         choices=DataExport.Format.choices, required=False,
         help_text="csv (the default), jsonl (JSON Lines) or parquet. Without it, an Accept header "
@@ -491,6 +498,7 @@ class ExportQuery(JudgmentFilters):
 
 class DataExportCreateSerializer(JudgmentFilters):
     file_format = serializers.ChoiceField(choices=DataExport.Format.choices, default="csv")
+    raw_csv = serializers.BooleanField(required=False, default=False, help_text=RAW_CSV_HELP)
 
 
 class AnalysisQuery(serializers.Serializer):

@@ -700,7 +700,8 @@ class JudgmentExportView(ExportFileView):
         query = _parse_query(s.ExportQuery, request)
         negotiated = getattr(request.accepted_renderer, "format", "")
         fmt = query.get("file_format") or (negotiated if negotiated in EXPORT_FORMATS else "csv")
-        chunks = export_chunks(study=study, fmt=fmt, **_export_filters(query))
+        chunks = export_chunks(study=study, fmt=fmt, raw_csv=query["raw_csv"],
+                               **_export_filters(query))
         response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
         response["Content-Disposition"] = f'attachment; filename="{export_file_name(study, fmt)}"'
         return response
@@ -733,7 +734,8 @@ class StudyExportListCreateView(generics.ListAPIView):
         form.is_valid(raise_exception=True)
         try:
             job = data_export_create(study=study, fmt=form.validated_data["file_format"],
-                                     options=_export_filters(form.validated_data), user=request.user)
+                                     options=_export_filters(form.validated_data), user=request.user,
+                                     raw_csv=form.validated_data["raw_csv"])
         except ValueError as exc:
             raise ValidationError({"non_field_errors": [str(exc)]}) from None
         job.refresh_from_db()
