@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -249,6 +248,19 @@ class StudyUpdateSerializer(serializers.ModelSerializer):
         fields = [*ADMINISTRATIVE_FIELDS, *PARTICIPANT_TEXT_FIELDS]
         extra_kwargs = {"time_limit_minutes": {"min_value": 1, "max_value": 24 * 60}}
 
+    def to_internal_value(self, data):
+        # DRF skips an empty form field (multipart or urlencoded) in a partial update instead of
+        # refusing it, so a PATCH emptying the consent text answered 200 and changed nothing.
+        # A field that may not be blank (the schema's minLength 1) is refused in every encoding.
+        if hasattr(data, "getlist"):
+            blank = [name for name, field in self.fields.items()
+                     if name in data and not getattr(field, "allow_blank", True)
+                     and not str(data.get(name, "")).strip()]
+            if blank:
+                raise serializers.ValidationError({name: ["This field may not be blank."]
+                                                   for name in blank})
+        return super().to_internal_value(data)
+
     def validate_name(self, name):
         if Study.objects.filter(name=name).exclude(pk=self.instance.pk).exists():
             raise serializers.ValidationError(f"a study named '{name}' already exists")
@@ -362,7 +374,7 @@ class JudgmentSerializer(serializers.ModelSerializer):
     def _framed(self, judgment):
         return judgment.item.framed_claim
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_full_claim_id(self, judgment) -> str | None:
         framed = self._framed(judgment)
         return framed.claim_id if framed else None
@@ -412,7 +424,7 @@ class DataExportSerializer(serializers.ModelSerializer):
             return None
         return min(1.0, export.rows_written / export.rows_total)
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_download_url(self, export) -> str | None:
         if export.status != DataExport.Status.SUCCEEDED or not export.file:
             return None
