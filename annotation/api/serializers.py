@@ -34,6 +34,72 @@ from core.vocabulary import FRAMINGS, NO_SPLIT, SPLITS
 
 # --- Datasets and imports -----------------------------------------------------------------
 
+# --- Input types as the schema states them -------------------------------------------------
+
+def _json_type_problem(field, value) -> str | None:
+    """Why `value` (from a JSON body) is not of the JSON type the schema gives `field`."""
+    if value is None:
+        return None  # allow_null decides
+    if isinstance(field, serializers.BooleanField):
+        return None if isinstance(value, bool) else "a boolean (true or false)"
+    if isinstance(field, (serializers.IntegerField, serializers.PrimaryKeyRelatedField)):
+        whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer())
+        return None if whole else "an integer"
+    if isinstance(field, serializers.FloatField):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if number else "a number"
+    if isinstance(field, (serializers.CharField, serializers.ChoiceField)):
+        return None if isinstance(value, str) else "a string"
+    if isinstance(field, (serializers.ListField, serializers.ListSerializer)):
+        if not isinstance(value, list):
+            return "a list"
+        if isinstance(field, serializers.ListField):
+            for item in value:
+                problem = _json_type_problem(field.child, item)
+                if problem:
+                    return f"a list of {problem.removeprefix('a ').removeprefix('an ')}s"
+        return None
+    if isinstance(field, serializers.Serializer):
+        return None if isinstance(value, dict) else "an object"
+    return None
+
+
+FORM_BOOLEANS = {"true": True, "false": False}
+
+
+class StrictTypes:
+    """Input exactly as the schema states it, so that what the schema calls invalid is refused.
+
+    DRF is lenient: in a JSON body it takes `0` for a string, `"1"` or `"yes"` for a boolean and
+    `"7"` for an integer. Here a JSON body's values must have the schema's JSON types; form
+    bodies and query strings (where everything is a string) keep DRF's parsing, except that a
+    boolean is `true` or `false` (any case), nothing else."""
+
+    def to_internal_value(self, data):
+        root = self.root
+        as_strings = hasattr(getattr(root, "initial_data", None), "getlist") or \
+            root.context.get("strings", False)
+        if isinstance(data, dict) or hasattr(data, "getlist"):
+            errors = {}
+            for name, field in self.fields.items():
+                if field.read_only or name not in data:
+                    continue
+                if as_strings:
+                    if isinstance(field, serializers.BooleanField):
+                        values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
+                        if any(str(v).lower() not in FORM_BOOLEANS for v in values):
+                            errors[name] = ["Must be true or false."]
+                    continue
+                problem = _json_type_problem(field, data[name])
+                if problem:
+                    errors[name] = [f"Incorrect type: expected {problem}, got "
+                                    f"{type(data[name]).__name__} {data[name]!r:.40}."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
 class DatasetSerializer(serializers.ModelSerializer):
     base_claim_count = serializers.IntegerField(read_only=True, help_text="Base claims (all splits).")
 
@@ -138,7 +204,7 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AttentionCheckSerializer(serializers.ModelSerializer):
+class AttentionCheckSerializer(StrictTypes, serializers.ModelSerializer):
     class Meta:
         model = AttentionCheck
         fields = ["text", "expected_accept", "position"]
@@ -188,7 +254,7 @@ class StudySerializer(serializers.ModelSerializer):
         return _absolute(self, reverse("api:study-detail", args=[study.pk]))
 
 
-class StudyCreateSerializer(serializers.Serializer):
+class StudyCreateSerializer(StrictTypes, serializers.Serializer):
     dataset = serializers.PrimaryKeyRelatedField(
         queryset=Dataset.objects.all(), help_text="The dataset's id.")
     name = serializers.CharField(max_length=200)
@@ -238,7 +304,7 @@ class StudyCreateSerializer(serializers.Serializer):
         return data
 
 
-class StudyUpdateSerializer(serializers.ModelSerializer):
+class StudyUpdateSerializer(StrictTypes, serializers.ModelSerializer):
     """The fields a researcher may change after creation. The design (dataset, claims,
     framings, batches, seed) never changes; the texts participants read change only while
     nobody has entered the study."""
@@ -297,7 +363,7 @@ class StudyProgressSerializer(serializers.Serializer):
     batches = BatchProgressSerializer(many=True)
 
 
-class CollaboratorAddSerializer(serializers.Serializer):
+class CollaboratorAddSerializer(StrictTypes, serializers.Serializer):
     username = serializers.CharField(max_length=150)
 
     def validate_username(self, username):
@@ -325,7 +391,7 @@ class ParticipantSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ParticipantMarkSerializer(serializers.Serializer):
+class ParticipantMarkSerializer(StrictTypes, serializers.Serializer):
     status = serializers.ChoiceField(choices=list(MARKABLE))
     note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="",
                                  help_text="Why, kept with the participant.")
@@ -441,12 +507,12 @@ def _absolute(serializer, path: str) -> str:
 
 # --- Query parameters (parsed by the views, documented in the schema) ---------------------
 
-class DatasetQuery(serializers.Serializer):
+class DatasetQuery(StrictTypes, serializers.Serializer):
     name = serializers.CharField(required=False, trim_whitespace=False,
                                  help_text="Only datasets whose name contains this.")
 
 
-class StudyQuery(serializers.Serializer):
+class StudyQuery(StrictTypes, serializers.Serializer):
     status = serializers.ChoiceField(choices=Study.Status.choices, required=False)
     dataset = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
                                        help_text="Only studies of this dataset (id).")
@@ -454,7 +520,7 @@ class StudyQuery(serializers.Serializer):
                                  help_text="Only studies whose name contains this.")
 
 
-class ParticipantQuery(serializers.Serializer):
+class ParticipantQuery(StrictTypes, serializers.Serializer):
     status = serializers.ListField(
         child=serializers.ChoiceField(choices=Participant.Status.choices), required=False,
         help_text="Only participants with one of these statuses (repeat the parameter or "
@@ -465,7 +531,7 @@ class ParticipantQuery(serializers.Serializer):
                                      help_text="0-based batch index.")
 
 
-class JudgmentFilters(serializers.Serializer):
+class JudgmentFilters(StrictTypes, serializers.Serializer):
     """The filters the judgments list and the exports share, with the same names and meaning."""
 
     framing = serializers.ListField(
@@ -513,7 +579,7 @@ class DataExportCreateSerializer(JudgmentFilters):
     raw_csv = serializers.BooleanField(required=False, default=False, help_text=RAW_CSV_HELP)
 
 
-class AnalysisQuery(serializers.Serializer):
+class AnalysisQuery(StrictTypes, serializers.Serializer):
     """Documents the parameters; `AnalysisOptions.from_params` parses them."""
 
     exclusions = serializers.ListField(

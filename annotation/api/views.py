@@ -135,7 +135,7 @@ def _parse_query(serializer_class, request) -> dict:
                 data[name] = values
         elif name in request.query_params:
             data[name] = request.query_params[name]
-    parsed = serializer_class(data=data)
+    parsed = serializer_class(data=data, context={"strings": True})
     parsed.is_valid(raise_exception=True)
     return parsed.validated_data
 

@@ -119,6 +119,8 @@ def test_api_paths_with_line_breaks_get_a_json_404(api, path, method):
 @pytest.mark.parametrize("value", ["", "   ", "\n"])
 @pytest.mark.parametrize("encoding", ["json", "multipart", "form"])
 def test_patch_refuses_an_empty_consent_text(api, study, value, encoding):
+    """In JSON a 400 naming the field; as a form (whose empty fields DRF skipped in a partial
+    update, answering 200) a 415: the API's bodies are JSON."""
     url = f"/api/studies/{study.pk}/"
     before = study.consent_text
     if encoding == "form":
@@ -128,16 +130,39 @@ def test_patch_refuses_an_empty_consent_text(api, study, value, encoding):
                              content_type="application/x-www-form-urlencoded")
     else:
         response = api.patch(url, {"consent_text": value}, format=encoding)
-    assert response.status_code == 400, response.content
-    assert "consent_text" in response.json()
+    if encoding == "json":
+        assert response.status_code == 400, response.content
+        assert "consent_text" in response.json()
+    else:
+        assert response.status_code == 415, response.content
     study.refresh_from_db()
     assert study.consent_text == before
 
 
 def test_patch_still_clears_fields_that_may_be_blank(api, study):
-    response = api.patch(f"/api/studies/{study.pk}/", {"completion_url": ""}, format="multipart")
+    response = api.patch(f"/api/studies/{study.pk}/", {"completion_url": ""}, format="json")
     assert response.status_code == 200, response.content
     assert response.json()["completion_url"] == ""
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"name": 0}, "name"), ({"name": "ok", "seed": "7"}, "seed"),
+    ({"name": "ok", "status": True}, "status"), ({"name": "ok", "framings": "original"}, "framings"),
+    ({"name": "ok", "attention_checks": [{"text": "x", "expected_accept": "yes", "position": 2}]},
+     "attention_checks"),
+])
+def test_json_bodies_must_have_the_schemas_types(api, demo_dataset, body, field):
+    """DRF took `0` for a name and `"yes"` for a boolean; the schema says string and boolean."""
+    response = api.post("/api/studies/", {"dataset": demo_dataset.pk, "base_claims": 8,
+                                          "batch_size": 6, **body}, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+
+
+def test_query_booleans_are_true_or_false(api, study):
+    assert api.get("/api/judgments/", {"include_excluded": "FALSE"}).status_code == 200
+    response = api.get("/api/judgments/", {"include_excluded": "1"})
+    assert response.status_code == 400 and "include_excluded" in response.json()
 
 
 def _no_store(response) -> bool:

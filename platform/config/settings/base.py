@@ -291,6 +291,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["annotation.api.permissions.IsResearcher"],
+    # Bodies are JSON, whose types the schema states exactly; only the uploads (multipart) and
+    # the token endpoint (a form, as DRF's own) take other encodings. A form field has no type,
+    # so its values could not be checked against the schema (docs/data-out.md).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "annotation.api.throttling.AnonRateThrottle",
