@@ -101,10 +101,12 @@ class Pagination(PageNumberPagination):
         if raw in (None, ""):
             return self.page_size
         # ASCII digits only: "²" is a digit to str.isdigit() but int() refuses it (a 500).
-        if not re.fullmatch(r"[0-9]+", raw) or int(raw) == 0:
+        if not re.fullmatch(r"[0-9]+", raw) or not raw.strip("0"):
             raise ValidationError({self.page_size_query_param: [
-                f"'{raw}' is not a page size; accepted: an integer from 1 to {self.max_page_size}"]})
-        return min(int(raw), self.max_page_size)
+                f"'{raw:.60}' is not a page size; accepted: an integer from 1 to {self.max_page_size}"]})
+        # Compared as text first: int() of a string of thousands of digits raises.
+        raw = raw.lstrip("0")
+        return self.max_page_size if len(raw) > 9 else min(int(raw), self.max_page_size)
 
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)

@@ -58,12 +58,12 @@ def test_judgment_list_with_an_id_past_any_column_is_a_400(api, value):
 
 
 @pytest.mark.parametrize("name", PAGINATED + PAGINATED_IN_STUDY)
-@pytest.mark.parametrize("value", ["²", "１２", HUGE])
+@pytest.mark.parametrize("value", ["²", "１２", HUGE, "9" * 5000])
 def test_every_paginated_list_refuses_a_page_size_that_is_not_a_number(api, study, name, value):
     """Guards against `"²".isdigit()` being true while `int("²")` raises (a 500)."""
     kwargs = {"pk": study.pk} if name in PAGINATED_IN_STUDY else {}
     response = api.get(reverse(name, kwargs=kwargs), {"page_size": value})
-    if value == HUGE:
+    if value.isascii():
         # A huge page size is the largest page, as the schema says.
         assert response.status_code == 200, response.content
     else:
