@@ -17,7 +17,6 @@ import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
-from django.urls import reverse
 
 from annotation.models import Dataset, Participant, Study
 from annotation.studies.assignment import participant_enter
