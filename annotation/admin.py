@@ -1,5 +1,6 @@
 """Django admin for the annotation tables: datasets, claims, imports, studies, batches,
 participants, judgments and exports."""
+from django import forms
 from django.contrib import admin
 from django.db.models import Count
 
@@ -58,6 +59,7 @@ class ClaimImportAdmin(admin.ModelAdmin):
 
 from annotation.models import AttentionCheck, Batch, Judgment, Participant, Study  # noqa: E402
 from annotation.studies.assignment import participant_mark  # noqa: E402
+from annotation.studies.services import study_status_problem  # noqa: E402
 
 
 class AttentionCheckInline(admin.TabularInline):
@@ -65,8 +67,23 @@ class AttentionCheckInline(admin.TabularInline):
     extra = 0
 
 
+class StudyAdminForm(forms.ModelForm):
+    """The admin's study form applies the service's status rule (the completion URL's rule
+    is the model field's validator)."""
+
+    def clean_status(self):
+        status = self.cleaned_data["status"]
+        if self.instance.pk is not None:
+            stored = Study.objects.get(pk=self.instance.pk)
+            problem = study_status_problem(stored, status)
+            if problem:
+                raise forms.ValidationError(problem)
+        return status
+
+
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
+    form = StudyAdminForm
     list_display = ("name", "dataset", "status", "batch_size", "raters_per_batch", "created")
     list_filter = ("status",)
     search_fields = ("name",)

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from annotation.validators import completion_url_problem, validate_completion_url
 from core.jobs import Job
 from core.vocabulary import FRAMINGS, NO_SPLIT, SPLITS, TRUTH_LABELS
 
@@ -249,7 +250,8 @@ class Study(models.Model):
     consent_text = models.TextField(default=DEFAULT_CONSENT)
     completion_code = models.CharField(max_length=100, blank=True)
     completion_url = models.URLField(
-        blank=True, help_text="Where a finished participant is sent, e.g. Prolific's completion URL.")
+        blank=True, validators=[validate_completion_url],
+        help_text="Where a finished participant is sent (http or https), e.g. Prolific's completion URL.")
     time_limit_minutes = models.PositiveIntegerField(
         default=60, help_text="A session idle this long is timed out and its slot reopened.")
     attention_fail_policy = models.CharField(
@@ -270,6 +272,12 @@ class Study(models.Model):
     @property
     def accepts_participants(self) -> bool:
         return self.status == self.Status.OPEN
+
+    @property
+    def safe_completion_url(self) -> str:
+        """The completion URL if it is an http(s) URL, else "": a value stored before the rule
+        (or written around it) is never rendered as a link or a refresh target."""
+        return "" if completion_url_problem(self.completion_url) else self.completion_url
 
 
 class AttentionCheck(models.Model):

@@ -19,8 +19,26 @@ import re
 
 from django.db.models import Manager, Model, QuerySet
 
-ID_REFERENCE = re.compile(r"(?:#|id:)\s*(\d+)", re.IGNORECASE)
+ID_REFERENCE = re.compile(r"(?:#|id:)\s*([0-9]+)", re.IGNORECASE)
 KNOWN_LISTED = 20
+# The largest id a 64-bit integer column holds (BigAutoField, SQLite's INTEGER): a larger
+# number reaching a query is an OverflowError (SQLite) or a DataError (PostgreSQL), a 500.
+MAX_ID = 2**63 - 1
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def parse_id(text: str | int | None) -> int | None:
+    """`text` as a row id if it is one: ASCII digits (not "²" or "１２", which `str.isdigit`
+    accepts and `int` does not, or reads as another number) of a value from 1 to MAX_ID.
+    Anything else is None, for the caller to treat as "no such row" or as a name."""
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, int):
+        return text if 1 <= text <= MAX_ID else None
+    if text is None or not _ASCII_DIGITS.fullmatch(text) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
 
 
 def lookup_by_id_or_name(rows: Manager | QuerySet, reference: str | int, *, kind: str,
@@ -35,13 +53,15 @@ def lookup_by_id_or_name(rows: Manager | QuerySet, reference: str | int, *, kind
     text = str(reference).strip()
     forced = ID_REFERENCE.fullmatch(text)
     if forced is not None:
-        found = rows.filter(pk=int(forced.group(1))).first()
+        pk = parse_id(forced.group(1))
+        found = rows.filter(pk=pk).first() if pk is not None else None
     elif isinstance(reference, int):
-        found = rows.filter(pk=reference).first()
+        pk = parse_id(reference)
+        found = rows.filter(pk=pk).first() if pk is not None else None
     else:
         found = rows.filter(**{name_field: text}).first()
-        if found is None and text.isdigit():
-            found = rows.filter(pk=int(text)).first()
+        if found is None and parse_id(text) is not None:
+            found = rows.filter(pk=parse_id(text)).first()
     if found is not None:
         return found
     known = known_names(rows, name_field=name_field)

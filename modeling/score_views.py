@@ -21,6 +21,7 @@ from annotation.models import Dataset, Split
 from annotation.studies.selectors import studies_visible_to
 from core.figures import FIGURE_FORMATS
 from core.jobs import JobStatus
+from core.lookup import lookup_by_id_or_name, parse_id
 
 from . import metrics as persona_metrics
 from .calibration import METHODS
@@ -148,16 +149,25 @@ def persona_metrics_plot(request, pk, fmt):
     return _plot_response(plot_framing_metrics(metrics, title=title, fmt=fmt), fmt)
 
 
+class UnknownDataset(Http404):
+    """`?dataset=` names no dataset; the message lists the names there are."""
+
+
 def _comparison_inputs(request):
     datasets = Dataset.objects.order_by("name")
     dataset = None
-    if request.GET.get("dataset"):
-        dataset = Dataset.objects.filter(pk=request.GET["dataset"]).first() if \
-            request.GET["dataset"].isdigit() else Dataset.objects.filter(name=request.GET["dataset"]).first()
+    reference = request.GET.get("dataset", "")
+    if reference:
+        # By id or name, by core.lookup's rule; "²" or an id past any column is no dataset
+        # (not a server error), and a page asked for one that does not exist is a 404.
+        try:
+            dataset = lookup_by_id_or_name(Dataset.objects, reference, kind="dataset")
+        except Dataset.DoesNotExist as missing:
+            raise UnknownDataset(str(missing)) from None
     split = request.GET.get("split", Split.TEST)
     if split not in Split.values:
         split = Split.TEST
-    chosen_ids = [int(v) for v in request.GET.getlist("persona") if v.isdigit()]
+    chosen_ids = [pk for pk in map(parse_id, request.GET.getlist("persona")) if pk is not None]
     return datasets, dataset, split, chosen_ids
 
 
@@ -177,7 +187,12 @@ def _comparison(dataset, split, chosen_ids):
 @login_required
 def persona_compare(request):
     """Personas side by side on one dataset split: a table per metric and a plot."""
-    datasets, dataset, split, chosen_ids = _comparison_inputs(request)
+    try:
+        datasets, dataset, split, chosen_ids = _comparison_inputs(request)
+    except UnknownDataset as unknown:
+        return render(request, "modeling/comparison.html", {
+            "datasets": Dataset.objects.order_by("name"), "dataset": None, "split": Split.TEST,
+            "splits": Split.values, "error": str(unknown)}, status=404)
     scored = []
     comparison_rows, matrices = None, []
     if dataset is not None:

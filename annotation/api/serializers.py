@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -29,9 +28,77 @@ from annotation.models import (
 )
 from annotation.studies.assignment import MARKABLE
 from annotation.studies.selectors import TRUTH_WORDS
+from annotation.validators import validate_completion_url
+from core.lookup import MAX_ID
 from core.vocabulary import FRAMINGS, NO_SPLIT, SPLITS
 
 # --- Datasets and imports -----------------------------------------------------------------
+
+# --- Input types as the schema states them -------------------------------------------------
+
+def _json_type_problem(field, value) -> str | None:
+    """Why `value` (from a JSON body) is not of the JSON type the schema gives `field`."""
+    if value is None:
+        return None  # allow_null decides
+    if isinstance(field, serializers.BooleanField):
+        return None if isinstance(value, bool) else "a boolean (true or false)"
+    if isinstance(field, (serializers.IntegerField, serializers.PrimaryKeyRelatedField)):
+        whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer())
+        return None if whole else "an integer"
+    if isinstance(field, serializers.FloatField):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if number else "a number"
+    if isinstance(field, (serializers.CharField, serializers.ChoiceField)):
+        return None if isinstance(value, str) else "a string"
+    if isinstance(field, (serializers.ListField, serializers.ListSerializer)):
+        if not isinstance(value, list):
+            return "a list"
+        if isinstance(field, serializers.ListField):
+            for item in value:
+                problem = _json_type_problem(field.child, item)
+                if problem:
+                    return f"a list of {problem.removeprefix('a ').removeprefix('an ')}s"
+        return None
+    if isinstance(field, serializers.Serializer):
+        return None if isinstance(value, dict) else "an object"
+    return None
+
+
+FORM_BOOLEANS = {"true": True, "false": False}
+
+
+class StrictTypes:
+    """Input exactly as the schema states it, so that what the schema calls invalid is refused.
+
+    DRF is lenient: in a JSON body it takes `0` for a string, `"1"` or `"yes"` for a boolean and
+    `"7"` for an integer. Here a JSON body's values must have the schema's JSON types; form
+    bodies and query strings (where everything is a string) keep DRF's parsing, except that a
+    boolean is `true` or `false` (any case), nothing else."""
+
+    def to_internal_value(self, data):
+        root = self.root
+        as_strings = hasattr(getattr(root, "initial_data", None), "getlist") or \
+            root.context.get("strings", False)
+        if isinstance(data, dict) or hasattr(data, "getlist"):
+            errors = {}
+            for name, field in self.fields.items():
+                if field.read_only or name not in data:
+                    continue
+                if as_strings:
+                    if isinstance(field, serializers.BooleanField):
+                        values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
+                        if any(str(v).lower() not in FORM_BOOLEANS for v in values):
+                            errors[name] = ["Must be true or false."]
+                    continue
+                problem = _json_type_problem(field, data[name])
+                if problem:
+                    errors[name] = [f"Incorrect type: expected {problem}, got "
+                                    f"{type(data[name]).__name__} {data[name]!r:.40}."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
 
 class DatasetSerializer(serializers.ModelSerializer):
     base_claim_count = serializers.IntegerField(read_only=True, help_text="Base claims (all splits).")
@@ -137,7 +204,7 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AttentionCheckSerializer(serializers.ModelSerializer):
+class AttentionCheckSerializer(StrictTypes, serializers.ModelSerializer):
     class Meta:
         model = AttentionCheck
         fields = ["text", "expected_accept", "position"]
@@ -187,7 +254,7 @@ class StudySerializer(serializers.ModelSerializer):
         return _absolute(self, reverse("api:study-detail", args=[study.pk]))
 
 
-class StudyCreateSerializer(serializers.Serializer):
+class StudyCreateSerializer(StrictTypes, serializers.Serializer):
     dataset = serializers.PrimaryKeyRelatedField(
         queryset=Dataset.objects.all(), help_text="The dataset's id.")
     name = serializers.CharField(max_length=200)
@@ -206,12 +273,16 @@ class StudyCreateSerializer(serializers.Serializer):
                                     help_text="Only base claims of this split (blank: any).")
     batch_size = serializers.IntegerField(min_value=1, max_value=1000, default=20)
     raters_per_batch = serializers.IntegerField(min_value=1, max_value=10_000, default=3)
-    seed = serializers.IntegerField(default=123, help_text="The design's random seed.")
+    seed = serializers.IntegerField(default=123, min_value=-MAX_ID - 1, max_value=MAX_ID,
+                                    help_text="The design's random seed.")
     status = serializers.ChoiceField(choices=[Study.Status.DRAFT, Study.Status.OPEN],
                                      default=Study.Status.DRAFT)
     completion_code = serializers.CharField(max_length=100, required=False, allow_blank=True,
                                             help_text="Default: a random code.")
-    completion_url = serializers.URLField(required=False, allow_blank=True, default="")
+    completion_url = serializers.URLField(
+        required=False, allow_blank=True, default="", max_length=200,
+        validators=[validate_completion_url],
+        help_text="Where a finished participant is sent: an http or https URL (empty: nowhere).")
     time_limit_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60, default=60)
     attention_checks = AttentionCheckSerializer(many=True, required=False, default=list)
     attention_fail_policy = serializers.ChoiceField(choices=Study.AttentionFailPolicy.choices,
@@ -233,7 +304,7 @@ class StudyCreateSerializer(serializers.Serializer):
         return data
 
 
-class StudyUpdateSerializer(serializers.ModelSerializer):
+class StudyUpdateSerializer(StrictTypes, serializers.ModelSerializer):
     """The fields a researcher may change after creation. The design (dataset, claims,
     framings, batches, seed) never changes; the texts participants read change only while
     nobody has entered the study."""
@@ -242,6 +313,19 @@ class StudyUpdateSerializer(serializers.ModelSerializer):
         model = Study
         fields = [*ADMINISTRATIVE_FIELDS, *PARTICIPANT_TEXT_FIELDS]
         extra_kwargs = {"time_limit_minutes": {"min_value": 1, "max_value": 24 * 60}}
+
+    def to_internal_value(self, data):
+        # DRF skips an empty form field (multipart or urlencoded) in a partial update instead of
+        # refusing it, so a PATCH emptying the consent text answered 200 and changed nothing.
+        # A field that may not be blank (the schema's minLength 1) is refused in every encoding.
+        if hasattr(data, "getlist"):
+            blank = [name for name, field in self.fields.items()
+                     if name in data and not getattr(field, "allow_blank", True)
+                     and not str(data.get(name, "")).strip()]
+            if blank:
+                raise serializers.ValidationError({name: ["This field may not be blank."]
+                                                   for name in blank})
+        return super().to_internal_value(data)
 
     def validate_name(self, name):
         if Study.objects.filter(name=name).exclude(pk=self.instance.pk).exists():
@@ -279,7 +363,7 @@ class StudyProgressSerializer(serializers.Serializer):
     batches = BatchProgressSerializer(many=True)
 
 
-class CollaboratorAddSerializer(serializers.Serializer):
+class CollaboratorAddSerializer(StrictTypes, serializers.Serializer):
     username = serializers.CharField(max_length=150)
 
     def validate_username(self, username):
@@ -307,7 +391,7 @@ class ParticipantSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ParticipantMarkSerializer(serializers.Serializer):
+class ParticipantMarkSerializer(StrictTypes, serializers.Serializer):
     status = serializers.ChoiceField(choices=list(MARKABLE))
     note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="",
                                  help_text="Why, kept with the participant.")
@@ -356,7 +440,7 @@ class JudgmentSerializer(serializers.ModelSerializer):
     def _framed(self, judgment):
         return judgment.item.framed_claim
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_full_claim_id(self, judgment) -> str | None:
         framed = self._framed(judgment)
         return framed.claim_id if framed else None
@@ -406,7 +490,7 @@ class DataExportSerializer(serializers.ModelSerializer):
             return None
         return min(1.0, export.rows_written / export.rows_total)
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_download_url(self, export) -> str | None:
         if export.status != DataExport.Status.SUCCEEDED or not export.file:
             return None
@@ -423,29 +507,31 @@ def _absolute(serializer, path: str) -> str:
 
 # --- Query parameters (parsed by the views, documented in the schema) ---------------------
 
-class DatasetQuery(serializers.Serializer):
+class DatasetQuery(StrictTypes, serializers.Serializer):
     name = serializers.CharField(required=False, trim_whitespace=False,
                                  help_text="Only datasets whose name contains this.")
 
 
-class StudyQuery(serializers.Serializer):
+class StudyQuery(StrictTypes, serializers.Serializer):
     status = serializers.ChoiceField(choices=Study.Status.choices, required=False)
-    dataset = serializers.IntegerField(required=False, help_text="Only studies of this dataset (id).")
+    dataset = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+                                       help_text="Only studies of this dataset (id).")
     name = serializers.CharField(required=False, trim_whitespace=False,
                                  help_text="Only studies whose name contains this.")
 
 
-class ParticipantQuery(serializers.Serializer):
+class ParticipantQuery(StrictTypes, serializers.Serializer):
     status = serializers.ListField(
         child=serializers.ChoiceField(choices=Participant.Status.choices), required=False,
         help_text="Only participants with one of these statuses (repeat the parameter or "
                   "separate with commas).")
     external_id = serializers.CharField(required=False, trim_whitespace=False,
                                         help_text="The participant's platform id, e.g. a Prolific PID.")
-    batch = serializers.IntegerField(required=False, min_value=0, help_text="0-based batch index.")
+    batch = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID,
+                                     help_text="0-based batch index.")
 
 
-class JudgmentFilters(serializers.Serializer):
+class JudgmentFilters(StrictTypes, serializers.Serializer):
     """The filters the judgments list and the exports share, with the same names and meaning."""
 
     framing = serializers.ListField(
@@ -468,12 +554,20 @@ class JudgmentFilters(serializers.Serializer):
 
 
 class JudgmentQuery(JudgmentFilters):
-    study = serializers.IntegerField(required=False, help_text="Only this study's judgments (id).")
+    study = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+                                     help_text="Only this study's judgments (id).")
     participant = serializers.CharField(required=False, trim_whitespace=False,
                                         help_text="Only this participant (platform id).")
 
 
+RAW_CSV_HELP = ("true: CSV cells exactly as stored. By default (false) a text cell starting with "
+                "= + - @ ' or a tab or carriage return gets a ' in front, so that a spreadsheet "
+                "shows it as text instead of running it as a formula. JSON Lines and Parquet are "
+                "always as stored.")
+
+
 class ExportQuery(JudgmentFilters):
+    raw_csv = serializers.BooleanField(required=False, default=False, help_text=RAW_CSV_HELP)
     file_format = serializers.ChoiceField(
         choices=DataExport.Format.choices, required=False,
         help_text="csv (the default), jsonl (JSON Lines) or parquet. Without it, an Accept header "
@@ -482,9 +576,10 @@ class ExportQuery(JudgmentFilters):
 
 class DataExportCreateSerializer(JudgmentFilters):
     file_format = serializers.ChoiceField(choices=DataExport.Format.choices, default="csv")
+    raw_csv = serializers.BooleanField(required=False, default=False, help_text=RAW_CSV_HELP)
 
 
-class AnalysisQuery(serializers.Serializer):
+class AnalysisQuery(StrictTypes, serializers.Serializer):
     """Documents the parameters; `AnalysisOptions.from_params` parses them."""
 
     exclusions = serializers.ListField(

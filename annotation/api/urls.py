@@ -37,6 +37,7 @@ urlpatterns = [
     path("exports/<int:pk>/download/", api.DataExportDownloadView.as_view(), name="export-download"),
     path("judgments/", api.JudgmentListView.as_view(), name="judgment-list"),
     path("judgments/<int:pk>/", api.JudgmentDetailView.as_view(), name="judgment-detail"),
-    # Anything else under /api/ is a JSON 404, like every other API answer, not an HTML page.
-    re_path(r"^.*$", api.not_found, name="not-found"),
+    # Anything else under /api/ is a JSON 404, like every other API answer, not an HTML page;
+    # [\s\S], not `.`, which does not match a line break (%0A, %0D) in the path.
+    re_path(r"^[\s\S]*\Z", api.not_found, name="not-found"),
 ]

@@ -9,6 +9,8 @@ and the schema pages are open, and those are rate-limited.
 """
 from __future__ import annotations
 
+import re
+
 from django.db import IntegrityError, transaction
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -69,7 +71,12 @@ from annotation.studies.selectors import (
     studies_visible_to,
     studies_with_batch_counts_visible_to,
 )
-from annotation.studies.services import study_create, study_set_status, study_update
+from annotation.studies.services import (
+    StudyRuleError,
+    study_create,
+    study_set_status,
+    study_update,
+)
 from annotation.studies.views import study_progress
 from core.login_limits import LockedOut, LoginAttempt
 from core.schema import ErrorSerializer
@@ -91,10 +98,15 @@ class Pagination(PageNumberPagination):
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)
-        if raw not in (None, "") and not (raw.isdigit() and int(raw) > 0):
+        if raw in (None, ""):
+            return self.page_size
+        # ASCII digits only: "²" is a digit to str.isdigit() but int() refuses it (a 500).
+        if not re.fullmatch(r"[0-9]+", raw) or not raw.strip("0"):
             raise ValidationError({self.page_size_query_param: [
-                f"'{raw}' is not a page size; accepted: an integer from 1 to {self.max_page_size}"]})
-        return super().get_page_size(request)
+                f"'{raw:.60}' is not a page size; accepted: an integer from 1 to {self.max_page_size}"]})
+        # Compared as text first: int() of a string of thousands of digits raises.
+        raw = raw.lstrip("0")
+        return self.max_page_size if len(raw) > 9 else min(int(raw), self.max_page_size)
 
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)
@@ -125,7 +137,7 @@ def _parse_query(serializer_class, request) -> dict:
                 data[name] = values
         elif name in request.query_params:
             data[name] = request.query_params[name]
-    parsed = serializer_class(data=data)
+    parsed = serializer_class(data=data, context={"strings": True})
     parsed.is_valid(raise_exception=True)
     return parsed.validated_data
 
@@ -336,6 +348,8 @@ class StudyListCreateView(generics.ListAPIView):
                                  attention_checks=checks, owner=request.user)
         except DesignError as exc:
             raise ValidationError({"non_field_errors": [str(exc)]}) from None
+        except StudyRuleError as refused:
+            raise ValidationError({refused.field: [str(refused)]}) from None
         except IntegrityError:
             # Two requests creating the same name at once: the unique constraint decides.
             raise ValidationError({"name": [f"a study named '{data['name']}' already exists"]}) from None
@@ -370,18 +384,18 @@ class StudyDetailView(APIView):
         form.is_valid(raise_exception=True)
         try:
             study_update(study=study, changes=dict(form.validated_data))
+        except StudyRuleError as refused:
+            raise ValidationError({refused.field: [str(refused)]}) from None
         except IntegrityError:
             raise ValidationError({"name": ["a study with this name already exists"]}) from None
         study = studies_with_batch_counts_visible_to(request.user).get(pk=pk)
         return Response(s.StudySerializer(study, context={"request": request}).data)
 
 
-# Which status each action may start from; the same status again is a no-op.
-STATUS_ACTIONS = {
-    "open": (Study.Status.OPEN, (Study.Status.DRAFT, Study.Status.PAUSED, Study.Status.CLOSED)),
-    "pause": (Study.Status.PAUSED, (Study.Status.OPEN,)),
-    "close": (Study.Status.CLOSED, (Study.Status.DRAFT, Study.Status.OPEN, Study.Status.PAUSED)),
-}
+# The status each action moves to; which statuses it may start from is the service's rule
+# (annotation.studies.services.STATUS_ALLOWED_FROM), the same for every entry point.
+STATUS_ACTIONS = {"open": Study.Status.OPEN, "pause": Study.Status.PAUSED,
+                  "close": Study.Status.CLOSED}
 
 
 class StudyStatusView(APIView):
@@ -391,14 +405,10 @@ class StudyStatusView(APIView):
 
     def post(self, request, pk):
         study = visible_study(request, pk)
-        target, allowed_from = STATUS_ACTIONS[self.action]
-        if study.status != target:
-            if study.status not in allowed_from:
-                return Response(
-                    {"detail": f"a {study.status} study cannot be {target}; "
-                               f"this needs a study that is {' or '.join(allowed_from)}"},
-                    status=status.HTTP_409_CONFLICT)
-            study_set_status(study=study, status=target)
+        try:
+            study_set_status(study=study, status=STATUS_ACTIONS[self.action])
+        except StudyRuleError as refused:
+            return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
         study = studies_with_batch_counts_visible_to(request.user).get(pk=pk)
         return Response(s.StudySerializer(study, context={"request": request}).data)
 
@@ -692,7 +702,8 @@ class JudgmentExportView(ExportFileView):
         query = _parse_query(s.ExportQuery, request)
         negotiated = getattr(request.accepted_renderer, "format", "")
         fmt = query.get("file_format") or (negotiated if negotiated in EXPORT_FORMATS else "csv")
-        chunks = export_chunks(study=study, fmt=fmt, **_export_filters(query))
+        chunks = export_chunks(study=study, fmt=fmt, raw_csv=query["raw_csv"],
+                               **_export_filters(query))
         response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
         response["Content-Disposition"] = f'attachment; filename="{export_file_name(study, fmt)}"'
         return response
@@ -725,7 +736,8 @@ class StudyExportListCreateView(generics.ListAPIView):
         form.is_valid(raise_exception=True)
         try:
             job = data_export_create(study=study, fmt=form.validated_data["file_format"],
-                                     options=_export_filters(form.validated_data), user=request.user)
+                                     options=_export_filters(form.validated_data), user=request.user,
+                                     raw_csv=form.validated_data["raw_csv"])
         except ValueError as exc:
             raise ValidationError({"non_field_errors": [str(exc)]}) from None
         job.refresh_from_db()

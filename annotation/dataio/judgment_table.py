@@ -89,6 +89,17 @@ CONTENT_TYPES = {
 FILE_SUFFIXES = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
 DEFAULT_CHUNK_ROWS = 5_000
 
+# CSV for spreadsheets (the default): a text cell that starts with one of these is written
+# with a `'` in front, so that Excel, LibreOffice or Google Sheets show it as text instead of
+# running it as a formula (`=HYPERLINK(...)` in a participant id, a claim text starting with
+# `@` or `-`). `'` itself is among them so that the escape can be undone exactly
+# (`read_judgment_table` does). `raw_csv=True` writes every cell as it is stored, for programs.
+SPREADSHEET_LEADERS = ("=", "+", "-", "@", "\t", "\r", "'")
+# The free-text columns: everything else is a number, a time, a boolean or a fixed word.
+SPREADSHEET_ESCAPED_COLUMNS = ("text", "Annotator_ID", "full_claim_id", "study",
+                               "platform_study_id", "platform_session_id", "base_claim_id")
+
+
 @functools.cache
 def arrow_schema():
     """The Arrow schema of the table (Parquet files have exactly it).
@@ -349,8 +360,11 @@ def judgment_table(*, study: Study, **filters):
     return _frame_from_columns(columns)
 
 
-def read_judgment_table(source, fmt: str | None = None):
-    """Reads an export file (a path, or a file object with `fmt`) back into the typed DataFrame."""
+def read_judgment_table(source, fmt: str | None = None, *, raw_csv: bool = False):
+    """Reads an export file (a path, or a file object with `fmt`) back into the typed DataFrame.
+
+    A CSV file is taken to be escaped for spreadsheets (the default export), and the escape is
+    undone; `raw_csv=True` reads a file exported with `raw_csv` as it is."""
     import pandas as pd
 
     if fmt is None:
@@ -360,6 +374,11 @@ def read_judgment_table(source, fmt: str | None = None):
     if fmt == "csv":
         frame = pd.read_csv(source, keep_default_na=False, na_values=[""],
                             dtype={c: t for c, t in PANDAS_DTYPES.items() if c not in _TIMESTAMP_COLUMNS})
+        if not raw_csv:
+            for column in SPREADSHEET_ESCAPED_COLUMNS:
+                if column in frame:
+                    frame[column] = frame[column].map(
+                        lambda v: v[1:] if isinstance(v, str) and v.startswith("'") else v)
     elif fmt == "jsonl":
         frame = pd.read_json(source, lines=True, dtype=False)
         if frame.empty:
@@ -382,11 +401,12 @@ class _CsvEncoder:
     an empty cell), which keeps the per-row cost close to the csv module's own.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, raw_csv: bool = False) -> None:
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\n")
         self._booleans = tuple(index for index, field in enumerate(arrow_schema())
                                if str(field.type) == "bool")
+        self._escaped = () if raw_csv else tuple(COLUMNS.index(c) for c in SPREADSHEET_ESCAPED_COLUMNS)
 
     def header(self) -> bytes:
         self._writer.writerow(COLUMNS)
@@ -394,7 +414,8 @@ class _CsvEncoder:
 
     def encode(self, rows: list[tuple]) -> bytes:
         boolean = _CSV_BOOLEAN
-        (shown, answered), flags = _CSV_TIMESTAMPS, self._booleans
+        (shown, answered), flags, escaped = _CSV_TIMESTAMPS, self._booleans, self._escaped
+        leaders = SPREADSHEET_LEADERS
         out = []
         for row in rows:
             row = list(row)
@@ -402,6 +423,10 @@ class _CsvEncoder:
             row[answered] = row[answered].isoformat(timespec="microseconds")
             for index in flags:
                 row[index] = boolean[row[index]]
+            for index in escaped:
+                value = row[index]
+                if value and value[0] in leaders:
+                    row[index] = "'" + value
             out.append(row)
         self._writer.writerows(out)
         return self._drain()
@@ -495,6 +520,7 @@ def export_chunks(
     chunk_size: int = DEFAULT_CHUNK_ROWS,
     progress: ProgressCallback | None = None,
     use_copy: bool | None = None,
+    raw_csv: bool = False,
     **filters,
 ) -> Iterator[bytes]:
     """The export file's bytes, one piece per `chunk_size` rows, for streaming responses.
@@ -507,6 +533,9 @@ def export_chunks(
     read block by block), byte for byte the same as the Python path and several times
     faster, and Parquet is made from that CSV by Arrow's reader, the same table as the
     Python path's; `use_copy=False` forces the Python path, `True` insists on COPY.
+
+    CSV is escaped for spreadsheets (`SPREADSHEET_LEADERS`) unless `raw_csv`; JSON Lines and
+    Parquet are always as stored.
     """
     _check_format(fmt)
     if chunk_size < 1:
@@ -516,9 +545,11 @@ def export_chunks(
     if use_copy and not copy_available:
         raise ValueError("COPY exports need PostgreSQL, and CSV or Parquet")
     if copy_available and use_copy is not False:
+        if fmt == "csv":
+            filters["escape"] = not raw_csv
         yield from _COPY_WRITERS[fmt](study=study, chunk_size=chunk_size, progress=progress, **filters)
         return
-    encoder = _ENCODERS[fmt]()
+    encoder = _CsvEncoder(raw_csv=raw_csv) if fmt == "csv" else _ENCODERS[fmt]()
     head = encoder.header()
     if head:
         yield head
@@ -543,7 +574,7 @@ def export_chunks(
         yield tail
 
 
-def _copy_select(*, study: Study, **filters) -> tuple[str, list]:
+def _copy_select(*, study: Study, escape: bool = False, **filters) -> tuple[str, list]:
     """The export's rows as PostgreSQL writes them in CSV, formatted as the Python path does.
 
     Django builds the filtered query (one definition of what an export holds), with every
@@ -591,23 +622,35 @@ def _copy_select(*, study: Study, **filters) -> tuple[str, list]:
         c["revisions"],
     ]
     assert len(columns) == len(COLUMNS)
+    if escape:
+        leaders = ", ".join(f"chr({ord(c)})" for c in SPREADSHEET_LEADERS)
+        for name in SPREADSHEET_ESCAPED_COLUMNS:
+            if name == "study":
+                continue  # a parameter, escaped below
+            index = COLUMNS.index(name)
+            value = columns[index]
+            columns[index] = (f"CASE WHEN left({value}, 1) IN ({leaders}) "
+                              f"THEN chr(39) || ({value}) ELSE ({value}) END")
     order = f'{c["participant_id"]}, {c["position"]}, t."row_pk"'
     select = f"SELECT {', '.join(columns)} FROM ({inner_sql}) AS t ORDER BY {order}"
-    return select, [study.name, *inner_params]
+    name = study.name
+    if escape and name[:1] in SPREADSHEET_LEADERS:
+        name = "'" + name
+    return select, [name, *inner_params]
 
 
 _COPY_BLOCK_BYTES = 1 << 20
 
 
 def _copy_blocks(*, study: Study, chunk_size: int, block_bytes: int = _COPY_BLOCK_BYTES,
-                 **filters) -> Iterator[tuple[bytes, int]]:
+                 escape: bool = False, **filters) -> Iterator[tuple[bytes, int]]:
     """(CSV bytes of whole rows, rows) blocks of the export, as PostgreSQL's COPY writes them.
 
     PostgreSQL sends COPY's output one row per message; they are gathered into blocks of
     `chunk_size` rows (or `block_bytes`, whichever comes first), so that what goes on is
     neither a trickle of tiny writes nor more than a block in memory.
     """
-    select, params = _copy_select(study=study, **filters)
+    select, params = _copy_select(study=study, escape=escape, **filters)
     # COPY takes no bound parameters: the values are quoted client-side, as psycopg does
     # for any statement when server-side binding is off.
     statement = connection.ops.compose_sql(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", params)
@@ -627,9 +670,9 @@ def _copy_blocks(*, study: Study, chunk_size: int, block_bytes: int = _COPY_BLOC
 
 
 def _copy_csv_chunks(*, study: Study, chunk_size: int, progress: ProgressCallback | None,
-                     **filters) -> Iterator[bytes]:
+                     escape: bool = True, **filters) -> Iterator[bytes]:
     yield ",".join(COLUMNS).encode() + b"\n"
-    for block, rows in _copy_blocks(study=study, chunk_size=chunk_size, **filters):
+    for block, rows in _copy_blocks(study=study, chunk_size=chunk_size, escape=escape, **filters):
         yield block
         if progress is not None:
             progress(rows)
@@ -673,6 +716,7 @@ def export_to_file(
     path: str | Path,
     progress: ProgressCallback | None = None,
     chunk_size: int = DEFAULT_CHUNK_ROWS,
+    raw_csv: bool = False,
     **filters,
 ) -> int:
     """Writes the export to `path` and returns the rows written.
@@ -695,7 +739,7 @@ def export_to_file(
     try:
         with os.fdopen(handle, "wb") as out:
             for data in export_chunks(study=study, fmt=fmt, chunk_size=chunk_size,
-                                      progress=count, **filters):
+                                      progress=count, raw_csv=raw_csv, **filters):
                 out.write(data)
         os.replace(partial, path)
     except BaseException:

@@ -47,7 +47,8 @@ from core.vocabulary import FRAMINGS
 EXPORTS_FOLDER = "exports"
 
 
-def data_export_create(*, study: Study, fmt: str, options: dict | None = None, user=None) -> DataExport:
+def data_export_create(*, study: Study, fmt: str, options: dict | None = None, user=None,
+                       raw_csv: bool = False) -> DataExport:
     """Records an export of `study` in `fmt` with `options` (filters) and queues it.
 
     The options are checked here, so a bad filter is refused at once rather than failing
@@ -62,7 +63,8 @@ def data_export_create(*, study: Study, fmt: str, options: dict | None = None, u
         job = DataExport.objects.create(
             study=study,
             format=fmt,
-            options=filters,
+            # `raw_csv` is kept beside the filters only when set, so earlier jobs read the same.
+            options={**filters, **({"raw_csv": True} if raw_csv and fmt == "csv" else {})},
             rows_total=judgment_export_queryset(study=study, **filters).count(),
             created_by=user if user is not None and user.is_authenticated else None,
         )
@@ -104,7 +106,8 @@ def data_export_run(*, data_export: DataExport, progress: ProgressCallback | Non
     try:
         rows = export_to_file(study=job.study, fmt=job.format,
                               path=Path(settings.MEDIA_ROOT) / relative, progress=report,
-                              **clean_filters(**job.options))
+                              raw_csv=bool(job.options.get("raw_csv")),
+                              **clean_filters(**{k: v for k, v in job.options.items() if k != "raw_csv"}))
     except Exception as exc:
         DataExport.objects.filter(pk=job.pk).update(
             status=DataExport.Status.FAILED, error=f"{type(exc).__name__}: {exc}",

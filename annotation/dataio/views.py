@@ -54,7 +54,8 @@ def study_exports(request, pk):
         except ValueError as exc:
             messages.error(request, str(exc))
             return redirect("annotation:study-exports", pk=study.pk)
-        job = data_export_create(study=study, fmt=fmt, options=filters, user=request.user)
+        job = data_export_create(study=study, fmt=fmt, options=filters, user=request.user,
+                                 raw_csv=request.POST.get("raw_csv") == "on")
         return redirect("annotation:export-detail", pk=job.pk)
     try:
         filters = _filters_from(request.GET)
@@ -73,6 +74,7 @@ def study_exports(request, pk):
         "statuses": Participant.Status.choices,
         "jobs": study.exports.select_related("created_by")[:50],
         "query": request.GET.urlencode(),
+        "raw_csv": request.GET.get("raw_csv") == "on",
     })
 
 
@@ -87,7 +89,8 @@ def study_export_stream(request, pk):
             raise ValueError(f"unknown export format '{fmt}'; accepted: {', '.join(EXPORT_FORMATS)}")
     except ValueError as exc:
         return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
-    response = StreamingHttpResponse(export_chunks(study=study, fmt=fmt, **filters),
+    raw_csv = request.GET.get("raw_csv") in ("on", "true", "1")
+    response = StreamingHttpResponse(export_chunks(study=study, fmt=fmt, raw_csv=raw_csv, **filters),
                                      content_type=CONTENT_TYPES[fmt])
     response["Content-Disposition"] = f'attachment; filename="{export_file_name(study, fmt)}"'
     return response

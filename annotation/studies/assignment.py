@@ -22,6 +22,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.models import Batch, Participant, Study
+from annotation.studies.participant_ids import (
+    BadEntryLink,
+    EntryProof,
+    claim_entry_slot,
+    generic_id_problem,
+    may_resume,
+)
 
 
 class StudyUnavailable(Exception):
@@ -32,6 +39,11 @@ class StudyUnavailable(Exception):
         self.reason = reason
 
 
+class ResumeRefused(Exception):
+    """A session with this participant id exists, and the entry did not show it is theirs
+    (annotation.studies.participant_ids.may_resume)."""
+
+
 def participant_enter(
     *,
     study: Study,
@@ -40,17 +52,28 @@ def participant_enter(
     platform_study_id: str = "",
     platform_session_id: str = "",
     mturk_hit_id: str = "",
+    proof: EntryProof | None = None,
+    entry_address: str | None = None,
 ) -> Participant:
     """The participant's session in `study`, created on first entry and resumed after.
 
-    The unique (study, external id) constraint makes two simultaneous first entries of the
-    same person end with one session.
+    With `proof` (what the entry pages pass), an existing session is resumed only when the
+    proof matches it, else `ResumeRefused`; and with `entry_address`, a new session counts
+    against that address's entries (`TooManyEntries` when they are spent). Without them (the
+    platform's own code and tests), the id alone resumes. Ids must be safe
+    (`generic_id_problem`), else `BadEntryLink`. The unique (study, external id) constraint
+    makes two simultaneous first entries of the same person end with one session.
     """
     existing = Participant.objects.filter(study=study, external_id=external_id).first()
     if existing is not None:
-        return existing
+        return _resumed(existing, proof)
     if not study.accepts_participants:
         raise StudyUnavailable(f"This study is {study.status} and is not taking new participants.")
+    problem = generic_id_problem(external_id)
+    if problem is not None:
+        raise BadEntryLink("participant id", problem, source)
+    if entry_address is not None:
+        claim_entry_slot(study.pk, entry_address)
     try:
         with transaction.atomic():
             return Participant.objects.create(
@@ -63,7 +86,13 @@ def participant_enter(
                 token=secrets.token_urlsafe(24),
             )
     except IntegrityError:
-        return Participant.objects.get(study=study, external_id=external_id)
+        return _resumed(Participant.objects.get(study=study, external_id=external_id), proof)
+
+
+def _resumed(participant: Participant, proof: EntryProof | None) -> Participant:
+    if proof is not None and not may_resume(participant, proof):
+        raise ResumeRefused()
+    return participant
 
 
 def participant_consent(*, participant: Participant) -> Participant:

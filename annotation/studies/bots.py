@@ -422,6 +422,11 @@ class Bot:
         page = self.request("GET", self.entry_path(), kind=ENTER)
         if page.status == 403:
             raise TurnedAway(_alert(page.body))
+        if page.status in (400, 429):
+            # Bots' ids are not Prolific's, and they all come from one address.
+            raise BotError(f"GET {page.path}: HTTP {page.status}: {_alert(page.body)[:200]} "
+                           f"(for bots, run the server with FRAMELAB_CHECK_PLATFORM_IDS=false and "
+                           f"FRAMELAB_PARTICIPANT_ENTRIES_PER_ADDRESS=0: docs/security.md)")
         if page.status != 302:
             raise BotError(f"GET {page.path}: expected a redirect into the study, got "
                            f"HTTP {page.status}: {_alert(page.body)[:200]}")

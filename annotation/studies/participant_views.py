@@ -3,8 +3,10 @@ time, completion. They work without JavaScript; a small script adds keyboard sho
 measures response time.
 
 A participant is identified by the unguessable token in their URL, handed out at entry, so
-these pages need no login or cookie; that token is also why they skip CSRF checks (a forged
-request would need it).
+these pages need no login; that token is also why they skip CSRF checks (a forged request
+would need it). Entry checks the link's ids, resumes a session only with proof (the same
+platform session id, or the resume cookie set at the first entry) and limits new sessions
+per client address: annotation/studies/participant_ids.py.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from datetime import datetime
 
 from django import forms
 from django.core import signing
-from django.http import Http404, HttpResponseBadRequest
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +24,7 @@ from django.views.decorators.http import require_http_methods
 
 from annotation.models import BatchItem, Judgment, Participant, Study
 from annotation.studies.assignment import (
+    ResumeRefused,
     StudyUnavailable,
     participant_consent,
     participant_enter,
@@ -33,7 +36,16 @@ from annotation.studies.judgments import (
     closed_reason,
     judgment_record,
 )
+from annotation.studies.participant_ids import (
+    BadEntryLink,
+    EntryProof,
+    TooManyEntries,
+    entry_identity,
+    resume_cookie_value,
+    set_resume_cookie,
+)
 from annotation.studies.selectors import batch_items
+from core.client_address import client_address
 
 TICKET_SALT = "framelab.participant.item"
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
@@ -86,25 +98,38 @@ def study_entry(request, study_id: int):
     query = request.GET
     if query.get("assignmentId") == MTURK_PREVIEW:
         return _page(request, "preview.html", study=study)
-    if query.get("PROLIFIC_PID"):
-        identity = dict(external_id=query["PROLIFIC_PID"], source=Participant.Source.PROLIFIC,
-                        platform_study_id=query.get("STUDY_ID", ""),
-                        platform_session_id=query.get("SESSION_ID", ""))
-    elif query.get("workerId"):
-        identity = dict(external_id=query["workerId"], source=Participant.Source.MTURK,
-                        platform_session_id=query.get("assignmentId", ""),
-                        mturk_hit_id=query.get("hitId", ""))
-    elif query.get("participant"):
-        identity = dict(external_id=query["participant"], source=Participant.Source.GENERIC)
-    else:
-        return _page(request, "ask_id.html", study=study)
-    if len(identity["external_id"]) > 200:
-        return HttpResponseBadRequest("participant id too long")
     try:
-        participant = participant_enter(study=study, **identity)
+        identity = entry_identity(query)
+    except BadEntryLink as bad:
+        if bad.parameter == "participant":
+            # Typed into the page that asks for an id: ask again, saying what was wrong.
+            return _page(request, "ask_id.html", study=study, status=400,
+                         error=f"That participant ID {bad.problem}. Please check it and try again.")
+        return _page(request, "bad_link.html", study=study, status=400, bad=bad)
+    if identity is None:
+        return _page(request, "ask_id.html", study=study)
+    proof = EntryProof(platform_session_id=identity.get("platform_session_id", ""),
+                       cookie_participant_pk=resume_cookie_value(request, study.pk))
+    try:
+        participant = participant_enter(study=study, **identity, proof=proof,
+                                        entry_address=client_address(request))
     except StudyUnavailable as unavailable:
         return _page(request, "unavailable.html", study=study, reason=unavailable.reason, status=403)
-    return redirect(_participant_url(participant))
+    except ResumeRefused:
+        return _page(request, "resume_refused.html", study=study, status=403,
+                     platform=_platform_name(identity["source"]))
+    except TooManyEntries as too_many:
+        response = _page(request, "too_many_entries.html", study=study, status=429,
+                         until=too_many.locked.until_datetime)
+        response["Retry-After"] = str(too_many.locked.retry_after)
+        return response
+    response = redirect(_participant_url(participant))
+    set_resume_cookie(response, participant)
+    return response
+
+
+def _platform_name(source: str) -> str:
+    return {Participant.Source.PROLIFIC: "Prolific", Participant.Source.MTURK: "MTurk"}.get(source, "")
 
 
 @require_http_methods(["GET"])
@@ -242,10 +267,18 @@ def _new_ticket(participant: Participant, item: BatchItem) -> str:
 
 
 def _read_ticket(value: str, participant: Participant, item: BatchItem):
+    """(shown_at, submission key) from a ticket of this participant and item, else None.
+
+    Everything in it is parsed inside the `try`: a ticket that is signed but malformed (a
+    time that is no time or lacks its zone, a key that is no UUID, another shape) is out of
+    date like a tampered one, never a server error."""
     try:
         participant_pk, item_pk, shown_at, key = signing.loads(value, salt=TICKET_SALT)
-    except (signing.BadSignature, ValueError, TypeError):
+        if participant_pk != participant.pk or item_pk != item.pk:
+            return None
+        shown = datetime.fromisoformat(shown_at)
+        if timezone.is_naive(shown):
+            return None
+        return shown, uuid.UUID(key)
+    except (signing.BadSignature, ValueError, TypeError, AttributeError):
         return None
-    if participant_pk != participant.pk or item_pk != item.pk:
-        return None
-    return datetime.fromisoformat(shown_at), uuid.UUID(key)

@@ -22,8 +22,24 @@ from annotation.studies.design import (
     design_study,
     insert_attention_checks,
 )
+from annotation.validators import completion_url_problem
 from core.lookup import lookup_by_id_or_name
 from core.vocabulary import FRAMINGS
+
+
+class StudyRuleError(ValueError):
+    """A change the study rules refuse, whichever page, API call or command asked for it:
+    `field` is what was wrong (for a form or a 400 body), the message says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _check_completion_url(url: str) -> None:
+    problem = completion_url_problem(url)
+    if problem:
+        raise StudyRuleError("completion_url", problem)
 
 
 def study_candidates(*, dataset: Dataset, split: str = "") -> list[CandidateClaim]:
@@ -66,13 +82,19 @@ def study_create(
     `attention_checks` are (text, expected_accept, position) triples, placed at the same
     1-based position in every batch. Raises `DesignError` for an infeasible design.
     """
+    _check_completion_url(completion_url)
+    if status not in (Study.Status.DRAFT, Study.Status.OPEN):
+        raise StudyRuleError("status", f"a new study is draft or open, not '{status}'")
     base_claim_ids = None
     if base_claim_external_ids:
         found = dict(BaseClaim.objects.filter(dataset=dataset, external_id__in=base_claim_external_ids)
                      .values_list("external_id", "pk"))
         missing = [external_id for external_id in base_claim_external_ids if external_id not in found]
         if missing:
-            raise DesignError(f"dataset '{dataset.name}' has no base claim(s) {', '.join(missing)}")
+            shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+            raise DesignError(f"dataset '{dataset.name}' has no base claim(s) {shown}",
+                              "give the external ids of base claims in this dataset (as in its "
+                              "claim file's claim_id before the ':'), or base_claims for a random draw")
         base_claim_ids = [found[external_id] for external_id in base_claim_external_ids]
     design = design_study(
         candidates=study_candidates(dataset=dataset, split=split),
@@ -119,10 +141,45 @@ def study_create(
     return study
 
 
-def study_set_status(*, study: Study, status: str) -> Study:
+# Which statuses a study may move to each status from; the same status again is a no-op.
+# Draft is for a study nobody has entered yet (see `study_set_status`).
+STATUS_ALLOWED_FROM = {
+    Study.Status.OPEN: (Study.Status.DRAFT, Study.Status.PAUSED, Study.Status.CLOSED),
+    Study.Status.PAUSED: (Study.Status.OPEN,),
+    Study.Status.CLOSED: (Study.Status.DRAFT, Study.Status.OPEN, Study.Status.PAUSED),
+    Study.Status.DRAFT: (Study.Status.OPEN, Study.Status.PAUSED, Study.Status.CLOSED),
+}
+
+
+def study_status_problem(study: Study, status: str) -> str | None:
+    """Why `study` cannot move to `status` now, or None when it can. The one rule for the
+    study page, the admin, the API and the commands."""
     if status not in Study.Status.values:
-        raise ValueError(f"unknown study status '{status}'; accepted: {', '.join(Study.Status.values)}")
-    Study.objects.filter(pk=study.pk).update(status=status)
+        return f"unknown study status '{status}'; accepted: {', '.join(Study.Status.values)}"
+    if status == study.status:
+        return None
+    allowed_from = STATUS_ALLOWED_FROM[status]
+    if study.status not in allowed_from:
+        return (f"a {study.status} study cannot be {status}; this needs a study that is "
+                f"{' or '.join(allowed_from)}")
+    if status == Study.Status.DRAFT and study.participants.exists():
+        return (f"a {study.status} study cannot go back to draft once participants have "
+                f"entered it; pause or close it instead")
+    return None
+
+
+def study_set_status(*, study: Study, status: str) -> Study:
+    """Moves `study` to `status` if the rule allows it; raises `StudyRuleError` if not.
+
+    The check and the change happen under the study's row lock, so two changes at once (or a
+    participant entering a draft being reopened) are decided one after the other."""
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        problem = study_status_problem(locked, status)
+        if problem:
+            raise StudyRuleError("status", problem)
+        if locked.status != status:
+            Study.objects.filter(pk=study.pk).update(status=status)
     study.status = status
     return study
 
@@ -131,6 +188,10 @@ def study_update(*, study: Study, changes: dict) -> Study:
     """Saves the editable fields in `changes`, already validated (the API validates them with
     `StudyUpdateSerializer`: the design never changes, participant texts only before anyone
     enters)."""
+    if "completion_url" in changes:
+        _check_completion_url(changes["completion_url"])
+    if "status" in changes:
+        raise StudyRuleError("status", "a study's status changes with study_set_status")
     with transaction.atomic():
         for field, value in changes.items():
             setattr(study, field, value)

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from annotation.models import Judgment, Participant, Study
 from annotation.studies.selectors import studies_visible_to
-from annotation.studies.services import study_set_status
+from annotation.studies.services import StudyRuleError, study_set_status
 
 # Prolific fills these placeholders with each participant's ids.
 PROLIFIC_PARAMETERS = ("?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}"
@@ -67,7 +67,10 @@ def study_detail(request, pk):
 def study_status(request, pk):
     study = get_object_or_404(studies_visible_to(request.user), pk=pk)
     status = request.POST.get("status", "")
-    if status in Study.Status.values:
+    try:
         study_set_status(study=study, status=status)
+    except StudyRuleError as refused:
+        messages.error(request, f"The status did not change: {refused}.")
+    else:
         messages.success(request, f"The study is now {status}.")
     return redirect("annotation:study-detail", pk=study.pk)

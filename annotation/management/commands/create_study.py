@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation.claims.selectors import dataset_lookup
 from annotation.models import Dataset, Study
 from annotation.studies.design import DesignError
-from annotation.studies.services import study_create
+from annotation.studies.services import StudyRuleError, study_create
 from core.vocabulary import FRAMINGS, NO_SPLIT, SPLITS
 
 
@@ -92,7 +92,7 @@ class Command(BaseCommand):
                 attention_checks=[_attention_check(v) for v in options["attention_check"]],
                 attention_fail_policy=options["attention_fail_policy"],
             )
-        except DesignError as exc:
+        except (DesignError, StudyRuleError) as exc:
             raise CommandError(str(exc)) from None
         url = f"{options['base_url'].rstrip('/')}/s/{study.pk}/"
         batches = study.batches.count()

@@ -37,6 +37,10 @@ class Command(BaseCommand):
                                  "(returned, timed out, rejected, excluded)")
         parser.add_argument("--include-attention-checks", action="store_true",
                             help="add the attention-check items (is_attention_check = true)")
+        parser.add_argument("--raw-csv", action="store_true",
+                            help="CSV cells exactly as stored; by default a text cell starting "
+                                 "with = + - @ ' or a tab or CR gets a ' in front, so that "
+                                 "spreadsheets show it as text instead of running it")
         parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
         parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_ROWS,
                             help=f"rows per chunk and per Parquet row group (default {DEFAULT_CHUNK_ROWS:,})")
@@ -62,7 +66,8 @@ class Command(BaseCommand):
         if out == "-":
             if fmt == "parquet":
                 raise CommandError("Parquet is binary: give --out a file name, or use csv or jsonl for -")
-            for data in export_chunks(study=study, fmt=fmt, chunk_size=options["chunk_size"], **filters):
+            for data in export_chunks(study=study, fmt=fmt, chunk_size=options["chunk_size"],
+                                      raw_csv=options["raw_csv"], **filters):
                 self.stdout.write(data.decode("utf-8"), ending="")
             return
         path = Path(out)
@@ -74,5 +79,6 @@ class Command(BaseCommand):
         with tqdm(total=total, desc="export", unit=" rows", unit_scale=True, mininterval=0.5,
                   disable=options["no_progress"]) as bar:
             rows = export_to_file(study=study, fmt=fmt, path=path, progress=bar.update,
-                                  chunk_size=options["chunk_size"], **filters)
+                                  chunk_size=options["chunk_size"], raw_csv=options["raw_csv"],
+                                  **filters)
         self.stdout.write(f"wrote {rows:,} judgments of '{study.name}' to {path} ({fmt})")

@@ -250,6 +250,18 @@ FRAMELAB_TRUSTED_PROXIES = env.int("FRAMELAB_TRUSTED_PROXIES", default=0)
 FRAMELAB_LOGIN_FAILURES_PER_ACCOUNT = env.int("FRAMELAB_LOGIN_FAILURES_PER_ACCOUNT", default=5)
 FRAMELAB_LOGIN_FAILURES_PER_ADDRESS = env.int("FRAMELAB_LOGIN_FAILURES_PER_ADDRESS", default=20)
 FRAMELAB_LOGIN_LOCKOUT_SECONDS = env.int("FRAMELAB_LOGIN_LOCKOUT_SECONDS", default=900)
+# --- Participants' entry (annotation/studies/participant_ids.py, docs/security.md) ----------
+# Prolific's and MTurk's ids must have their platform's form (Prolific: 24 hexadecimal
+# characters; MTurk: capital letters and digits) and the link must carry the platform's
+# session id. Off: every id only needs to be safe (printable, at most 100 characters, no
+# formula-leading character), for pilots with hand-made links.
+FRAMELAB_CHECK_PLATFORM_IDS = env.bool("FRAMELAB_CHECK_PLATFORM_IDS", default=True)
+# New participant sessions per study from one client address (IPv6: per /64) within the
+# window; 0 switches the limit off. Resuming a session does not count.
+FRAMELAB_PARTICIPANT_ENTRIES_PER_ADDRESS = env.int("FRAMELAB_PARTICIPANT_ENTRIES_PER_ADDRESS",
+                                                   default=5)
+FRAMELAB_PARTICIPANT_ENTRY_WINDOW_SECONDS = env.int("FRAMELAB_PARTICIPANT_ENTRY_WINDOW_SECONDS",
+                                                    default=3600)
 # The system check framelab.E001 (core/checks.py): active accounts with a guessable password
 # (demo/demo, password = username) are an error. Off for the embedded quick start, whose demo
 # login is meant to be guessed; on in the production settings.
@@ -279,6 +291,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["annotation.api.permissions.IsResearcher"],
+    # Bodies are JSON, whose types the schema states exactly; only the uploads (multipart) and
+    # the token endpoint (a form, as DRF's own) take other encodings. A form field has no type,
+    # so its values could not be checked against the schema (docs/data-out.md).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "annotation.api.throttling.AnonRateThrottle",

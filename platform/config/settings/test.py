@@ -29,6 +29,14 @@ LOCAL_MODEL_DIRS = [VAR_DIR / "models", Path(tempfile.gettempdir())]
 SECRET_KEY = SECRET_KEY or embedded_secret_key(VAR_DIR / "secret_key")
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The suite's hand-made entry links (`?PROLIFIC_PID=P1&SESSION_ID=X`) and its bots (hundreds of
+# sessions from 127.0.0.1) are not real Prolific participants: ids need only be safe, and new
+# sessions per address are not limited, unless a test turns these on (the defaults are
+# tested in tests/annotation/test_participant_ids.py). The servers tests start read the
+# environment, so a test can start one with the defaults.
+FRAMELAB_CHECK_PLATFORM_IDS = env.bool("FRAMELAB_CHECK_PLATFORM_IDS", default=False)
+FRAMELAB_PARTICIPANT_ENTRIES_PER_ADDRESS = env.int("FRAMELAB_PARTICIPANT_ENTRIES_PER_ADDRESS",
+                                                   default=0)
 # Tests call tasks eagerly unless they start a real worker (tests/integration/).
 CELERY_TASK_ALWAYS_EAGER = True
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "test-media" / str(os.getpid()))))

@@ -108,10 +108,12 @@ class Command(BaseCommand):
     # --- database mode: a stored SimulationRun ----------------------------------------------
 
     def handle_database_run(self, options):
+        from core.lookup import parse_id
         from simulation.models import SimulationRun
         from simulation.services import SimulationConfigError, simulation_run_execute
 
-        run = SimulationRun.objects.filter(pk=options["run"]).first() if str(options["run"]).isdigit() else None
+        run_id = parse_id(str(options["run"]))
+        run = SimulationRun.objects.filter(pk=run_id).first() if run_id is not None else None
         if run is None:
             raise CommandError(f"--run {options['run']}: no simulation run with that id")
         with _bar(0, "simulate", options["no_progress"]) as bar:
