@@ -268,6 +268,9 @@ def run_design(design: Design, args, seed_base: int) -> list[Line]:
             seed = seed_base + (0 if kind == "null" else 1_000_000) + i
             table = simulate_study(design, population, seed, mu)
             result = analyze(table, options)
+            if (i + 1) % 100 == 0:
+                print(f"    ... {kind} study {i + 1} of {count}, {time.perf_counter() - started:.0f} s",
+                      file=sys.stderr, flush=True)
             rates, differences = interval_hits(result, population)
             rate_hits.append(rates)
             difference_hits.append(differences)

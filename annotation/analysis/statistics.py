@@ -9,14 +9,19 @@ What `analyze` computes, per framing and over all framings:
 - n (judgments, participants, items); accuracy overall, on true and on false claims; the
   acceptance rate; the **false acceptance rate** P(Yes | false claim) and the false
   rejection rate P(No | true claim); mean confidence and familiarity, overall and by truth
-  value. Every rate and mean has a percentile confidence interval from a cluster bootstrap
-  over participants (a participant's judgments are resampled together, because judgments
-  of one person are not independent), seeded, vectorised over resamples.
-- Pearson chi-square tests of framing x response (Yes/No), separately for false and for
-  true claims, with Cramer's V and the smallest expected count.
-- Per framing, false acceptance among judgments whose familiarity is at the chosen levels,
-  with an exact two-sided binomial test against 0.5 (and Holm-adjusted p-values across
-  framings).
+  value. Every rate and mean, and every difference from the original wording, has an
+  interval that by default accounts for clustering by participant and by base claim (a
+  two-way cluster-robust t interval, `two_way_cluster_variance`); a percentile cluster
+  bootstrap over participants only, or a pigeonhole bootstrap over both, on request
+  (`AnalysisOptions.interval`), seeded, vectorised over resamples.
+- The primary test: per framing, does false acceptance differ from the original wording?
+  A permutation test of framing labels within base claims (`permutation_framing_test`),
+  Holm-adjusted across framings.
+- Descriptive tests that assume independent judgments, as FrameRef reports them: Pearson
+  chi-square tests of framing x response (Yes/No), separately for false and for true
+  claims, with Cramer's V and the smallest expected count; per framing, false acceptance
+  among judgments whose familiarity is at the chosen levels, with an exact two-sided
+  binomial test against 0.5 (and Holm-adjusted p-values across framings).
 - Krippendorff's alpha (nominal) on acceptance, the units being the framed items
   (`full_claim_id`), over all items and per framing.
 - A Bayesian mixed-effects logistic regression (statsmodels' `BinomialBayesMixedGLM`,
@@ -775,6 +780,8 @@ def permutation_framing_test(base_claim, framing, accept, framings: list[str], r
         p_values = (1 + exceed) / (permutations + 1)
     elif not permutations:
         result["reason"] = "switched off (0 permutations)"
+    else:
+        result["reason"] = "no judgments to test"
     tested = [f for f in range(n_framings) if f != ref and total[:, f].sum() > 0 and total[:, ref].sum() > 0]
     adjusted = holm_adjust([float(p_values[f]) for f in tested]) if permutations else [None] * len(tested)
     holm = dict(zip(tested, adjusted))

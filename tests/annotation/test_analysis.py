@@ -417,6 +417,8 @@ def test_an_empty_table_gives_an_empty_report():
     assert result.summary("all")["n"] == 0 and result.summary("all")["accuracy"]["estimate"] != result.summary("all")["accuracy"]["estimate"]
     assert result.chi_square["false_claims"]["statistic"] is None
     assert result.mixed_model["fitted"] is False and result.mixed_model["reason"]
+    assert result.framing_tests["reason"] == "no 'original' framing to compare with"
+    assert result.framing_tests["rows"] == []
     json.dumps(result.to_dict(), allow_nan=False)
     assert "No judgments are left" in result.to_text()
 
@@ -744,3 +746,12 @@ def test_interval_and_permutation_options_are_parsed_and_named_in_errors():
         AnalysisOptions.from_params({"interval": "wild"})
     with pytest.raises(ValueError, match="parameter 'permutations': value '-1'"):
         AnalysisOptions.from_params({"permutations": "-1"})
+
+
+def test_the_primary_test_says_why_it_has_no_p_value():
+    from annotation.analysis.statistics import permutation_framing_test
+
+    result = permutation_framing_test([], [], [], ["original", "authoritative"], "original", 100,
+                                      np.random.default_rng(0))
+    assert result["reason"] == "no judgments to test"
+    assert result["rows"][0]["p_value"] is None and result["rows"][0]["n"] == 0
