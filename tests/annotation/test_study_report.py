@@ -198,6 +198,10 @@ def test_command_analyses_a_frameref_tidy_table_file(tmp_path, db):
     assert data["table"] == str(path) and data["counts"]["judgments_analysed"] == 24
     far = {row["framing"]: row["false_acceptance_rate"]["estimate"] for row in data["framings"]}
     assert far == {"original": 0.0, "authoritative": 1.0, "all": 0.5}
+    # The defaults apply to a table file too: two-way intervals and the primary test.
+    assert data["options"]["interval"] == "two-way"
+    assert [row["framing"] for row in data["framing_tests"]["rows"]] == ["authoritative"]
+    assert data["framing_tests"]["rows"][0]["difference"] == 1.0
     bad = tmp_path / "bad.csv"
     pd.DataFrame(rows).assign(accurate_response="MAYBE").to_csv(bad, index=False)
     with pytest.raises(CommandError, match=r"bad.csv: row 1: column 'accurate_response': value 'MAYBE'"):
