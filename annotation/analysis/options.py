@@ -25,6 +25,15 @@ EXCLUSION_RULES = {
     "fast": "participant's median response time per item is under {min_median_response_ms:g} ms",
 }
 
+# How the per-framing rates, means and differences from the original get their intervals
+# (docs/analysis.md, "Intervals and tests"). The first is the default.
+INTERVAL_METHODS = {
+    "two-way": "two-way cluster-robust t (clustered by participant and by base claim)",
+    "participant-bootstrap": "percentile cluster-bootstrap (over participants only)",
+    "two-way-bootstrap": "percentile pigeonhole-bootstrap (over participants and base claims)",
+}
+DEFAULT_INTERVAL = "two-way"
+
 TRUE_WORDS = {"1", "true", "t", "yes", "y", "on", "passed", "pass"}
 FALSE_WORDS = {"0", "false", "f", "no", "n", "off", "failed", "fail"}
 
@@ -43,6 +52,12 @@ class OptionError(ValueError):
 class AnalysisOptions:
     """What to exclude and how to estimate; every field has the default a paper would use.
 
+    `interval`: how rates, means and differences from the original get their intervals, one
+    of `INTERVAL_METHODS`; the default accounts for clustering by participant and by base
+    claim. `bootstrap_resamples` applies to the two bootstrap methods only.
+    `permutations`: permutations of framing labels within base claims for the primary test
+    of each framing's effect on false acceptance (0: no test).
+
     `min_median_response_ms`: the "implausibly fast" rule flags a participant whose median
     time per item is below this. Reading a one-sentence claim and answering three
     questions takes several seconds; 2,000 ms is well below that, so only people clicking
@@ -56,6 +71,8 @@ class AnalysisOptions:
     confidence_level: float = 0.95
     seed: int = 0
     mixed_model: bool = True
+    interval: str = DEFAULT_INTERVAL
+    permutations: int = 2000
 
     # Query-string names (first) and the aliases `from_params` also accepts.
     PARAMETERS = {
@@ -66,6 +83,8 @@ class AnalysisOptions:
         "confidence_level": ("confidence_level",),
         "seed": ("seed",),
         "mixed_model": ("mixed_model",),
+        "interval": ("interval",),
+        "permutations": ("permutations",),
     }
 
     def __post_init__(self) -> None:
@@ -82,6 +101,11 @@ class AnalysisOptions:
         if not (isinstance(self.bootstrap_resamples, numbers.Integral)
                 and 0 <= self.bootstrap_resamples <= 100_000):
             raise OptionError("bootstrap", self.bootstrap_resamples, "an integer from 0 (no intervals) to 100000")
+        if self.interval not in INTERVAL_METHODS:
+            raise OptionError("interval", self.interval, f"accepted: {', '.join(INTERVAL_METHODS)}")
+        if not (isinstance(self.permutations, numbers.Integral) and 0 <= self.permutations <= 100_000):
+            raise OptionError("permutations", self.permutations,
+                              "an integer from 0 (no permutation test) to 100000")
         if not 0.5 <= self.confidence_level < 1:
             raise OptionError("confidence_level", self.confidence_level, "a number from 0.5 to below 1, e.g. 0.95")
         if not (isinstance(self.seed, numbers.Integral) and 0 <= self.seed < 2**63):
@@ -134,6 +158,8 @@ class AnalysisOptions:
             "confidence_level": f"{self.confidence_level:g}",
             "seed": str(self.seed),
             "mixed_model": "1" if self.mixed_model else "0",
+            "interval": self.interval,
+            "permutations": str(self.permutations),
         }
 
     def to_dict(self) -> dict:
@@ -220,4 +246,6 @@ _PARSERS = {
     "confidence_level": _parse_float,
     "seed": _parse_int,
     "mixed_model": _parse_bool,
+    "interval": lambda parts: _single(parts).lower(),
+    "permutations": _parse_int,
 }

@@ -17,6 +17,13 @@ if TYPE_CHECKING:
 
     from annotation.analysis.statistics import AnalysisResult
 
+# The figure title's short word for each interval method (options.INTERVAL_METHODS).
+PLOT_INTERVAL_NOTES = {
+    "two-way": "two-way cluster-robust intervals (participant and base claim)",
+    "participant-bootstrap": "cluster-bootstrap intervals over participants",
+    "two-way-bootstrap": "pigeonhole-bootstrap intervals (participant and base claim)",
+}
+
 
 FRAMING_COLOUR = "#2456a6"
 REFERENCE_COLOUR = "#8a94a6"
@@ -60,8 +67,8 @@ def _rate_plot(result: AnalysisResult, statistic: str, title: str, ylabel: str) 
     axes.grid(axis="y", color="#d8dde6", zorder=0)
     axes.spines[["top", "right"]].set_visible(False)
     level = f"{result.options.confidence_level:.0%}"
-    note = (f"{level} cluster-bootstrap intervals over participants" if has_intervals
-            else "no intervals (bootstrap off or too few participants)")
+    note = (f"{level} {PLOT_INTERVAL_NOTES[result.options.interval]}" if has_intervals
+            else "no intervals (bootstrap off, or too few participants or base claims)")
     axes.set_title(f"{title}\n{note}; dotted line: 0.5", fontsize=11)
     return figure
 

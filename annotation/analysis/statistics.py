@@ -9,14 +9,19 @@ What `analyze` computes, per framing and over all framings:
 - n (judgments, participants, items); accuracy overall, on true and on false claims; the
   acceptance rate; the **false acceptance rate** P(Yes | false claim) and the false
   rejection rate P(No | true claim); mean confidence and familiarity, overall and by truth
-  value. Every rate and mean has a percentile confidence interval from a cluster bootstrap
-  over participants (a participant's judgments are resampled together, because judgments
-  of one person are not independent), seeded, vectorised over resamples.
-- Pearson chi-square tests of framing x response (Yes/No), separately for false and for
-  true claims, with Cramer's V and the smallest expected count.
-- Per framing, false acceptance among judgments whose familiarity is at the chosen levels,
-  with an exact two-sided binomial test against 0.5 (and Holm-adjusted p-values across
-  framings).
+  value. Every rate and mean, and every difference from the original wording, has an
+  interval that by default accounts for clustering by participant and by base claim (a
+  two-way cluster-robust t interval, `two_way_cluster_variance`); a percentile cluster
+  bootstrap over participants only, or a pigeonhole bootstrap over both, on request
+  (`AnalysisOptions.interval`), seeded, vectorised over resamples.
+- The primary test: per framing, does false acceptance differ from the original wording?
+  A permutation test of framing labels within base claims (`permutation_framing_test`),
+  Holm-adjusted across framings.
+- Descriptive tests that assume independent judgments, as FrameRef reports them: Pearson
+  chi-square tests of framing x response (Yes/No), separately for false and for true
+  claims, with Cramer's V and the smallest expected count; per framing, false acceptance
+  among judgments whose familiarity is at the chosen levels, with an exact two-sided
+  binomial test against 0.5 (and Holm-adjusted p-values across framings).
 - Krippendorff's alpha (nominal) on acceptance, the units being the framed items
   (`full_claim_id`), over all items and per framing.
 - A Bayesian mixed-effects logistic regression (statsmodels' `BinomialBayesMixedGLM`,
@@ -109,6 +114,7 @@ class AnalysisResult:
     counts: dict
     exclusions: list[dict]
     framings: list[dict]
+    framing_tests: dict
     chi_square: dict
     familiarity_tests: dict
     agreement: dict
@@ -134,6 +140,7 @@ class AnalysisResult:
             "counts": self.counts,
             "exclusions": self.exclusions,
             "framings": self.framings,
+            "framing_tests": self.framing_tests,
             "chi_square": self.chi_square,
             "familiarity_tests": self.familiarity_tests,
             "agreement": self.agreement,
@@ -166,8 +173,10 @@ class AnalysisResult:
         for row in mixed_rows:
             row.pop("name", None)
         agreement_rows = [{"framing": ALL, **self.agreement["overall"]}] + list(self.agreement["by_framing"])
+        framing_test_rows = [{"method": self.framing_tests["method"], **row} for row in self.framing_tests["rows"]]
         return {
             "framing_summary": pd.DataFrame(summary_rows),
+            "framing_tests": pd.DataFrame(framing_test_rows),
             "exclusions": pd.DataFrame(self.exclusions),
             "chi_square": pd.DataFrame(chi_rows),
             "familiarity_tests": pd.DataFrame(self.familiarity_tests["rows"]),
@@ -490,27 +499,115 @@ def percentile_interval(samples: np.ndarray, confidence_level: float) -> tuple[n
     return low, high, valid
 
 
+# Where an interval is clipped: the range each statistic can take (rates 0-1, answers 1-5).
+_STATISTIC_RANGE = {name: ((0.0, 1.0) if kind == "rate" else (1.0, 5.0)) for name, _, kind in SUMMARY_STATISTICS}
+
+
+def _sum_by(index: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sums of the rows of `values` (any trailing shape) per group `index`: [n_groups, ...].
+
+    A sparse indicator-matrix product: much faster than `np.add.at`, same numbers.
+    """
+    values = np.asarray(values, dtype=float)
+    flat = values.reshape(values.shape[0], int(np.prod(values.shape[1:], dtype=int)))
+    indicator = sparse.csr_matrix((np.ones(len(index)), (np.asarray(index), np.arange(len(index)))),
+                                  shape=(n_groups, len(index)))
+    return np.asarray(indicator @ flat).reshape((n_groups,) + values.shape[1:])
+
+
+def two_way_cluster_variance(influence: np.ndarray, participant: np.ndarray, claim: np.ndarray,
+                             n_participants: int, n_claims: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two-way cluster-robust variances (Cameron, Gelbach & Miller 2011) and their df.
+
+    `influence: float[K, M]` holds, per cell (one participant x one base claim) and per
+    estimate, the cell's contribution to the linearised estimator (for a ratio of sums
+    theta = sum v / sum n: (sum_cell v - theta sum_cell n) / sum n). With V_P the sum over
+    participants of their squared summed contributions, V_C the same over base claims and
+    V_PC the same over cells (their intersections),
+
+        V = P/(P-1) V_P + C/(C-1) V_C - V_PC,
+
+    P and C counting the clusters that contribute to the estimate. Where V is not positive
+    (it can be, being a difference) the larger one-way term stands in, as CGM advise.
+    Returns (variance, df) per column, df = min(P, C) - 1 for a t interval, NaN where there
+    are fewer than two clusters of either kind.
+    """
+    influence = np.asarray(influence, dtype=float)
+    n_columns = influence.shape[1]
+    by_participant = _sum_by(participant, influence, n_participants)
+    by_claim = _sum_by(claim, influence, n_claims)
+    contributes = (influence != 0).astype(float)
+    p_count = (_sum_by(participant, contributes, n_participants) > 0).sum(axis=0)
+    c_count = (_sum_by(claim, contributes, n_claims) > 0).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v_p = (by_participant ** 2).sum(axis=0) * p_count / (p_count - 1)
+        v_c = (by_claim ** 2).sum(axis=0) * c_count / (c_count - 1)
+    v_pc = (influence ** 2).sum(axis=0)
+    variance = v_p + v_c - v_pc
+    variance = np.where(variance > 0, variance, np.maximum(v_p, v_c))
+    enough = (p_count >= 2) & (c_count >= 2)
+    df = np.where(enough, np.minimum(p_count, c_count) - 1, np.nan).astype(float)
+    return np.where(enough, variance, np.nan), df
+
+
+def _t_interval(estimate: np.ndarray, variance: np.ndarray, df: np.ndarray,
+                confidence_level: float) -> tuple[np.ndarray, np.ndarray]:
+    valid = np.isfinite(estimate) & np.isfinite(variance) & np.isfinite(df)
+    quantile = np.full(estimate.shape, np.nan)
+    quantile[valid] = stats.t.ppf(1 - (1 - confidence_level) / 2, df[valid])
+    half = np.full(estimate.shape, np.nan)
+    half[valid] = quantile[valid] * np.sqrt(variance[valid])
+    return estimate - half, estimate + half
+
+
+def _bootstrap_samples(weights_for_block, cell_numerator: np.ndarray, cell_denominator: np.ndarray,
+                       resamples: int, n_cells: int) -> np.ndarray:
+    """Ratios of weighted sums, `float[resamples, M]`, in blocks so memory stays bounded."""
+    block = max(1, min(resamples, 4_000_000 // max(1, n_cells * 4)))
+    samples, done = [], 0
+    while done < resamples:
+        size = min(block, resamples - done)
+        weights = weights_for_block(size)
+        samples.append(_ratio(weights @ cell_numerator, weights @ cell_denominator))
+        done += size
+    return np.vstack(samples)
+
+
 def _framing_summaries(claims: pd.DataFrame, framings: list[str], options: AnalysisOptions,
                        rng: np.random.Generator) -> tuple[list[dict], list[str]]:
+    """Per framing and over all: every statistic with its interval, and differences from original.
+
+    The interval depends on `options.interval` (see `INTERVAL_METHODS`): the default
+    `two-way` is the two-way cluster-robust t interval (`two_way_cluster_variance`);
+    `participant-bootstrap` is a percentile bootstrap resampling participants only (what
+    FrameLab reported before); `two-way-bootstrap` is a percentile pigeonhole bootstrap that
+    resamples participants and base claims independently (base claims within truth value),
+    each judgment weighted by the product of its participant's and its claim's draws.
+    """
     groups = framings + [ALL]
     n_groups, n_stats = len(groups), len(STATISTIC_NAMES)
     participants, participant_index = np.unique(claims["participant"].to_numpy(dtype=str), return_inverse=True)
     n_participants = len(participants)
+    base_claims, claim_index = np.unique(claims["base_claim"].to_numpy(dtype=str), return_inverse=True)
+    n_claims = len(base_claims)
     framing_index = pd.Categorical(claims["framing"], categories=framings).codes
     value, counts = _statistic_columns(claims)
 
-    # Sums per participant and framing: float[P, G, S], the "all" group as the last one.
-    numerator = np.zeros((n_participants, n_groups, n_stats))
-    denominator = np.zeros((n_participants, n_groups, n_stats))
-    cell = participant_index * n_groups + framing_index
-    for s in range(n_stats):
-        numerator[:, :, s] = np.bincount(cell, weights=value[:, s], minlength=n_participants * n_groups
-                                         ).reshape(n_participants, n_groups)
-        denominator[:, :, s] = np.bincount(cell, weights=counts[:, s], minlength=n_participants * n_groups
-                                           ).reshape(n_participants, n_groups)
-    numerator[:, -1] = numerator[:, :-1].sum(axis=1)
-    denominator[:, -1] = denominator[:, :-1].sum(axis=1)
-    estimate = _ratio(numerator.sum(axis=0), denominator.sum(axis=0))  # [G, S]
+    # Sums per cell (participant x base claim) and framing: float[K, G, S], "all" last.
+    cell_codes, cell_of = np.unique(participant_index * max(1, n_claims) + claim_index, return_inverse=True)
+    n_cells = len(cell_codes)
+    cell_participant = cell_codes // max(1, n_claims)
+    cell_claim = cell_codes % max(1, n_claims)
+    slot = cell_of * n_groups + framing_index
+    cell_numerator = _sum_by(slot, value, n_cells * n_groups).reshape(n_cells, n_groups, n_stats)
+    cell_denominator = _sum_by(slot, counts, n_cells * n_groups).reshape(n_cells, n_groups, n_stats)
+    cell_numerator[:, -1] = cell_numerator[:, :-1].sum(axis=1)
+    cell_denominator[:, -1] = cell_denominator[:, :-1].sum(axis=1)
+    # The same sums per participant (the participant bootstrap's clusters).
+    numerator = _sum_by(cell_participant, cell_numerator, n_participants)
+    denominator = _sum_by(cell_participant, cell_denominator, n_participants)
+    total_denominator = denominator.sum(axis=0)
+    estimate = _ratio(numerator.sum(axis=0), total_denominator)  # [G, S]
 
     low = np.full((n_groups, n_stats), np.nan)
     high = np.full((n_groups, n_stats), np.nan)
@@ -523,24 +620,57 @@ def _framing_summaries(claims: pd.DataFrame, framings: list[str], options: Analy
         difference = estimate[:, difference_columns] - estimate[reference, difference_columns]
     notes = []
     resamples = options.bootstrap_resamples
-    if resamples and n_participants >= 2:
+    samples = None
+    if options.interval == "two-way":
+        if n_cells:
+            # Each cell's contribution to the linearised ratio estimator, scaled by its total.
+            with np.errstate(divide="ignore", invalid="ignore"):
+                influence = (cell_numerator - np.nan_to_num(estimate) * cell_denominator) / total_denominator
+            influence = np.where(total_denominator > 0, influence, 0.0)
+            variance, df = two_way_cluster_variance(influence.reshape(n_cells, -1), cell_participant, cell_claim,
+                                                    n_participants, n_claims)
+            low_flat, high_flat = _t_interval(estimate.reshape(-1), variance, df, options.confidence_level)
+            low, high = low_flat.reshape(n_groups, n_stats), high_flat.reshape(n_groups, n_stats)
+            if reference is not None:
+                chosen = influence[:, :, difference_columns]
+                paired = (chosen - chosen[:, reference:reference + 1, :]).reshape(n_cells, -1)
+                d_variance, d_df = two_way_cluster_variance(paired, cell_participant, cell_claim,
+                                                            n_participants, n_claims)
+                d_low, d_high = _t_interval(difference.reshape(-1), d_variance, d_df, options.confidence_level)
+                difference_low, difference_high = d_low.reshape(n_groups, -1), d_high.reshape(n_groups, -1)
+            if not np.isfinite(low[~np.isnan(estimate)]).all():
+                notes.append("Some statistics have no interval: the two-way interval needs at least two "
+                             "participants and two base claims contributing to the statistic.")
+    elif resamples and options.interval == "participant-bootstrap" and n_participants >= 2:
         flat_numerator = numerator.reshape(n_participants, -1)
         flat_denominator = denominator.reshape(n_participants, -1)
-        # Resamples in blocks, so memory stays bounded for studies with many participants.
-        block = max(1, min(resamples, 4_000_000 // max(1, n_participants * 4)))
-        samples = []
-        done = 0
-        while done < resamples:
-            size = min(block, resamples - done)
-            weights = cluster_bootstrap_weights(n_participants, size, rng).astype(float)
-            samples.append(_ratio(weights @ flat_numerator, weights @ flat_denominator))
-            done += size
-        samples = np.vstack(samples)
+        samples = _bootstrap_samples(
+            lambda size: cluster_bootstrap_weights(n_participants, size, rng).astype(float),
+            flat_numerator, flat_denominator, resamples, n_participants)
+    elif resamples and options.interval == "two-way-bootstrap" and n_participants >= 2 and n_claims >= 2:
+        # Base claims are drawn within truth value: the design fixes how many are true.
+        claim_truth = np.zeros(n_claims, dtype=bool)
+        claim_truth[claim_index] = claims["true_claim"].to_numpy(dtype=bool)
+        strata = [np.flatnonzero(claim_truth == truth) for truth in (False, True)]
+
+        def pigeonhole_weights(size):
+            claim_weights = np.zeros((size, n_claims))
+            for stratum in strata:
+                if len(stratum):
+                    claim_weights[:, stratum] = cluster_bootstrap_weights(len(stratum), size, rng)
+            participant_weights = cluster_bootstrap_weights(n_participants, size, rng).astype(float)
+            return participant_weights[:, cell_participant] * claim_weights[:, cell_claim]
+
+        samples = _bootstrap_samples(pigeonhole_weights, cell_numerator.reshape(n_cells, -1),
+                                     cell_denominator.reshape(n_cells, -1), resamples, n_cells)
+    elif resamples and options.interval != "two-way":
+        notes.append("Too few participants or base claims for bootstrap intervals.")
+    if samples is not None:
         low_flat, high_flat, valid = percentile_interval(samples, options.confidence_level)
         low, high = low_flat.reshape(n_groups, n_stats), high_flat.reshape(n_groups, n_stats)
         if reference is not None:
-            # Both rates come from the same resample of participants, so the interval of the
-            # difference accounts for participants who saw both framings.
+            # Both rates come from the same resample, so the interval of the difference
+            # accounts for participants (and claims) seen in both framings.
             grouped = samples.reshape(-1, n_groups, n_stats)[:, :, difference_columns]
             paired = (grouped - grouped[:, reference:reference + 1, :]).reshape(len(samples), -1)
             d_low, d_high, _ = percentile_interval(paired, options.confidence_level)
@@ -554,8 +684,15 @@ def _framing_summaries(claims: pd.DataFrame, framings: list[str], options: Analy
                 f"Some statistics were undefined in part of the bootstrap resamples (no judgment of "
                 f"that kind drawn); their intervals use the {used} of {resamples} resamples where "
                 "they are defined.")
-    elif resamples and n_participants == 1:
-        notes.append("One participant only: no bootstrap intervals.")
+    # An interval never leaves the range its statistic can take.
+    for s, name in enumerate(STATISTIC_NAMES):
+        lowest, highest = _STATISTIC_RANGE[name]
+        low[:, s], high[:, s] = np.clip(low[:, s], lowest, highest), np.clip(high[:, s], lowest, highest)
+    for d, name in enumerate(DIFFERENCE_STATISTICS):
+        lowest, highest = _STATISTIC_RANGE[name]
+        span = highest - lowest
+        difference_low[:, d] = np.clip(difference_low[:, d], -span, span)
+        difference_high[:, d] = np.clip(difference_high[:, d], -span, span)
 
     # Counts for the table's first columns.
     true_claim = claims["true_claim"].to_numpy(dtype=bool)
@@ -575,7 +712,7 @@ def _framing_summaries(claims: pd.DataFrame, framings: list[str], options: Analy
                 "estimate": estimate[g, s],
                 "ci_low": low[g, s],
                 "ci_high": high[g, s],
-                "n": int(denominator[:, g, s].sum()),
+                "n": int(total_denominator[g, s]),
             }
         # Against the reference framing: empty for the reference itself and for "all".
         row["difference_from_original"] = {} if framing in (ALL, REFERENCE_FRAMING) or reference is None else {
@@ -584,6 +721,97 @@ def _framing_summaries(claims: pd.DataFrame, framings: list[str], options: Analy
         }
         rows.append(row)
     return rows, notes
+
+
+# --- The primary test: framing labels permuted within base claims ------------------------------
+
+def permutation_framing_test(base_claim, framing, accept, framings: list[str], reference: str,
+                             permutations: int, rng: np.random.Generator) -> dict:
+    """Does each framing change the acceptance rate relative to `reference`? One p-value each.
+
+    Pass the judgments of false claims to test false acceptance. The statistic is the
+    difference of pooled rates (framing minus reference). Under the null hypothesis that
+    framing has no effect, which framing label an item of a base claim carries is
+    arbitrary: the design deals the framings of a base claim to different rater batches at
+    random. So the null distribution permutes the framing labels of each base claim's items
+    among themselves, independently per base claim and the same permutation for every
+    framing's statistic; the items keep their raters (their batch), so rater and claim
+    effects stay where they were. Vectorised: one `[permutations, claims, framings]`
+    gather. Two-sided p = (1 + #{|T*| >= |T|}) / (permutations + 1); Holm-adjusted
+    across the framings tested.
+    """
+    base_claim = np.asarray(base_claim)
+    framing = np.asarray(framing)
+    accept = np.asarray(accept, dtype=float)
+    result = {"method": "permutation of framing labels within base claims", "permutations": permutations,
+              "reference_framing": reference, "rows": [], "reason": ""}
+    if reference not in framings:
+        result["reason"] = f"no '{reference}' framing to compare with"
+        return result
+    codes = pd.Categorical(framing, categories=framings).codes
+    keep = codes >= 0
+    claim_codes, claim_levels = pd.factorize(base_claim[keep])
+    codes, accept = codes[keep], accept[keep]
+    n_claims, n_framings = len(claim_levels), len(framings)
+    cell = claim_codes * n_framings + codes
+    yes = np.bincount(cell, weights=accept, minlength=n_claims * n_framings).reshape(n_claims, n_framings)
+    total = np.bincount(cell, minlength=n_claims * n_framings).reshape(n_claims, n_framings).astype(float)
+    ref = framings.index(reference)
+    rate = _ratio(yes.sum(axis=0), total.sum(axis=0))
+    observed = rate - rate[ref]
+    p_values = np.full(n_framings, np.nan)
+    if permutations and n_claims:
+        exceed = np.zeros(n_framings)
+        block = max(1, min(permutations, 2_000_000 // max(1, n_claims * n_framings)))
+        done = 0
+        while done < permutations:
+            size = min(block, permutations - done)
+            order = np.argsort(rng.random((size, n_claims, n_framings)), axis=2)
+            permuted_yes = np.take_along_axis(np.broadcast_to(yes, order.shape), order, axis=2).sum(axis=1)
+            permuted_total = np.take_along_axis(np.broadcast_to(total, order.shape), order, axis=2).sum(axis=1)
+            permuted = _ratio(permuted_yes, permuted_total)
+            statistic = permuted - permuted[:, ref:ref + 1]
+            # A permutation that leaves a framing without judgments gives no statistic: it
+            # counts as at least as extreme (conservative).
+            with np.errstate(invalid="ignore"):
+                extreme = ~(np.abs(statistic) < np.abs(observed) - 1e-12)
+            exceed += extreme.sum(axis=0)
+            done += size
+        p_values = (1 + exceed) / (permutations + 1)
+    elif not permutations:
+        result["reason"] = "switched off (0 permutations)"
+    else:
+        result["reason"] = "no judgments to test"
+    tested = [f for f in range(n_framings) if f != ref and total[:, f].sum() > 0 and total[:, ref].sum() > 0]
+    adjusted = holm_adjust([float(p_values[f]) for f in tested]) if permutations else [None] * len(tested)
+    holm = dict(zip(tested, adjusted))
+    for f, name in enumerate(framings):
+        if f == ref:
+            continue
+        present = f in holm
+        result["rows"].append({
+            "framing": name,
+            "n": int(total[:, f].sum()),
+            "n_reference": int(total[:, ref].sum()),
+            "claims": int((total[:, f] > 0).sum()),
+            "rate": rate[f],
+            "reference_rate": rate[ref],
+            "difference": observed[f] if present else None,
+            "p_value": float(p_values[f]) if present and permutations else None,
+            "p_value_holm": holm.get(f),
+        })
+    return result
+
+
+def _framing_tests(claims: pd.DataFrame, framings: list[str], options: AnalysisOptions) -> dict:
+    false = claims[~claims["true_claim"]]
+    # Its own stream, so the permutations never shift the bootstrap's draws.
+    rng = np.random.default_rng([options.seed, 1])
+    result = permutation_framing_test(false["base_claim"].to_numpy(dtype=str), false["framing"].to_numpy(dtype=str),
+                                      false["accept"].to_numpy(dtype=bool), framings, REFERENCE_FRAMING,
+                                      options.permutations, rng)
+    result["statistic"] = "false acceptance rate, framing minus original"
+    return result
 
 
 # --- Tests of framing x response -----------------------------------------------------------
@@ -688,7 +916,11 @@ def krippendorff_alpha_nominal(units, values) -> dict:
     if frame.empty:
         result["reason"] = "no ratings"
         return result
-    counts = pd.crosstab(frame["unit"], frame["value"]).to_numpy(dtype=float)  # n_uc: [units, categories]
+    unit_codes, unit_levels = pd.factorize(frame["unit"])
+    value_codes, value_levels = pd.factorize(frame["value"])
+    counts = np.bincount(unit_codes * len(value_levels) + value_codes,
+                         minlength=len(unit_levels) * len(value_levels)
+                         ).reshape(len(unit_levels), len(value_levels)).astype(float)  # n_uc: [units, categories]
     m = counts.sum(axis=1)
     pairable = m >= 2
     counts, m = counts[pairable], m[pairable]
@@ -877,6 +1109,7 @@ def analyze(table: pd.DataFrame, options: AnalysisOptions | None = None) -> Anal
         counts=counts,
         exclusions=flow,
         framings=summaries,
+        framing_tests=_framing_tests(claims, framings, options),
         chi_square=_chi_square_tests(claims, framings),
         familiarity_tests=_familiarity_tests(claims, framings, options),
         agreement=_agreement(claims, framings),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from annotation.analysis.options import ALL
+from annotation.analysis.options import ALL, INTERVAL_METHODS
 from core.formatting import format_number, format_p_value
 
 if TYPE_CHECKING:
@@ -22,6 +22,22 @@ def _with_interval(estimate: dict, digits: int = 3) -> str:
     if estimate["ci_low"] is not None and math.isfinite(estimate["ci_low"]):
         text += f" [{format_number(estimate['ci_low'], digits)}, {format_number(estimate['ci_high'], digits)}]"
     return text
+
+
+def interval_description(options) -> str:
+    """What the intervals are, as a table caption says it: "95% two-way cluster-robust ..."."""
+    text = f"{options.confidence_level:.0%} {INTERVAL_METHODS[options.interval]} intervals"
+    if options.interval != "two-way":
+        text += f", {options.bootstrap_resamples} resamples, seed {options.seed}"
+    return text
+
+
+def primary_test_caption(result: AnalysisResult) -> str:
+    tests = result.framing_tests
+    return ("Framing effect on false acceptance (primary test): difference from the original wording, "
+            f"{interval_description(result.options)}; two-sided p from {tests['permutations']} "
+            f"permutations of framing labels within base claims (seed {result.options.seed}), "
+            "Holm-adjusted across framings")
 
 
 def format_text(result: AnalysisResult) -> str:
@@ -43,8 +59,21 @@ def format_text(result: AnalysisResult) -> str:
     } for row in result.exclusions])
     lines.append(exclusions.to_string(index=False))
 
-    lines += ["", f"Per framing ({level} cluster-bootstrap intervals over participants, "
-                  f"{options.bootstrap_resamples} resamples, seed {options.seed})"]
+    tests = result.framing_tests
+    lines += ["", primary_test_caption(result)]
+    if tests["rows"]:
+        by_framing = {row["framing"]: row for row in result.framings}
+        lines.append(pd.DataFrame([{
+            "framing": row["framing"], "n": row["n"], "n original": row["n_reference"],
+            "false acceptance": format_number(row["rate"]), "original": format_number(row["reference_rate"]),
+            "difference": (_with_interval(by_framing[row["framing"]]["difference_from_original"]
+                                          ["false_acceptance_rate"]) if row["difference"] is not None else "-"),
+            "p": format_p_value(row["p_value"]), "p (Holm)": format_p_value(row["p_value_holm"]),
+        } for row in tests["rows"]]).to_string(index=False))
+    if tests["reason"]:
+        lines.append(f"  not tested: {tests['reason']}")
+
+    lines += ["", f"Per framing ({interval_description(options)})"]
     rates = pd.DataFrame([{
         "framing": row["framing"], "n": row["n"], "participants": row["participants"],
         "accuracy": _with_interval(row["accuracy"]),
@@ -56,7 +85,7 @@ def format_text(result: AnalysisResult) -> str:
     lines.append(rates.to_string(index=False))
     differences = [row for row in result.framings if row["difference_from_original"]]
     if differences:
-        lines += ["", f"Difference from the original framing ({level} intervals from the same resamples)"]
+        lines += ["", f"Difference from the original framing ({interval_description(options)})"]
         lines.append(pd.DataFrame([{
             "framing": row["framing"],
             "false acceptance": _with_interval(row["difference_from_original"]["false_acceptance_rate"]),
@@ -76,7 +105,9 @@ def format_text(result: AnalysisResult) -> str:
     } for row in result.framings])
     lines.append(means.to_string(index=False))
 
-    lines += ["", "Chi-square tests of framing x response (Pearson, no continuity correction)"]
+    lines += ["", "Descriptive tests (they assume independent judgments, as FrameRef reports them; "
+                  "the primary test above does not)",
+              "", "Chi-square tests of framing x response (Pearson, no continuity correction)"]
     for key, label in (("false_claims", "false claims"), ("true_claims", "true claims")):
         test = result.chi_square[key]
         if test["statistic"] is None:

@@ -16,18 +16,25 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_safe
 
-from annotation.analysis.options import ALL, EXCLUSION_RULES, AnalysisOptions
+from annotation.analysis.options import (
+    ALL,
+    EXCLUSION_RULES,
+    INTERVAL_METHODS,
+    AnalysisOptions,
+)
 from annotation.analysis.plots import PLOTS, plot_bytes
 from annotation.analysis.study import cached_study_analysis
+from annotation.analysis.text_report import interval_description, primary_test_caption
 from annotation.studies.selectors import studies_visible_to
 from core.figures import FIGURE_FORMATS
 from core.formatting import format_number, format_p_value
 
 TABLE_TITLES = {
+    "framing_tests": "Framing effect on false acceptance (primary test)",
     "framing_summary": "Per-framing rates and means",
     "exclusions": "Exclusions",
-    "chi_square": "Chi-square tests",
-    "familiarity_tests": "False acceptance at the chosen familiarity levels",
+    "chi_square": "Chi-square tests (descriptive)",
+    "familiarity_tests": "False acceptance at the chosen familiarity levels (descriptive)",
     "agreement": "Krippendorff's alpha",
     "mixed_model": "Mixed-effects logistic regression",
     "confidence_distribution": "Confidence distributions",
@@ -74,6 +81,14 @@ def _display(result) -> dict:
         "cells": [_cell(row["difference_from_original"][name], 2 if name == "mean_confidence" else 3)
                   for name in ("false_acceptance_rate", "false_rejection_rate", "accuracy", "mean_confidence")],
     } for row in result.framings if row["difference_from_original"]]
+    by_framing = {row["framing"]: row for row in result.framings}
+    primary = [{
+        "framing": row["framing"], "n": row["n"], "n_reference": row["n_reference"],
+        "rate": format_number(row["rate"]), "reference_rate": format_number(row["reference_rate"]),
+        "difference": (_cell(by_framing[row["framing"]]["difference_from_original"]["false_acceptance_rate"])
+                       if row["difference"] is not None else {"value": "", "interval": ""}),
+        "p": format_p_value(row["p_value"]), "p_holm": format_p_value(row["p_value_holm"]),
+    } for row in result.framing_tests["rows"]]
     chi_square = []
     for key, label in (("false_claims", "False claims"), ("true_claims", "True claims")):
         test = result.chi_square[key]
@@ -101,7 +116,7 @@ def _display(result) -> dict:
     random_effects = [{"name": vc["name"], "sd": format_number(vc["sd"]),
                        "interval": f"[{format_number(vc['sd_ci_low'])}, {format_number(vc['sd_ci_high'])}]"}
                       for vc in model.get("random_effects", [])]
-    return {"rates": rates, "differences": differences, "chi_square": chi_square, "familiarity": familiarity,
+    return {"rates": rates, "differences": differences, "primary": primary, "chi_square": chi_square, "familiarity": familiarity,
             "agreement": agreement, "terms": terms, "random_effects": random_effects}
 
 
@@ -115,6 +130,7 @@ def study_report(request, pk):
         return render(request, "annotation/study_report.html", {
             "study": study, "options": options, "error": error, "result": None,
             "rules": _rules(options), "familiarity_choices": _familiarity_choices(options),
+            "interval_methods": list(INTERVAL_METHODS.items()),
             "reset_url": reverse("annotation:study-report", args=[study.pk]),
         }, status=400)
     result = cached_study_analysis(study=study, options=options)
@@ -143,6 +159,9 @@ def study_report(request, pk):
         "downloads": downloads,
         "reset_url": base,
         "confidence_percent": f"{options.confidence_level:.0%}",
+        "interval_description": interval_description(options),
+        "primary_caption": primary_test_caption(result),
+        "interval_methods": list(INTERVAL_METHODS.items()),
         "command": f'python manage.py analyze_study {study.pk} --format text',
     }
     return render(request, "annotation/study_report.html", context)

@@ -11,7 +11,11 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from annotation.analysis.options import EXCLUSION_RULES
+from annotation.analysis.options import (
+    DEFAULT_INTERVAL,
+    EXCLUSION_RULES,
+    INTERVAL_METHODS,
+)
 from annotation.claims.files import VERIFICATION_STATES
 from annotation.claims.selectors import claim_import_file_names
 from annotation.models import (
@@ -593,12 +597,22 @@ class AnalysisQuery(StrictTypes, serializers.Serializer):
         child=serializers.IntegerField(min_value=1, max_value=5), required=False,
         help_text="Familiarity levels for the false-acceptance binomial tests (repeat or "
                   "comma-separate; default 4,5).")
+    interval = serializers.ChoiceField(
+        choices=list(INTERVAL_METHODS), required=False,
+        help_text="How rates, means and differences from the original get their intervals: "
+                  + "; ".join(f"`{name}`: {text}" for name, text in INTERVAL_METHODS.items())
+                  + f". Default `{DEFAULT_INTERVAL}` (accounts for clustering by participant and by base claim).")
     bootstrap = serializers.IntegerField(
         required=False, min_value=0, max_value=100_000,
-        help_text="Cluster-bootstrap resamples for the intervals (default 2000; 0: no intervals).")
+        help_text="Resamples of the bootstrap intervals (default 2000; 0: no intervals); "
+                  "the default two-way interval needs none.")
+    permutations = serializers.IntegerField(
+        required=False, min_value=0, max_value=100_000,
+        help_text="Permutations of framing labels within base claims for the primary test of each "
+                  "framing's effect on false acceptance (default 2000; 0: no test).")
     confidence_level = serializers.FloatField(required=False, min_value=0.5, max_value=0.9999,
                                               help_text="Default 0.95.")
     seed = serializers.IntegerField(required=False, min_value=0, max_value=2**63 - 1,
-                                    help_text="The bootstrap's seed (default 0).")
+                                    help_text="Seed of the bootstrap and the permutations (default 0).")
     mixed_model = serializers.BooleanField(
         required=False, help_text="Fit the mixed-effects logistic regression (default true).")

@@ -791,11 +791,18 @@ ANALYSIS_RESULT = inline_serializer("StudyAnalysis", {
         child=serializers.DictField(),
         help_text="Per framing (and `all`): n, accuracy overall and on true and false claims, "
                   "acceptance, false acceptance and false rejection rates, mean confidence and "
-                  "familiarity, each with a confidence interval."),
-    "chi_square": serializers.DictField(help_text="Framing x response tests, for false and for "
-                                                  "true claims."),
+                  "familiarity, each with a confidence interval (by default two-way cluster-robust: "
+                  "clustered by participant and by base claim; see the `interval` option), and "
+                  "the difference from the original wording with its interval."),
+    "chi_square": serializers.DictField(help_text="Descriptive (assumes independent judgments): framing "
+                                                  "x response tests, for false and for true claims."),
+    "framing_tests": serializers.DictField(
+        help_text="The primary test: per framing, the false-acceptance difference from the original "
+                  "wording with a p-value from permutations of framing labels within base claims, "
+                  "Holm-adjusted across framings."),
     "familiarity_tests": serializers.DictField(
-        help_text="False acceptance at the chosen familiarity levels, binomial test against 0.5."),
+        help_text="Descriptive (assumes independent judgments): false acceptance at the chosen "
+                  "familiarity levels, binomial test against 0.5."),
     "agreement": serializers.DictField(help_text="Krippendorff's alpha on acceptance."),
     "mixed_model": serializers.DictField(help_text="The mixed-effects logistic regression."),
     "confidence_distribution": serializers.ListField(child=serializers.DictField()),

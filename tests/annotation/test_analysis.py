@@ -218,11 +218,13 @@ def test_agreement_in_the_analysis_uses_items_as_units():
     assert by_framing["authoritative"]["units"] == 4
 
 
-def test_bootstrap_intervals_are_deterministic_per_seed_and_cover_the_estimate():
+@pytest.mark.parametrize("interval", ["participant-bootstrap", "two-way-bootstrap"])
+def test_bootstrap_intervals_are_deterministic_per_seed_and_cover_the_estimate(interval):
+    # The bootstraps are options since the two-way cluster-robust interval became the default.
     table = many_participants_table(participants=25, seed=5)
-    options = AnalysisOptions(bootstrap_resamples=400, seed=11, mixed_model=False)
+    options = AnalysisOptions(bootstrap_resamples=400, seed=11, mixed_model=False, interval=interval)
     first, again = analyze(table, options), analyze(table, options)
-    other = analyze(table, AnalysisOptions(bootstrap_resamples=400, seed=12, mixed_model=False))
+    other = analyze(table, AnalysisOptions(bootstrap_resamples=400, seed=12, mixed_model=False, interval=interval))
     assert first.to_dict()["framings"] == again.to_dict()["framings"]
     assert first.to_dict()["framings"] != other.to_dict()["framings"]
     checked = 0
@@ -259,7 +261,8 @@ def test_the_bootstrap_resamples_participants_not_judgments():
     # [0, 1]; resampling judgments would give a narrow interval around 1/2.
     rows = [judgment("yes-sayer", f"f{i}", "original", True, 3, 3) for i in range(10)]
     rows += [judgment("no-sayer", f"f{i}", "original", False, 3, 3) for i in range(10)]
-    result = analyze(pd.DataFrame(rows), AnalysisOptions(bootstrap_resamples=2000, mixed_model=False))
+    result = analyze(pd.DataFrame(rows), AnalysisOptions(bootstrap_resamples=2000, mixed_model=False,
+                                                         interval="participant-bootstrap"))
     rate = result.summary("original")["false_acceptance_rate"]
     assert rate["estimate"] == 0.5
     assert (rate["ci_low"], rate["ci_high"]) == (0.0, 1.0)
@@ -414,6 +417,8 @@ def test_an_empty_table_gives_an_empty_report():
     assert result.summary("all")["n"] == 0 and result.summary("all")["accuracy"]["estimate"] != result.summary("all")["accuracy"]["estimate"]
     assert result.chi_square["false_claims"]["statistic"] is None
     assert result.mixed_model["fitted"] is False and result.mixed_model["reason"]
+    assert result.framing_tests["reason"] == "no 'original' framing to compare with"
+    assert result.framing_tests["rows"] == []
     json.dumps(result.to_dict(), allow_nan=False)
     assert "No judgments are left" in result.to_text()
 
@@ -429,7 +434,7 @@ def test_to_dict_is_plain_json_and_to_text_reads_like_a_results_section():
                     "Mixed-effects", "not fitted: switched off"):
         assert heading in text
     tables = result.tables()
-    assert set(tables) == {"framing_summary", "exclusions", "chi_square", "familiarity_tests",
+    assert set(tables) == {"framing_summary", "framing_tests", "exclusions", "chi_square", "familiarity_tests",
                            "agreement", "mixed_model", "confidence_distribution"}
     summary = tables["framing_summary"].set_index("framing")
     assert summary.loc["authoritative", "false_acceptance_rate"] == pytest.approx(1.0)
@@ -536,7 +541,10 @@ def test_bootstrap_interval_equals_a_loop_over_resampled_tables():
     # participant's rows as often as they were drawn, and compute the rate from it.
     table = many_participants_table(participants=12, seed=9)
     resamples = 300
-    result = analyze(table, AnalysisOptions(bootstrap_resamples=resamples, seed=4, mixed_model=False))
+    # The participant bootstrap is an option now (the default interval is two-way); this
+    # hand check of it stays.
+    result = analyze(table, AnalysisOptions(bootstrap_resamples=resamples, seed=4, mixed_model=False,
+                                            interval="participant-bootstrap"))
     participants = sorted(table["Annotator_ID"].unique())
     weights = cluster_bootstrap_weights(len(participants), resamples, np.random.default_rng(4))
     by_participant = {p: table[table["Annotator_ID"] == p] for p in participants}
@@ -573,3 +581,177 @@ def test_krippendorff_alpha_equals_the_pairwise_definition_on_random_data(seed):
     units = rng.integers(0, 15, 60)
     values = rng.integers(0, 2 + seed % 3, 60)
     assert krippendorff_alpha_nominal(units, values)["alpha"] == pytest.approx(brute_force_alpha(units, values))
+
+
+# --- The default interval: two-way cluster-robust (participants and base claims) ------------
+
+def hand_two_way_interval(table, framing, level=0.95):
+    """False acceptance of one framing and its two-way interval, by the textbook formula.
+
+    Cameron, Gelbach & Miller (2011): with e_i = (y_i - p) / n the judgments' contributions
+    to the rate p = mean(y), V = P/(P-1) sum_p (sum_{i in p} e_i)^2 + C/(C-1) sum_c (...)^2
+    - sum_(p,c) (...)^2, and the interval p +- t(min(P, C) - 1) sqrt(V). Written with plain
+    Python loops over the rows, apart from the analysis code.
+    """
+    from scipy import stats
+
+    rows = [row for row in table.to_dict("records")
+            if row["framing_type"] == framing and row["true_label"] == "REFUTES"]
+    y = [1.0 if row["accurate_response"] == "SUPPORTS" else 0.0 for row in rows]
+    p = sum(y) / len(y)
+    by_participant, by_claim, by_cell = {}, {}, {}
+    for row, value in zip(rows, y):
+        e = (value - p) / len(y)
+        claim = row["full_claim_id"].split(":")[0]
+        by_participant[row["Annotator_ID"]] = by_participant.get(row["Annotator_ID"], 0.0) + e
+        by_claim[claim] = by_claim.get(claim, 0.0) + e
+        by_cell[(row["Annotator_ID"], claim)] = by_cell.get((row["Annotator_ID"], claim), 0.0) + e
+    n_p, n_c = len(by_participant), len(by_claim)
+    v_p = n_p / (n_p - 1) * sum(x * x for x in by_participant.values())
+    v_c = n_c / (n_c - 1) * sum(x * x for x in by_claim.values())
+    variance = v_p + v_c - sum(x * x for x in by_cell.values())
+    if variance <= 0:
+        variance = max(v_p, v_c)
+    half = stats.t.ppf(1 - (1 - level) / 2, min(n_p, n_c) - 1) * math.sqrt(variance)
+    return p, max(0.0, p - half), min(1.0, p + half)
+
+
+def test_the_default_two_way_interval_matches_the_textbook_formula():
+    """Guards against a wrong two-way variance (a missing cluster term, the intersection
+    term added instead of subtracted, a wrong df)."""
+    table = many_participants_table(participants=30, base_claims=20, per_participant=10, seed=3)
+    result = analyze(table, AnalysisOptions(mixed_model=False))
+    assert result.options.interval == "two-way"
+    for framing in ("original", "authoritative", "consensus"):
+        estimate, low, high = hand_two_way_interval(table, framing)
+        rate = result.summary(framing)["false_acceptance_rate"]
+        assert rate["estimate"] == pytest.approx(estimate)
+        assert (rate["ci_low"], rate["ci_high"]) == (pytest.approx(low), pytest.approx(high)), framing
+
+
+def test_the_two_way_interval_sees_claims_that_differ_where_the_participant_bootstrap_does_not():
+    """Guards against intervals that only resample participants: here every participant
+    answers alike, but half the false claims are always accepted and half never, so the rate
+    depends entirely on which claims were drawn. The participant bootstrap sees no
+    uncertainty at all; the two-way interval must."""
+    rows = [judgment(f"P{p}", f"f{c}", "original", c % 2 == 0, 3, 3) for p in range(12) for c in range(10)]
+    table = pd.DataFrame(rows)
+    two_way = analyze(table, AnalysisOptions(mixed_model=False)).summary("original")["false_acceptance_rate"]
+    by_participant = analyze(table, AnalysisOptions(mixed_model=False, interval="participant-bootstrap",
+                                                    bootstrap_resamples=500)
+                             ).summary("original")["false_acceptance_rate"]
+    assert two_way["estimate"] == by_participant["estimate"] == 0.5
+    assert by_participant["ci_low"] == by_participant["ci_high"] == 0.5
+    # Contributions e = (y - 1/2) / 120: every participant's sum is 0 (V_P = 0), every
+    # claim's is 12 * (+-1/2) / 120 = +-0.05 (V_C = 10/9 * 10 * 0.05^2), every cell holds one
+    # judgment (V_PC = 120 * (0.5 / 120)^2); t with min(12, 10) - 1 = 9 df.
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, 9) * math.sqrt(10 / 9 * 10 * 0.05 ** 2 - 120 * (0.5 / 120) ** 2)
+    assert (two_way["ci_low"], two_way["ci_high"]) == (pytest.approx(0.5 - half), pytest.approx(0.5 + half))
+
+
+def test_the_difference_interval_is_the_two_way_interval_of_the_paired_contributions():
+    table = many_participants_table(participants=30, base_claims=20, per_participant=10, seed=8)
+    result = analyze(table, AnalysisOptions(mixed_model=False))
+    difference = result.summary("authoritative")["difference_from_original"]["false_acceptance_rate"]
+    original = result.summary("original")["false_acceptance_rate"]["estimate"]
+    authoritative = result.summary("authoritative")["false_acceptance_rate"]["estimate"]
+    assert difference["estimate"] == pytest.approx(authoritative - original)
+    assert difference["ci_low"] < difference["estimate"] < difference["ci_high"]
+    # By hand: contributions +(y - p_A)/n_A for authoritative, -(y - p_O)/n_O for original.
+    from scipy import stats
+
+    false = table[table["true_label"] == "REFUTES"]
+    sums_p, sums_c, sums_pc = {}, {}, {}
+    for framing, sign, p in (("authoritative", 1, authoritative), ("original", -1, original)):
+        subset = false[false["framing_type"] == framing]
+        for row in subset.to_dict("records"):
+            e = sign * ((row["accurate_response"] == "SUPPORTS") - p) / len(subset)
+            claim = row["full_claim_id"].split(":")[0]
+            for sums, key in ((sums_p, row["Annotator_ID"]), (sums_c, claim),
+                              (sums_pc, (row["Annotator_ID"], claim))):
+                sums[key] = sums.get(key, 0.0) + e
+    n_p, n_c = len(sums_p), len(sums_c)
+    variance = (n_p / (n_p - 1) * sum(x * x for x in sums_p.values())
+                + n_c / (n_c - 1) * sum(x * x for x in sums_c.values()) - sum(x * x for x in sums_pc.values()))
+    half = stats.t.ppf(0.975, min(n_p, n_c) - 1) * math.sqrt(variance)
+    assert (difference["ci_low"], difference["ci_high"]) == (
+        pytest.approx(difference["estimate"] - half), pytest.approx(difference["estimate"] + half))
+
+
+# --- The primary test: permutation of framing labels within base claims ----------------------
+
+def test_permutation_p_value_agrees_with_the_exact_sign_flip_distribution():
+    """With two framings, permuting labels within each base claim swaps the claim's two
+    items or not: 2^n equally likely relabellings, enumerated here. The Monte Carlo p-value
+    must agree with the exact one. Guards against a one-sided p or a wrong null
+    distribution."""
+    import itertools
+
+    from annotation.analysis.statistics import permutation_framing_test
+
+    rng = np.random.default_rng(1)
+    n_claims = 10
+    # per claim: judgments of the original and the authoritative item (5 raters each)
+    yes = rng.integers(0, 6, size=(n_claims, 2))
+    base, framing, accept = [], [], []
+    for c in range(n_claims):
+        for f, name in enumerate(("original", "authoritative")):
+            for k in range(5):
+                base.append(f"f{c}")
+                framing.append(name)
+                accept.append(k < yes[c, f])
+    observed = (yes[:, 1].sum() - yes[:, 0].sum()) / (5 * n_claims)
+    extreme = 0
+    for flips in itertools.product((False, True), repeat=n_claims):
+        swapped = np.where(np.array(flips)[:, None], yes[:, ::-1], yes)
+        extreme += abs((swapped[:, 1].sum() - swapped[:, 0].sum()) / (5 * n_claims)) >= abs(observed) - 1e-12
+    exact = extreme / 2 ** n_claims
+    result = permutation_framing_test(base, framing, accept, ["original", "authoritative"], "original",
+                                      20000, np.random.default_rng(0))
+    row = result["rows"][0]
+    assert row["difference"] == pytest.approx(observed)
+    assert row["p_value"] == pytest.approx(exact, abs=0.01)
+    assert row["p_value_holm"] == row["p_value"]  # one framing tested: Holm changes nothing
+
+
+def test_the_report_leads_with_the_permutation_test_of_each_framing():
+    table = many_participants_table(participants=40, per_participant=12, effect=3.0, seed=2)
+    result = analyze(table, AnalysisOptions(mixed_model=False, permutations=999, seed=5))
+    tests = result.framing_tests
+    assert tests["method"].startswith("permutation") and tests["permutations"] == 999
+    rows = {row["framing"]: row for row in tests["rows"]}
+    assert set(rows) == {"authoritative", "consensus", "emotional"}
+    assert rows["authoritative"]["p_value_holm"] < 0.01 < rows["consensus"]["p_value"]
+    assert rows["authoritative"]["difference"] == pytest.approx(
+        result.summary("authoritative")["difference_from_original"]["false_acceptance_rate"]["estimate"])
+    holm = holm_adjust([rows[f]["p_value"] for f in ("authoritative", "consensus", "emotional")])
+    assert [rows[f]["p_value_holm"] for f in ("authoritative", "consensus", "emotional")] == holm
+    assert analyze(table, AnalysisOptions(mixed_model=False, permutations=999, seed=5)).framing_tests == tests
+    text = result.to_text()
+    assert text.index("Framing effect on false acceptance") < text.index("Per framing")
+    assert "Descriptive tests" in text and "assume independent judgments" in text
+    off = analyze(table, AnalysisOptions(mixed_model=False, permutations=0)).framing_tests
+    assert off["rows"][0]["p_value"] is None and "switched off" in off["reason"]
+
+
+def test_interval_and_permutation_options_are_parsed_and_named_in_errors():
+    options = AnalysisOptions.from_params({"interval": "participant-bootstrap", "permutations": "500"})
+    assert (options.interval, options.permutations) == ("participant-bootstrap", 500)
+    assert AnalysisOptions.from_params(options.to_params()) == options
+    assert AnalysisOptions().interval == "two-way"
+    with pytest.raises(ValueError, match="parameter 'interval': value 'wild': accepted: two-way, "
+                                         "participant-bootstrap, two-way-bootstrap"):
+        AnalysisOptions.from_params({"interval": "wild"})
+    with pytest.raises(ValueError, match="parameter 'permutations': value '-1'"):
+        AnalysisOptions.from_params({"permutations": "-1"})
+
+
+def test_the_primary_test_says_why_it_has_no_p_value():
+    from annotation.analysis.statistics import permutation_framing_test
+
+    result = permutation_framing_test([], [], [], ["original", "authoritative"], "original", 100,
+                                      np.random.default_rng(0))
+    assert result["reason"] == "no judgments to test"
+    assert result["rows"][0]["p_value"] is None and result["rows"][0]["n"] == 0

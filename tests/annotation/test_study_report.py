@@ -198,6 +198,10 @@ def test_command_analyses_a_frameref_tidy_table_file(tmp_path, db):
     assert data["table"] == str(path) and data["counts"]["judgments_analysed"] == 24
     far = {row["framing"]: row["false_acceptance_rate"]["estimate"] for row in data["framings"]}
     assert far == {"original": 0.0, "authoritative": 1.0, "all": 0.5}
+    # The defaults apply to a table file too: two-way intervals and the primary test.
+    assert data["options"]["interval"] == "two-way"
+    assert [row["framing"] for row in data["framing_tests"]["rows"]] == ["authoritative"]
+    assert data["framing_tests"]["rows"][0]["difference"] == 1.0
     bad = tmp_path / "bad.csv"
     pd.DataFrame(rows).assign(accurate_response="MAYBE").to_csv(bad, index=False)
     with pytest.raises(CommandError, match=r"bad.csv: row 1: column 'accurate_response': value 'MAYBE'"):
@@ -322,7 +326,9 @@ def test_figures_without_intervals_and_svg_that_does_not_change():
     from annotation.analysis.statistics import analyze
     from tests.annotation.test_analysis import hand_table
 
-    result = analyze(hand_table(), AnalysisOptions(bootstrap_resamples=0, mixed_model=False))
+    # Bootstrap intervals switched off (the default two-way interval takes no resamples).
+    result = analyze(hand_table(), AnalysisOptions(bootstrap_resamples=0, mixed_model=False,
+                                                   interval="participant-bootstrap"))
     for name in PLOTS:
         svg = plot_bytes(result, name, "svg")
         assert ElementTree.fromstring(svg).tag == "{http://www.w3.org/2000/svg}svg"
@@ -332,3 +338,43 @@ def test_figures_without_intervals_and_svg_that_does_not_change():
     axes = false_acceptance_plot(result).axes[0]
     assert "no intervals" in axes.get_title()
     assert [bar.get_height() for bar in axes.patches] == pytest.approx([1 / 4, 1.0])  # original, authoritative
+
+
+def test_report_page_leads_with_the_primary_test_and_names_its_intervals(client, study):
+    page = client.get(report_url(study, "mixed_model=0"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    result = page.context["result"]
+    assert result.options.interval == "two-way" and result.framing_tests["rows"]
+    assert html.index("Framing effect on false acceptance") < html.index("<h2>Per framing</h2>")
+    assert "permutations of framing labels within base claims" in html
+    assert "two-way cluster-robust t (clustered by participant and by base claim)" in html
+    assert "descriptive tests" in html and "treat every judgment as independent" in html
+    # The option switches the intervals back to the participant bootstrap, named as such.
+    bootstrap = client.get(report_url(study, "mixed_model=0&interval=participant-bootstrap&bootstrap=100"))
+    assert bootstrap.context["options"].interval == "participant-bootstrap"
+    assert "percentile cluster-bootstrap (over participants only)" in bootstrap.content.decode()
+    assert '<option value="participant-bootstrap" selected>' in bootstrap.content.decode()
+    csv = client.get(reverse("annotation:study-report-table", args=[study.pk, "framing_tests"]) + "?mixed_model=0")
+    assert csv.status_code == 200
+    table = pd.read_csv(io.StringIO(csv.content.decode()))
+    assert set(table["framing"]) == {row["framing"] for row in result.framing_tests["rows"]}
+    bad = client.get(report_url(study, "interval=sideways"))
+    assert bad.status_code == 400 and "parameter &#x27;interval&#x27;: value &#x27;sideways&#x27;" in bad.content.decode()
+
+
+def test_command_takes_the_interval_and_permutations(study, tmp_path):
+    out = io.StringIO()
+    call_command("analyze_study", study.name, "--format", "json", "--interval", "participant-bootstrap",
+                 "--bootstrap", "100", "--permutations", "300", "--no-mixed-model", stdout=out)
+    data = json.loads(out.getvalue())
+    assert (data["options"]["interval"], data["options"]["permutations"]) == ("participant-bootstrap", 300)
+    assert data["framing_tests"]["permutations"] == 300
+    default = io.StringIO()
+    call_command("analyze_study", study.name, "--no-mixed-model", "--out-dir", str(tmp_path), stdout=default,
+                 stderr=io.StringIO())
+    text = default.getvalue()
+    assert "Framing effect on false acceptance (primary test)" in text and "two-way cluster-robust" in text
+    assert "method" in pd.read_csv(tmp_path / "framing_tests.csv").columns
+    with pytest.raises(CommandError, match="option --interval: value 'wide'"):
+        call_command("analyze_study", study.name, "--interval", "wide")

@@ -43,3 +43,18 @@ def test_a_bad_parameter_is_a_400_naming_it(api, other_api, study):
     unknown = api.get(f"/api/studies/{study.pk}/analysis/", {"exclusions": "sleepy"})
     assert unknown.status_code == 400 and "sleepy" in unknown.json()["detail"]
     assert other_api.get(f"/api/studies/{study.pk}/analysis/").status_code == 404
+
+
+def test_the_analysis_gives_two_way_intervals_and_the_primary_test_by_default(api, study):
+    take_part(study, "P1", accept=lambda item: True)
+    take_part(study, "P2", accept=lambda item: bool(item.attention_check_id))
+    default = api.get(f"/api/studies/{study.pk}/analysis/", {"mixed_model": "0"}).json()
+    assert default["options"]["interval"] == "two-way" and default["options"]["permutations"] == 2000
+    assert default["framing_tests"]["method"] == "permutation of framing labels within base claims"
+    assert default == study_analysis(study=study, options=AnalysisOptions(mixed_model=False)).to_dict()
+    bootstrap = api.get(f"/api/studies/{study.pk}/analysis/",
+                        {"mixed_model": "0", "interval": "participant-bootstrap", "bootstrap": "50"}).json()
+    assert bootstrap == study_analysis(study=study, options=AnalysisOptions(
+        mixed_model=False, interval="participant-bootstrap", bootstrap_resamples=50)).to_dict()
+    bad = api.get(f"/api/studies/{study.pk}/analysis/", {"interval": "sideways"})
+    assert bad.status_code == 400 and "interval" in bad.json()["detail"] and "sideways" in bad.json()["detail"]

@@ -10,7 +10,12 @@ from pathlib import Path
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.analysis.options import EXCLUSION_RULES, AnalysisOptions
+from annotation.analysis.options import (
+    DEFAULT_INTERVAL,
+    EXCLUSION_RULES,
+    INTERVAL_METHODS,
+    AnalysisOptions,
+)
 from annotation.analysis.plots import PLOTS, plot_bytes
 from annotation.analysis.statistics import analyze
 from annotation.analysis.study import study_analysis
@@ -34,8 +39,9 @@ def read_table(path: Path):
 
 
 class Command(BaseCommand):
-    help = ("Analyse a study's judgments: per-framing rates with cluster-bootstrap intervals, "
-            "chi-square and binomial tests, Krippendorff's alpha and a mixed-effects model, "
+    help = ("Analyse a study's judgments: per-framing rates with intervals clustered by participant "
+            "and base claim, a permutation test of each framing's effect on false acceptance, "
+            "descriptive chi-square and binomial tests, Krippendorff's alpha and a mixed-effects model, "
             "after the exclusions (persona raters, returned/rejected/excluded/timed out, failed attention "
             "checks, implausibly fast).")
 
@@ -55,9 +61,16 @@ class Command(BaseCommand):
                             help="the 'fast' rule's threshold: median milliseconds per item (default 2000)")
         parser.add_argument("--familiarity", metavar="LEVELS",
                             help="familiarity levels for the binomial tests, e.g. 4,5 (the default)")
-        parser.add_argument("--bootstrap", metavar="N", help="bootstrap resamples (default 2000; 0: no intervals)")
+        parser.add_argument("--interval", metavar="METHOD",
+                            help=f"how intervals are computed: {', '.join(INTERVAL_METHODS)} "
+                                 f"(default {DEFAULT_INTERVAL}: clustered by participant and base claim)")
+        parser.add_argument("--bootstrap", metavar="N",
+                            help="bootstrap resamples of the bootstrap intervals (default 2000; 0: no intervals)")
+        parser.add_argument("--permutations", metavar="N",
+                            help="permutations of the primary framing test (default 2000; 0: no test)")
         parser.add_argument("--confidence-level", metavar="P", help="interval level (default 0.95)")
-        parser.add_argument("--seed", metavar="N", help="seed of the bootstrap and the model fit (default 0)")
+        parser.add_argument("--seed", metavar="N",
+                            help="seed of the bootstrap, the permutations and the model fit (default 0)")
         parser.add_argument("--no-mixed-model", action="store_true", help="skip the mixed-effects model")
 
     def handle(self, *args, **options):
@@ -68,6 +81,7 @@ class Command(BaseCommand):
         params = {}
         for option, parameter in (("exclusions", "exclusions"), ("min_median_response_ms", "min_median_response_ms"),
                                   ("familiarity", "familiarity"), ("bootstrap", "bootstrap"),
+                                  ("interval", "interval"), ("permutations", "permutations"),
                                   ("confidence_level", "confidence_level"), ("seed", "seed")):
             if options[option] is not None:
                 params[parameter] = options[option]
