@@ -39,7 +39,9 @@ class JobKind:
     retry: queues the job again (called after the row went back to queued), None for a kind
     that cannot be run twice; requeue: further columns to reset when it goes back to queued;
     ran_on_worker: whether a worker (not a foreground command, which nothing can start again)
-    ran the job; on_fail: cleanup after a job failed (e.g. delete its uploads).
+    ran the job; on_fail: cleanup after a job failed (e.g. delete its uploads); waiting: whether
+    a job whose lease expired is only waiting for a worker between two of its tasks (a
+    simulation's queued shards), not abandoned.
     """
 
     model: str
@@ -49,6 +51,7 @@ class JobKind:
     requeue: dict = field(default_factory=dict)
     ran_on_worker: Callable = lambda job: bool(getattr(job, "task_id", ""))
     on_fail: Callable | None = None
+    waiting: Callable | None = None
 
 
 _KINDS: dict[str, JobKind] = {}
@@ -92,6 +95,8 @@ def jobs_recover(*, now: datetime | None = None) -> Recovered:
         model = apps.get_model(kind.model)
         for job in model.objects.filter(lease_expired(now)).order_by("pk"):
             label = f"{kind.name} #{job.pk}"
+            if kind.waiting is not None and kind.waiting(job):
+                continue
             # Only the rows still as read (same attempt, still expired) change: a worker that
             # came back to life, or another recoverer, wins the row instead.
             same = model.objects.filter(lease_expired(now), pk=job.pk, attempts=job.attempts)

@@ -199,6 +199,7 @@ def score_table_create(*, persona: Persona, dataset: Dataset, split: str) -> Sco
         table.error = ""
         table.cancel_requested = False
         table.eta_seconds = None
+        table.attempts = 0  # a new request: its own count of starts (core/recovery.py)
         table.save()
     return table
 

@@ -282,17 +282,23 @@ def _write_parquet_atomically(frame: pd.DataFrame, path: Path) -> None:
 
 def simulation_shard_execute(*, run: SimulationRun, shard: int, shards_total: int,
                              trajectory_ids: list[int], prepared: Prepared | None = None,
-                             progress: ProgressCallback | None = None) -> dict:
+                             progress: ProgressCallback | None = None,
+                             attempt: int | None = None) -> dict:
     """Runs one shard and writes its part file; does nothing if the part exists (a retry).
 
-    Checks for a cancel before it starts and about once a second while it runs.
+    Checks for a cancel before it starts and about once a second while it runs. A shard of
+    an earlier `attempt` of the run (one whose worker died and that was started again) does
+    nothing.
     """
     part = _part_path(run, shard, shards_total)
     if part.exists():
         return {"shard": shard, "skipped": True}
-    state = SimulationRun.objects.filter(pk=run.pk).values("cancel_requested", "status").first()
+    state = (SimulationRun.objects.filter(pk=run.pk)
+             .values("cancel_requested", "status", "attempts").first())
     if state is None or state["cancel_requested"] or state["status"] != JobStatus.RUNNING:
         return {"shard": shard, "skipped": True, "status": state and state["status"]}
+    if attempt is not None and state["attempts"] != attempt:
+        return {"shard": shard, "skipped": True, "stale_attempt": attempt}
     prepared = prepared or simulation_prepare(run=run)
     total = _total_steps(run)
     pending = 0
@@ -353,9 +359,14 @@ def _start(*, run: SimulationRun, shards: int, show_progress: bool) -> tuple[lis
     return chunks, prepared
 
 
-def simulation_run_finalize(*, run: SimulationRun) -> SimulationRun:
-    """Merges the shards' parts into the run's per-step table, summarises it, marks it done."""
+def simulation_run_finalize(*, run: SimulationRun, attempt: int | None = None) -> SimulationRun:
+    """Merges the shards' parts into the run's per-step table, summarises it, marks it done.
+
+    The merge of an earlier `attempt` of the run (started again after its worker died) does
+    nothing: the run's current shards are not done."""
     run.refresh_from_db()
+    if attempt is not None and run.attempts != attempt:
+        return run
     if run.status != JobStatus.RUNNING or run.cancel_requested:
         if run.cancel_requested:
             shutil.rmtree(run_folder(run) / "parts", ignore_errors=True)

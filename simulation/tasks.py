@@ -32,22 +32,27 @@ def start_simulation_run(run_id: int, shards: int) -> dict:
         chunks = simulation_run_start(run=run, shards=shards)
     if chunks is None:
         return {"status": run.status, "skipped": True}
-    shard_tasks = [simulation_shard.si(run_id, index, len(chunks), chunk) for index, chunk in enumerate(chunks)]
-    result = chord(shard_tasks)(finish_simulation_run.si(run_id))
+    # The attempt rides along: a shard or merge left from an attempt whose worker died does
+    # nothing once the run was started again (core/recovery.py).
+    attempt = SimulationRun.objects.values_list("attempts", flat=True).get(pk=run_id)
+    shard_tasks = [simulation_shard.si(run_id, index, len(chunks), chunk, attempt)
+                   for index, chunk in enumerate(chunks)]
+    result = chord(shard_tasks)(finish_simulation_run.si(run_id, attempt))
     ids = [result.id] + [child.id for child in (result.parent.results if result.parent else [])]
     SimulationRun.objects.filter(pk=run_id).update(task_ids=[*run.task_ids, *[i for i in ids if i]])
     return {"status": "running", "shards": len(chunks)}
 
 
 @shared_task(name="simulation.shard")
-def simulation_shard(run_id: int, shard: int, shards_total: int, trajectory_ids: list[int]) -> dict:
+def simulation_shard(run_id: int, shard: int, shards_total: int, trajectory_ids: list[int],
+                     attempt: int | None = None) -> dict:
     run = SimulationRun.objects.filter(pk=run_id).select_related("dataset").first()
     if run is None:
         return {"status": "missing", "skipped": True}
     try:
         with job_heartbeat(SimulationRun.objects, run_id):
             return simulation_shard_execute(run=run, shard=shard, shards_total=shards_total,
-                                            trajectory_ids=trajectory_ids)
+                                            trajectory_ids=trajectory_ids, attempt=attempt)
     except Exception as exc:
         # The chord's merge will not run after a failed shard: record why on the run.
         simulation_run_fail(run=run, error=f"shard {shard + 1} of {shards_total}: {describe_failure(exc)}")
@@ -55,13 +60,13 @@ def simulation_shard(run_id: int, shard: int, shards_total: int, trajectory_ids:
 
 
 @shared_task(name="simulation.finish_run")
-def finish_simulation_run(run_id: int) -> dict:
+def finish_simulation_run(run_id: int, attempt: int | None = None) -> dict:
     run = SimulationRun.objects.filter(pk=run_id).select_related("dataset").first()
     if run is None:
         return {"status": "missing", "skipped": True}
     try:
         with job_heartbeat(SimulationRun.objects, run_id):
-            run = simulation_run_finalize(run=run)
+            run = simulation_run_finalize(run=run, attempt=attempt)
     except Exception as exc:
         simulation_run_fail(run=run, error=describe_failure(exc))
         raise

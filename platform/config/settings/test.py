@@ -29,8 +29,9 @@ LOCAL_MODEL_DIRS = [VAR_DIR / "models", Path(tempfile.gettempdir())]
 SECRET_KEY = SECRET_KEY or embedded_secret_key(VAR_DIR / "secret_key")
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Tests call tasks eagerly unless they start a real worker (tests/integration/).
-CELERY_TASK_ALWAYS_EAGER = True
+# Tests call tasks eagerly unless they start a real worker (tests/integration/), which may
+# send its own tasks to the broker as a deployment does (CELERY_TASK_ALWAYS_EAGER=false).
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "test-media" / str(os.getpid()))))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
