@@ -116,7 +116,7 @@ def jobs_recover(*, now: datetime | None = None) -> Recovered:
                                    label, job.lease_owner or "unknown", job.attempts + 1,
                                    max_attempts())
                     job.refresh_from_db()
-                    transaction.on_commit(lambda job=job: kind.retry(job))
+                    transaction.on_commit(lambda job=job, retry=kind.retry: retry(job))
                     outcome.retried.append(label)
                 continue
             message = worker_died_message(job, kind, now=now)
