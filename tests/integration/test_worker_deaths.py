@@ -244,6 +244,7 @@ def test_a_killed_scoring_is_scored_again(dying_worker, tiny_model, settings):
     assert len(scores) == expected and scores["framed_claim_id"].is_unique
 
 
+@pytest.mark.slow  # about two minutes on the filesystem broker: the chord's polls are slow
 def test_a_killed_simulation_ends_with_the_results_of_an_undisturbed_run(dying_worker):
     from simulation.embeddings import pool_embeddings
     from simulation.selectors import pool_claims
