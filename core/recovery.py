@@ -49,9 +49,17 @@ class JobKind:
     lost: str | Callable
     retry: Callable | None = None
     requeue: dict = field(default_factory=dict)
-    ran_on_worker: Callable = lambda job: bool(getattr(job, "task_id", ""))
+    ran_on_worker: Callable = lambda job: ran_on_worker(job)
     on_fail: Callable | None = None
     waiting: Callable | None = None
+
+
+def ran_on_worker(job) -> bool:
+    """Whether a Celery worker (not a command in the foreground) ran the job: its lease owner
+    says so; a job claimed before leases existed has only its task id to tell."""
+    if job.lease_owner:
+        return job.lease_owner.startswith("worker ")
+    return bool(getattr(job, "task_id", "") or getattr(job, "task_ids", None))
 
 
 _KINDS: dict[str, JobKind] = {}

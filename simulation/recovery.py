@@ -48,5 +48,5 @@ def register() -> None:
         model="simulation.SimulationRun", name="simulation run",
         lost="no results were saved; start the run again",
         retry=_retry_run, requeue={"task_ids": [], "progress": 0.0, "shards_done": 0},
-        ran_on_worker=lambda run: bool(run.task_ids), on_fail=_run_failed,
+        on_fail=_run_failed,
         waiting=shards_waiting))

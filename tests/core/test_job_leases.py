@@ -153,7 +153,9 @@ def test_recovery_fails_a_job_out_of_attempts_saying_its_worker_stopped(media_ro
 
 def test_a_job_a_foreground_command_ran_is_failed_not_sent_to_a_worker():
     job = running_import(task_id="", lease_owner="process on host pid 99")
-    assert jobs_recover().failed == [f"claim import #{job.pk}"]
+    # A task id from an earlier run on a worker does not make a command's run a worker's.
+    rerun = running_import(task_id="old-task", lease_owner="process on host pid 98")
+    assert jobs_recover().failed == [f"claim import #{job.pk}", f"claim import #{rerun.pk}"]
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and "(process on host pid 99;" in job.error
 
@@ -162,7 +164,7 @@ def test_recovery_leaves_live_and_finished_jobs_alone_and_runs_once():
     alive = running_import(silent_for=timedelta(seconds=10))
     done = running_import()
     ClaimImport.objects.filter(pk=done.pk).update(status=JobStatus.SUCCEEDED)
-    dead = running_import(task_id="")
+    dead = running_import(task_id="", lease_owner="process on host pid 5")
 
     first, second = jobs_recover(), jobs_recover()
 
@@ -218,7 +220,7 @@ def test_an_abandoned_simulation_out_of_attempts_fails():
 
 
 def test_the_command_reports_what_it_did(capsys):
-    dead = running_import(task_id="")
+    dead = running_import(task_id="", lease_owner="process on host pid 5")
     call_command("recover_jobs")
     assert capsys.readouterr().out.strip() == (
         f"0 job(s) queued again, 1 failed (claim import #{dead.pk}).")
