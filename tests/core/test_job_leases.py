@@ -224,3 +224,20 @@ def test_the_command_reports_what_it_did(capsys):
     call_command("recover_jobs")
     assert capsys.readouterr().out.strip() == (
         f"0 job(s) queued again, 1 failed (claim import #{dead.pk}).")
+
+
+def test_the_merge_and_shards_of_an_earlier_attempt_do_nothing(media_root):
+    """The first worker-death test of a simulation failed the restarted run: the killed
+    attempt's merge ran, found none of the new attempt's parts, and failed the run."""
+    from simulation.services import simulation_run_finalize, simulation_shard_execute
+
+    run = simulation_run(shards_total=2, task_ids=["start"])
+    SimulationRun.objects.filter(pk=run.pk).update(attempts=2, heartbeat=timezone.now())
+
+    assert simulation_run_finalize(run=run, attempt=1).status == JobStatus.RUNNING
+    stale = simulation_shard_execute(run=run, shard=0, shards_total=2, trajectory_ids=[0], attempt=1)
+    assert stale == {"shard": 0, "skipped": True, "stale_attempt": 1}
+    run.refresh_from_db()
+    assert run.status == JobStatus.RUNNING and run.error == ""
+    # The current attempt's merge still judges the run: its shards wrote nothing.
+    assert simulation_run_finalize(run=run, attempt=2).status == JobStatus.FAILED
