@@ -193,7 +193,7 @@ def job_heartbeat(jobs: Manager | QuerySet, pk: int | list[int], *, owner: str |
                 try:
                     if not job_renew_lease(jobs, pk, owner=owner):
                         return
-                except Exception:  # noqa: BLE001  (a missed beat; the next one may pass)
+                except Exception:  # a missed beat; the next one may pass
                     logger.warning("could not renew the lease of job %s", pk, exc_info=True)
         finally:
             connection.close()

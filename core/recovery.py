@@ -134,7 +134,7 @@ def jobs_recover(*, now: datetime | None = None) -> Recovered:
                 if kind.on_fail is not None:
                     try:
                         kind.on_fail(job)
-                    except Exception:  # noqa: BLE001  (cleanup only; the job has failed)
+                    except Exception:  # cleanup only; the job has failed
                         logger.exception("%s: cleanup after failure", label)
                 outcome.failed.append(label)
     return outcome
