@@ -46,6 +46,8 @@ class JobStatus(models.TextChoices):
 
 
 FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+#: How the message of a job failed by recovery begins (core/recovery.py).
+WORKER_STOPPED = "The worker running this "
 
 
 class Job(models.Model):
@@ -82,6 +84,11 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+    @property
+    def worker_stopped(self) -> bool:
+        """Failed because the process running it died (core/recovery.py), not by its input."""
+        return self.status == JobStatus.FAILED and self.error.startswith(WORKER_STOPPED)
 
 
 # --- the lease ------------------------------------------------------------------------------

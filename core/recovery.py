@@ -25,7 +25,13 @@ from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
-from core.jobs import JobStatus, lease_expired, lease_timeout, max_attempts
+from core.jobs import (
+    WORKER_STOPPED,
+    JobStatus,
+    lease_expired,
+    lease_timeout,
+    max_attempts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +85,7 @@ def worker_died_message(job, kind: JobKind, *, now: datetime | None = None) -> s
     silent = lease_timeout().total_seconds()
     tries = (f" after {job.attempts} attempts" if job.attempts > 1 else "")
     lost = kind.lost(job) if callable(kind.lost) else kind.lost
-    return (f"The worker running this {kind.name} stopped ({who}; no sign of life for over "
+    return (f"{WORKER_STOPPED}{kind.name} stopped ({who}; no sign of life for over "
             f"{silent:g} s){tries}; {lost}.")
 
 

@@ -241,3 +241,18 @@ def test_the_merge_and_shards_of_an_earlier_attempt_do_nothing(media_root):
     assert run.status == JobStatus.RUNNING and run.error == ""
     # The current attempt's merge still judges the run: its shards wrote nothing.
     assert simulation_run_finalize(run=run, attempt=2).status == JobStatus.FAILED
+
+
+def test_the_job_pages_say_a_job_was_started_again(client, django_user_model):
+    from django.urls import reverse
+
+    ada = django_user_model.objects.create_user("ada", password="x")
+    client.force_login(ada)
+    job = running_import(created_by=ada)
+    page = lambda: client.get(reverse("annotation:claim-import-detail", args=[job.pk])).content  # noqa: E731
+
+    assert b"started again" not in page() and b"Started" not in page()
+    ClaimImport.objects.filter(pk=job.pk).update(status=JobStatus.QUEUED)
+    assert b"The worker running it stopped; it is queued to start again (attempt 2)." in page()
+    ClaimImport.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, attempts=2)
+    assert b"Started 2 times: the worker running it earlier stopped." in page()

@@ -140,6 +140,7 @@ def test_a_killed_import_is_run_again_and_imports_everything_once(dying_worker, 
     assert FramedClaim.objects.filter(base_claim__dataset__name="after a crash").count() == 24
     page = client.get(reverse("annotation:claim-import-detail", args=[job.pk]))
     assert b"Imported 24 framed claims" in page.content
+    assert b"Started 2 times: the worker running it earlier stopped." in page.content
 
 
 def test_a_killed_import_with_no_attempts_left_fails_saying_its_worker_stopped(
@@ -159,6 +160,7 @@ def test_a_killed_import_with_no_attempts_left_fails_saying_its_worker_stopped(
     assert not imports.exists() or not any(imports.iterdir())
     page = client.get(reverse("annotation:claim-import-detail", args=[job.pk]))
     assert b"The worker running this claim import stopped" in page.content
+    assert b"Fix the file" not in page.content  # the file was fine
 
 
 def test_a_killed_export_is_written_again_whole(dying_worker, client):
