@@ -5,14 +5,17 @@ from celery import shared_task
 
 from annotation.claims.services import claim_import_run, claim_uploads_delete_expired
 from annotation.models import ClaimImport
-from core.jobs import job_claim
+from core.jobs import job_claim, job_heartbeat
 from core.progress import Throttle
 
 
 @shared_task(bind=True, name="annotation.run_claim_import")
 def run_claim_import(self, claim_import_id: int) -> dict:
-    """Runs a queued `ClaimImport`; a retried or duplicated message does nothing twice."""
-    claimed = job_claim(ClaimImport.objects, claim_import_id)
+    """Runs a queued `ClaimImport`; a retried or duplicated message does nothing twice.
+
+    A message redelivered after its worker died takes the job over once its lease has expired
+    (before that it does nothing, and beat's recover-jobs queues it again later)."""
+    claimed = job_claim(ClaimImport.objects, claim_import_id, take_expired=True)
     job = ClaimImport.objects.filter(pk=claim_import_id).first()
     if job is None:
         return {"status": "missing", "skipped": True}
@@ -27,7 +30,8 @@ def run_claim_import(self, claim_import_id: int) -> dict:
         if self.request.id and not self.request.is_eager and throttle.due():
             self.update_state(state="PROGRESS", meta=dict(state))
 
-    claim_import_run(claim_import=job, progress=report)
+    with job_heartbeat(ClaimImport.objects, job.pk, owner=job.lease_owner):
+        claim_import_run(claim_import=job, progress=report)
     job.refresh_from_db()
     return {"status": job.status, "rows_imported": job.rows_imported}
 
@@ -48,16 +52,18 @@ def reclaim_expired_sessions() -> int:
 
 @shared_task(name="annotation.run_data_export")
 def run_data_export(export_id: int) -> dict:
-    """Writes a queued `DataExport`'s file; a retried or duplicated message does nothing twice."""
+    """Writes a queued `DataExport`'s file; a retried or duplicated message does nothing twice
+    (a redelivered one takes over a job whose lease expired, as `run_claim_import`)."""
     from annotation.dataio.services import data_export_run
     from annotation.models import DataExport
 
-    claimed = job_claim(DataExport.objects, export_id)
+    claimed = job_claim(DataExport.objects, export_id, take_expired=True)
     job = DataExport.objects.select_related("study").filter(pk=export_id).first()
     if job is None:
         return {"status": "missing", "skipped": True}
     if not claimed:
         return {"status": job.status, "skipped": True}
-    data_export_run(data_export=job)
+    with job_heartbeat(DataExport.objects, job.pk, owner=job.lease_owner):
+        data_export_run(data_export=job)
     job.refresh_from_db()
     return {"status": job.status, "rows_written": job.rows_written, "file": job.file}

@@ -61,9 +61,7 @@ class Persona(Job):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="personas",
     )
-    heartbeat = models.DateTimeField(
-        null=True, blank=True,
-        help_text="Last progress report of a running training; stale means its worker died.")
+    # `heartbeat` (the job's lease, core/jobs.py) is also renewed by each progress report.
 
     class Meta:
         ordering = ["-created"]

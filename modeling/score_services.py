@@ -28,7 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import BatchItem, Dataset, FramedClaim, Study, Verification
-from core.jobs import JobStatus
+from core.jobs import JobStatus, job_heartbeat, lease_owner_here
 from core.lookup import lookup_by_id_or_name
 from core.progress import Throttle
 
@@ -199,6 +199,7 @@ def score_table_create(*, persona: Persona, dataset: Dataset, split: str) -> Sco
         table.error = ""
         table.cancel_requested = False
         table.eta_seconds = None
+        table.attempts = 0  # a new request: its own count of starts (core/recovery.py)
         table.save()
     return table
 
@@ -225,12 +226,22 @@ def score_table_run(*, score_table: ScoreTable, batch_size: int = 32,
     `model_and_tokenizer` lets a caller that already holds the model (tests, several
     tables in a row) skip loading it again.
     """
+    owner = lease_owner_here()
+    ScoreTable.objects.filter(pk=score_table.pk).update(
+        status=JobStatus.RUNNING, started=timezone.now(), progress=0.0, error="",
+        heartbeat=timezone.now(), lease_owner=owner)
+    # The lease (core/jobs.py) is renewed while it scores, model loading included.
+    with job_heartbeat(ScoreTable.objects, score_table.pk, owner=owner):
+        return _score_table_run(score_table=score_table, batch_size=batch_size, progress=progress,
+                                model_and_tokenizer=model_and_tokenizer)
+
+
+def _score_table_run(*, score_table: ScoreTable, batch_size: int, progress: ProgressCallback | None,
+                     model_and_tokenizer) -> ScoreTable:
     from core.language_models import pick_device
     from modeling.persona_models import load_persona_model
 
     persona = score_table.persona
-    ScoreTable.objects.filter(pk=score_table.pk).update(
-        status=JobStatus.RUNNING, started=timezone.now(), progress=0.0, error="")
     started = time.monotonic()
     try:
         _check_usable(persona)
@@ -327,14 +338,23 @@ def score_tables_run_together(*, score_tables: list[ScoreTable], batch_size: int
     rows of all personas (peft's mixed-adapter batches), so N personas cost one model load
     and N times the rows instead of N separate runs.
     """
-    from .scoring import ClaimScorer
-
     if len({(t.dataset_id, t.split) for t in score_tables}) != 1:
         raise ScoreServiceError("score tables run together must be of one dataset split")
-    first = score_tables[0]
     ids = [t.pk for t in score_tables]
+    owner = lease_owner_here()
     ScoreTable.objects.filter(pk__in=ids).update(
-        status=JobStatus.RUNNING, started=timezone.now(), progress=0.0, error="")
+        status=JobStatus.RUNNING, started=timezone.now(), progress=0.0, error="",
+        heartbeat=timezone.now(), lease_owner=owner)
+    with job_heartbeat(ScoreTable.objects, ids, owner=owner):
+        return _score_tables_run_together(score_tables, ids=ids, batch_size=batch_size,
+                                          progress=progress)
+
+
+def _score_tables_run_together(score_tables: list[ScoreTable], *, ids: list[int], batch_size: int,
+                               progress: ProgressCallback | None) -> list[ScoreTable]:
+    from .scoring import ClaimScorer
+
+    first = score_tables[0]
     started = time.monotonic()
     try:
         claims = framed_claim_rows(dataset=first.dataset, split=first.split)

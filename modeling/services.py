@@ -24,7 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.models import Dataset, FramedClaim, Framing, Split, Verification
-from core.jobs import JobStatus, job_claim
+from core.jobs import JobStatus, job_claim, job_heartbeat
 from core.language_models import DEFAULT_BASE_MODEL, BaseModelError, resolve_base_model
 from core.progress import Throttle
 
@@ -181,8 +181,8 @@ def _claim_for_run(persona_id: int, *, resume: bool, task_id: str | None,
     """Moves the persona to RUNNING if this call may run it; None if another run owns it.
 
     Queued personas start; with `resume`, failed, cancelled and (after a dead worker)
-    running ones continue. A redelivered task message (same task id, row still running)
-    resumes, which is how a killed worker's job continues on another worker.
+    running ones continue. Otherwise a running persona whose lease has expired (its worker
+    died; a redelivered task message) is taken over and resumes from its checkpoint.
     """
     now = timezone.now()
     runnable = Q()  # besides a queued persona, which job_claim always takes
@@ -197,14 +197,17 @@ def _claim_for_run(persona_id: int, *, resume: bool, task_id: str | None,
             runnable |= Q(status=JobStatus.RUNNING, heartbeat__lt=silent_since)
             runnable |= Q(status=JobStatus.RUNNING, heartbeat__isnull=True,
                           started__lt=silent_since)
-    elif task_id:
-        runnable |= Q(status=JobStatus.RUNNING, task_id=task_id)
     # A resumed persona keeps the time it first started.
     updates = {"started": Coalesce("started", Value(now)), "error": "", "cancel_requested": False,
-               "finished": None, "heartbeat": now}
+               "finished": None}
+    if resume:
+        updates["attempts"] = Value(1)  # a person started it again: a fresh count of attempts
     if task_id:
         updates["task_id"] = task_id
-    if not job_claim(Persona.objects.filter(is_base=False), persona_id, also=runnable, **updates):
+    # Without `resume`, a task redelivered after its worker died takes the persona over once
+    # its lease has expired (core/jobs.py), and continues from the last checkpoint.
+    if not job_claim(Persona.objects.filter(is_base=False), persona_id, also=runnable,
+                     take_expired=not resume, **updates):
         return None
     return Persona.objects.get(pk=persona_id)
 
@@ -223,12 +226,20 @@ def persona_train(
     Returns the persona, or None when it was not in a state this call may run (already
     running elsewhere, finished): calling twice never trains twice. `resume` takes over a
     RUNNING persona only when it has been silent past STALE_AFTER, or with `force` (its
-    worker is known to be dead). A run whose status is
-    RUNNING with this same task id is a redelivered message after a crash, and resumes.
+    worker is known to be dead). Without it, a RUNNING persona whose lease has expired (a
+    task redelivered after its worker died) is taken over and resumes from its checkpoint.
+    The lease is renewed while it trains (`job_heartbeat`).
     """
     persona = _claim_for_run(persona_id, resume=resume, task_id=task_id, force=force)
     if persona is None:
         return None
+    with job_heartbeat(Persona.objects, persona.pk, owner=persona.lease_owner):
+        return _persona_train_claimed(persona, resume=resume, on_step=on_step, device=device)
+
+
+def _persona_train_claimed(persona: Persona, *, resume: bool,
+                           on_step: Callable[[StepReport], None] | None,
+                           device: str | None) -> Persona:
     resume = resume or persona.steps_done > 0
     adapter_rel, checkpoint_rel = persona_artifact_dirs(persona)
     media = Path(settings.MEDIA_ROOT)

@@ -12,8 +12,9 @@ from .services import persona_train
 def train_persona_task(self, persona_id: int, resume: bool = False) -> dict:
     """Trains (or resumes) a persona; a duplicated message finds it taken and does nothing.
 
-    If the worker dies mid-training, the broker redelivers the message; the row is still
-    RUNNING with this task id, so the redelivered run resumes from the last checkpoint.
+    If the worker dies mid-training, the broker redelivers the message; once the persona's
+    lease has expired the redelivered run takes it over and resumes from the last checkpoint
+    (before that it does nothing, and beat's recover-jobs queues it again; docs/jobs.md).
     """
     from django.conf import settings
 
@@ -33,17 +34,14 @@ def train_persona_task(self, persona_id: int, resume: bool = False) -> dict:
 @shared_task(bind=True, name="modeling.score_table", acks_late=True, reject_on_worker_lost=True)
 def run_score_table(self, score_table_id: int) -> dict:
     """Scores a queued ScoreTable; a duplicated message finds it taken and does nothing."""
-    from django.db.models import Q
-
-    from core.jobs import JobStatus, job_claim
+    from core.jobs import job_claim
 
     from .models import ScoreTable
     from .score_services import score_table_run
 
-    # Claim the row: only a queued table (or one a dead worker left running, redelivered
-    # under the same task id) is run; anything else was done or cancelled already.
-    redelivered = Q(status=JobStatus.RUNNING, task_id=self.request.id) if self.request.id else None
-    claimed = job_claim(ScoreTable.objects, score_table_id, also=redelivered)
+    # Claim the row: only a queued table (or one whose worker died and whose lease has
+    # expired: a redelivered message) is run; anything else is done, cancelled or running.
+    claimed = job_claim(ScoreTable.objects, score_table_id, take_expired=True)
     table = ScoreTable.objects.select_related("persona", "dataset").filter(pk=score_table_id).first()
     if table is None:
         return {"score_table": score_table_id, "skipped": True}

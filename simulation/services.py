@@ -31,7 +31,7 @@ from django.db.models.functions import Least
 from django.utils import timezone
 
 from annotation.models import Dataset
-from core.jobs import JobStatus, job_claim
+from core.jobs import JobStatus, job_claim, job_heartbeat
 from core.lookup import lookup_by_id_or_name
 from core.progress import Throttle
 
@@ -282,17 +282,23 @@ def _write_parquet_atomically(frame: pd.DataFrame, path: Path) -> None:
 
 def simulation_shard_execute(*, run: SimulationRun, shard: int, shards_total: int,
                              trajectory_ids: list[int], prepared: Prepared | None = None,
-                             progress: ProgressCallback | None = None) -> dict:
+                             progress: ProgressCallback | None = None,
+                             attempt: int | None = None) -> dict:
     """Runs one shard and writes its part file; does nothing if the part exists (a retry).
 
-    Checks for a cancel before it starts and about once a second while it runs.
+    Checks for a cancel before it starts and about once a second while it runs. A shard of
+    an earlier `attempt` of the run (one whose worker died and that was started again) does
+    nothing.
     """
     part = _part_path(run, shard, shards_total)
     if part.exists():
         return {"shard": shard, "skipped": True}
-    state = SimulationRun.objects.filter(pk=run.pk).values("cancel_requested", "status").first()
+    state = (SimulationRun.objects.filter(pk=run.pk)
+             .values("cancel_requested", "status", "attempts").first())
     if state is None or state["cancel_requested"] or state["status"] != JobStatus.RUNNING:
         return {"shard": shard, "skipped": True, "status": state and state["status"]}
+    if attempt is not None and state["attempts"] != attempt:
+        return {"shard": shard, "skipped": True, "stale_attempt": attempt}
     prepared = prepared or simulation_prepare(run=run)
     total = _total_steps(run)
     pending = 0
@@ -324,7 +330,8 @@ def simulation_shard_execute(*, run: SimulationRun, shard: int, shards_total: in
 def _add_progress(run: SimulationRun, fraction: float) -> None:
     if fraction > 0:
         SimulationRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
-            progress=Least(F("progress") + Value(min(fraction, 1.0)), Value(0.99)))
+            progress=Least(F("progress") + Value(min(fraction, 1.0)), Value(0.99)),
+            heartbeat=timezone.now())
 
 
 def simulation_run_start(*, run: SimulationRun, shards: int, show_progress: bool = False) -> list[list[int]] | None:
@@ -336,8 +343,9 @@ def simulation_run_start(*, run: SimulationRun, shards: int, show_progress: bool
 
 def _start(*, run: SimulationRun, shards: int, show_progress: bool) -> tuple[list[list[int]], Prepared] | None:
     chunks = shard_chunks(run.trajectories, shards)
+    # A start redelivered after its worker died takes the run over once its lease expired.
     claimed = job_claim(SimulationRun.objects.filter(cancel_requested=False), run.pk,
-                        shards_total=len(chunks), shards_done=0, progress=0.0)
+                        take_expired=True, shards_total=len(chunks), shards_done=0, progress=0.0)
     if not claimed:
         return None
     run.refresh_from_db()
@@ -351,9 +359,14 @@ def _start(*, run: SimulationRun, shards: int, show_progress: bool) -> tuple[lis
     return chunks, prepared
 
 
-def simulation_run_finalize(*, run: SimulationRun) -> SimulationRun:
-    """Merges the shards' parts into the run's per-step table, summarises it, marks it done."""
+def simulation_run_finalize(*, run: SimulationRun, attempt: int | None = None) -> SimulationRun:
+    """Merges the shards' parts into the run's per-step table, summarises it, marks it done.
+
+    The merge of an earlier `attempt` of the run (started again after its worker died) does
+    nothing: the run's current shards are not done."""
     run.refresh_from_db()
+    if attempt is not None and run.attempts != attempt:
+        return run
     if run.status != JobStatus.RUNNING or run.cancel_requested:
         if run.cancel_requested:
             shutil.rmtree(run_folder(run) / "parts", ignore_errors=True)
@@ -441,18 +454,19 @@ def simulation_run_execute(*, run: SimulationRun, progress: ProgressCallback | N
     run.refresh_from_db()
     if run.status != JobStatus.QUEUED:
         raise SimulationConfigError(f"run {run.pk} is {run.status}, not queued; create a new run to run it again")
-    started = _start(run=run, shards=1, show_progress=show_progress)
-    if started is None:
-        run.refresh_from_db()
-        return run
-    chunks, prepared = started
-    try:
-        simulation_shard_execute(run=run, shard=0, shards_total=1, trajectory_ids=chunks[0], prepared=prepared,
-                                 progress=progress)
-        return simulation_run_finalize(run=run)
-    except Exception as exc:
-        simulation_run_fail(run=run, error=describe_failure(exc))
-        raise
+    with job_heartbeat(SimulationRun.objects, run.pk):
+        started = _start(run=run, shards=1, show_progress=show_progress)
+        if started is None:
+            run.refresh_from_db()
+            return run
+        chunks, prepared = started
+        try:
+            simulation_shard_execute(run=run, shard=0, shards_total=1, trajectory_ids=chunks[0],
+                                     prepared=prepared, progress=progress)
+            return simulation_run_finalize(run=run)
+        except Exception as exc:
+            simulation_run_fail(run=run, error=describe_failure(exc))
+            raise
 
 
 # --- Celery ---------------------------------------------------------------------------------

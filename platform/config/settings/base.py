@@ -199,6 +199,12 @@ CELERY_TASK_ROUTES = {"modeling.*": {"queue": "models"}}
 # CPU threads a worker gives torch for model work (0: torch's default, one per core). With
 # several worker processes on one machine, cores / processes avoids threads fighting for cores.
 TORCH_THREADS = env.int("FRAMELAB_TORCH_THREADS", default=0)
+# --- Job leases (docs/jobs.md) ------------------------------------------------------------
+# A running job's worker renews its lease every min(10 s, a quarter of this); a job silent for
+# longer has lost its worker, and beat's recover-jobs queues it again (retryable kinds, up to
+# FRAMELAB_JOB_MAX_ATTEMPTS starts in all) or fails it with a message that says so.
+FRAMELAB_JOB_LEASE_SECONDS = env.float("FRAMELAB_JOB_LEASE_SECONDS", default=120.0)
+FRAMELAB_JOB_MAX_ATTEMPTS = env.int("FRAMELAB_JOB_MAX_ATTEMPTS", default=3)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "reclaim-expired-sessions": {
@@ -210,6 +216,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "delete-expired-uploads": {
         "task": "annotation.delete_expired_uploads",
         "schedule": env.float("DELETE_EXPIRED_UPLOADS_EVERY_SECONDS", default=600.0),
+    },
+    # Running jobs whose lease expired (their worker died): queued again or failed.
+    "recover-jobs": {
+        "task": "core.recover_jobs",
+        "schedule": env.float("RECOVER_JOBS_EVERY_SECONDS", default=30.0),
     },
 }
 

@@ -37,8 +37,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 FRAMELAB_CHECK_PLATFORM_IDS = env.bool("FRAMELAB_CHECK_PLATFORM_IDS", default=False)
 FRAMELAB_PARTICIPANT_ENTRIES_PER_ADDRESS = env.int("FRAMELAB_PARTICIPANT_ENTRIES_PER_ADDRESS",
                                                    default=0)
-# Tests call tasks eagerly unless they start a real worker (tests/integration/).
-CELERY_TASK_ALWAYS_EAGER = True
+# Tests call tasks eagerly unless they start a real worker (tests/integration/), which may
+# send its own tasks to the broker as a deployment does (CELERY_TASK_ALWAYS_EAGER=false).
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "test-media" / str(os.getpid()))))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
