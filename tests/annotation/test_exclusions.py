@@ -12,17 +12,18 @@ import pytest
 from django.core.management import call_command
 
 from annotation.analysis.exclusions import RULES, ExclusionPolicy, apply_exclusions
-from annotation.analysis.human_profile import human_profile_with_exclusions, study_human_profile
+from annotation.analysis.human_profile import (
+    human_profile_with_exclusions,
+    study_human_profile,
+)
 from annotation.analysis.options import AnalysisOptions
 from annotation.analysis.statistics import analyze
 from annotation.analysis.study import study_analysis
-from tests.annotation.test_study_report import (  # noqa: F401 (fixtures)
-    _fresh_cache,
-    answer_batch,
-    make_study,
-    researcher,
-    study,
-)
+from tests.annotation import test_study_report as report
+
+# The report tests' study: 16 raters, of whom one returned, one failed the attention check
+# and one answered in 0.7 s per item.
+study, researcher = report.study, report.researcher
 
 COLUMNS = ["Annotator_ID", "full_claim_id", "framing_type", "true_label",
            "accurate_response", "confidence_response", "familiarity_response"]
@@ -103,6 +104,7 @@ def test_the_pure_profile_applies_the_policy_and_says_so():
     assert "status: 1 rater(s), 2 judgment(s)" in record["summary"]
 
 
+@pytest.mark.django_db
 def test_the_study_profile_and_the_report_agree_on_which_raters_count(study):
     """Guards against the human profile ignoring the attention and fast rules: the report
     left out the rater who failed the attention check and the one who clicked through,
@@ -121,6 +123,7 @@ def test_the_study_profile_and_the_report_agree_on_which_raters_count(study):
     assert profile.to_dict()["source"]["exclusions"]["policy"]["rules"] == list(RULES)
 
 
+@pytest.mark.django_db
 def test_a_profile_never_holds_personas_whatever_the_policy(study):
     from annotation.models import Participant
 
@@ -130,6 +133,7 @@ def test_a_profile_never_holds_personas_whatever_the_policy(study):
     assert "persona" in none.exclusions["policy"]["rules"]
 
 
+@pytest.mark.django_db
 def test_analyze_study_text_and_json_list_every_rule_with_its_counts(study):
     out = io.StringIO()
     call_command("analyze_study", str(study.pk), "--format", "json", "--bootstrap", "0", "--no-mixed-model",
