@@ -187,7 +187,10 @@ def test_calibration_says_which_raters_counted():
     so: the result carries the profile's exclusion policy and what each rule removed."""
     scores, table = synthetic(n_base=20, raters=6)
     table["participant_status"] = np.where(table["Annotator_ID"] == "r0", "returned", "completed")
-    profile = human_profile_with_exclusions(table, ExclusionPolicy())
+    # synthetic() has every rater judge every framing of a base claim (within subjects), which
+    # the design-violations rule would remove whole; here only the status rule is at stake.
+    policy = ExclusionPolicy(rules={"persona", "status", "attention", "fast"})
+    profile = human_profile_with_exclusions(table, policy)
     result = calibrate(scores, profile, bootstrap_reps=20)
     assert result["n_judgments"] == len(table) - 20 * len(FRAMINGS)
     raters = result["raters"]

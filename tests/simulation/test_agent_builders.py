@@ -261,14 +261,18 @@ def test_human_agent_applies_the_analysis_exclusions_and_says_so(media_root):
     pool = pool_claims(dataset=dataset, split="all")
     (spec,) = agent_specs_resolve([{"kind": "human", "study": "pilot"}], dataset=dataset, split="all", pool=pool)
     assert spec["profile"]["n_raters"] == careful
-    fast = {row["rule"]: row for row in spec["exclusions"]["flow"]}["fast"]
+    assert spec["exclusions"] == ["persona", "status", "attention", "fast", "design-violations"]
+    fast = {row["rule"]: row for row in spec["exclusions_applied"]["flow"]}["fast"]
     assert (fast["participants_removed"], fast["judgments_removed"]) == (2, 12)
     (agent,) = agents_build([spec], pool=pool)
     assert all(rates[0] == 0.0 for rates in agent.acceptance)  # no false claim accepted
     (lenient,) = agent_specs_resolve([{"kind": "human", "study": "pilot", "exclusions": ["status"]}],
                                      dataset=dataset, split="all", pool=pool)
     assert lenient["profile"]["n_raters"] == careful + 2
-    assert lenient["exclusions"]["policy"]["rules"] == ["persona", "status"]
+    assert lenient["exclusions"] == lenient["exclusions_applied"]["policy"]["rules"] == ["persona", "status"]
+    # A stored spec resolves again to the same raters.
+    again = agent_specs_resolve([lenient], dataset=dataset, split="all", pool=pool)[0]
+    assert again["profile"]["n_raters"] == careful + 2
     with pytest.raises(AgentSpecError, match="field 'exclusions'.*unknown rule 'nope'"):
         agent_specs_resolve([{"kind": "human", "study": "pilot", "exclusions": ["nope"]}],
                             dataset=dataset, split="all", pool=pool)
