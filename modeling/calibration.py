@@ -581,6 +581,10 @@ def calibrate(scores: pd.DataFrame, profile: HumanProfile, *, method: str = "tem
         },
         "n_items": int(len(items)),
         "n_judgments": int(items["n"].sum()),
+        # Which raters the human side counts: the profile's exclusion policy and what each
+        # rule removed (annotation/analysis/exclusions.py), as the study's report applies it.
+        "raters": {"n_raters": profile.n_raters, "n_judgments": profile.n_judgments,
+                   "exclusions": profile.exclusions},
         "items": _records(items[["claim_id", "framing", "true_label", "p", "p_calibrated",
                                  "p_calibrated_heldout", "n", "accepted"]]),
     })

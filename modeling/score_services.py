@@ -519,18 +519,19 @@ def study_item_scores(*, persona: Persona, study: Study, batch_size: int = 32,
 def calibration_run(*, persona: Persona, study: Study, method: str = "temperature",
                     seed: int = 0, batch_size: int = 32, bootstrap_reps: int = 1000,
                     progress: ProgressCallback | None = None,
-                    model_and_tokenizer=None) -> Calibration:
+                    model_and_tokenizer=None, exclusions=None) -> Calibration:
     """Scores the study's items, compares the persona with the humans, fits, and stores it.
 
     The item scores are kept in a Parquet file beside the result
     (`calibrations/persona-<id>/study-<id>-<method>-<time>.parquet`), so the comparison can
-    be redone or exported without the model.
+    be redone or exported without the model. `exclusions`: the `ExclusionPolicy` deciding
+    which raters count (default: every rule, as the study's report applies them).
     """
     from annotation.analysis.human_profile import study_human_profile
 
     from .calibration import calibrate
 
-    profile = study_human_profile(study=study)
+    profile = study_human_profile(study=study, policy=exclusions)
     if profile.n_judgments == 0:
         raise ScoreServiceError(
             f"study {study.name!r} has no judgments from included participants to calibrate against")

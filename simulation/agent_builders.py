@@ -44,14 +44,15 @@ LABELS = ("SUPPORTS", "REFUTES")
 SCORE_COLUMNS = ("claim_id", "p_supports", "p_refutes")
 SPEC_KEYS = {
     "persona": {"kind", "name", "persona", "normalised"},
-    "human": {"kind", "name", "study", "by_familiarity", "apply_exclusions"},
+    "human": {"kind", "name", "study", "by_familiarity", "apply_exclusions", "exclusions",
+              "min_median_response_ms"},
     "parametric": {"kind", "name", "accept", "confidence"},
     "oracle": {"kind", "name", "confidence"},
 }
 # Keys the resolver adds to a stored spec; accepted back so a stored spec resolves again.
 RESOLVED_KEYS = {
     "persona": {"persona_id", "score_tables"},
-    "human": {"study_id", "profile"},
+    "human": {"study_id", "profile", "exclusions_applied"},
     "parametric": set(),
     "oracle": set(),
 }
@@ -217,6 +218,7 @@ def _resolve_one(kind, spec, where, *, dataset, split, pool, user) -> dict:
                 "score_tables": [{"id": t.pk, "split": t.split, "path": t.path} for t in tables]}
     # human
     from annotation.analysis.human_profile import HumanProfileError, study_human_profile
+    from annotation.analysis.options import AnalysisOptions
     from annotation.models import Study
     from annotation.studies.selectors import studies_visible_to
     from annotation.studies.services import study_lookup
@@ -230,8 +232,18 @@ def _resolve_one(kind, spec, where, *, dataset, split, pool, user) -> dict:
     if user is not None and not studies_visible_to(user).filter(pk=study.pk).exists():
         raise AgentSpecError(f"{where}: field 'study': you may not use study '{study.name}'")
     apply_exclusions = bool(spec.get("apply_exclusions", True))
+    # Which raters count: the analysis's exclusion policy, every rule by default, the same
+    # option names as the report and analyze_study (annotation/analysis/exclusions.py).
+    params = {key: spec[key] for key in ("exclusions", "min_median_response_ms")
+              if spec.get(key) is not None}
+    if not apply_exclusions:
+        params["exclusions"] = "none"
     try:
-        profile = study_human_profile(study=study, apply_exclusions=apply_exclusions)
+        policy = AnalysisOptions.from_params(params).policy
+    except ValueError as exc:
+        raise AgentSpecError(f"{where}: field {str(exc).removeprefix('parameter ')}") from None
+    try:
+        profile = study_human_profile(study=study, policy=policy.for_humans())
     except HumanProfileError as exc:
         raise AgentSpecError(f"{where}: study '{study.name}': {exc}") from None
     if profile.n_judgments == 0:
@@ -244,7 +256,9 @@ def _resolve_one(kind, spec, where, *, dataset, split, pool, user) -> dict:
             f"which the pool holds; its raters saw {', '.join(profile.framings)}")
     return {"kind": "human", "name": f"humans: {study.name}", "study": study.name,
             "study_id": study.pk, "by_familiarity": bool(spec.get("by_familiarity", False)),
-            "apply_exclusions": apply_exclusions, "profile": profile_snapshot(profile)}
+            "apply_exclusions": apply_exclusions, "exclusions": profile.exclusions["policy"]["rules"],
+            "min_median_response_ms": policy.min_median_response_ms,
+            "exclusions_applied": profile.exclusions, "profile": profile_snapshot(profile)}
 
 
 def _resolve_parametric(spec, where, *, pool) -> dict:

@@ -12,8 +12,10 @@ human-calibrated simulation agent need:
 - per item (framed claim id): the acceptance rate and the number of raters.
 
 The builder `human_profile(table)` is pure (pandas only) and tested on hand-made tables;
-`study_human_profile(study=...)` is the Django entry point that reads a study's judgments,
-leaving out participants who returned, timed out, were rejected or excluded.
+`study_human_profile(study=...)` is the Django entry point that reads a study's judgments
+and leaves out the raters and judgments the analysis leaves out, by the same policy
+(`annotation.analysis.exclusions`: persona, status, attention, fast, design-violations);
+the profile's `exclusions` says which rules were applied and what each removed.
 
 Confidence is asked on a 1..5 scale; models express it as the probability of their chosen
 label, which lies in [0.5, 1] for a two-way choice. `confidence_probability` maps level k
@@ -30,6 +32,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from annotation.analysis.exclusions import ExclusionPolicy, apply_exclusions
 from core.vocabulary import FRAMINGS, TRUTH_LABELS
 
 SUPPORTS, REFUTES = TRUTH_LABELS
@@ -109,6 +112,12 @@ class HumanProfile:
     source: dict[str, Any] = field(default_factory=dict)
 
     # --- reading --------------------------------------------------------------------------
+
+    @property
+    def exclusions(self) -> dict[str, Any] | None:
+        """Which exclusion rules made this profile and what each removed (None if unknown:
+        a profile built from a table the caller had already filtered)."""
+        return self.source.get("exclusions")
 
     @property
     def framings(self) -> list[str]:
@@ -351,58 +360,38 @@ def human_profile(table: pd.DataFrame, *, source: Mapping[str, Any] | None = Non
 
 # --- Django entry point ---------------------------------------------------------------------
 
-def study_judgment_table(*, study, apply_exclusions: bool = True) -> pd.DataFrame:
-    """The study's tidy judgment table of its human raters, without attention checks.
+def human_profile_with_exclusions(table: pd.DataFrame, policy: ExclusionPolicy | None = None, *,
+                                  source: Mapping[str, Any] | None = None) -> HumanProfile:
+    """The profile of a tidy table's judgments that count under `policy` (all rules by default).
 
-    Personas that took the study (`rate_study`, participant source `persona`) are never
-    part of a human profile, whatever `apply_exclusions` says.
-
-    Uses `annotation.dataio.judgment_table.judgment_table` (the exports' own table) when that
-    module is present, so the profile and the exported files agree row for row; otherwise
-    reads the same columns straight from the database.
+    The same `exclusions.apply_exclusions` the analysis uses decides which raters and
+    judgments count (personas never do: `ExclusionPolicy.for_humans`); the profile's
+    `exclusions` (in `source`) records the policy and what each rule removed.
     """
-    from annotation.models import Judgment, Participant
-
-    try:
-        from annotation.dataio.judgment_table import judgment_table
-    except ImportError:
-        judgment_table = None
-
-    if judgment_table is not None:
-        table = judgment_table(study=study)
-        if "full_claim_id" in table.columns:
-            table = table[table["full_claim_id"].notna() & (table["full_claim_id"] != "")]
-        if "participant_source" in table.columns:
-            table = table[table["participant_source"] != Participant.Source.PERSONA]
-        if apply_exclusions:
-            keep = pd.Series(True, index=table.index)
-            if "participant_status" in table.columns:
-                keep &= ~table["participant_status"].isin(Participant.EXCLUDED_FROM_ANALYSIS)
-            if "excluded" in table.columns:
-                keep &= ~table["excluded"].fillna(False).astype(bool)
-            table = table[keep]
-        return table.reset_index(drop=True)
-
-    judgments = Judgment.objects.filter(
-        participant__study=study, item__framed_claim__isnull=False).exclude(
-        participant__source=Participant.Source.PERSONA)
-    if apply_exclusions:
-        judgments = judgments.exclude(participant__status__in=Participant.EXCLUDED_FROM_ANALYSIS)
-    values = judgments.values_list(
-        "participant__external_id", "item__framed_claim__base_claim__external_id",
-        "item__framed_claim__framing", "item__framed_claim__base_claim__true_label",
-        "accept", "confidence", "familiarity").order_by("participant_id", "position")
-    rows = [
-        (pid, f"{base}:{framing}", framing, truth, SUPPORTS if accept else REFUTES, conf, fam)
-        for pid, base, framing, truth, accept, conf, fam in values
-    ]
-    return pd.DataFrame(rows, columns=list(REQUIRED_COLUMNS))
+    policy = (policy or ExclusionPolicy()).for_humans()
+    outcome = apply_exclusions(table, policy)
+    return human_profile(outcome.kept, source={**dict(source or {}), "exclusions": outcome.record()})
 
 
-def study_human_profile(*, study, apply_exclusions: bool = True) -> HumanProfile:
-    """The HumanProfile of a study's judgments (excluded participants left out by default)."""
-    table = study_judgment_table(study=study, apply_exclusions=apply_exclusions)
-    return human_profile(table, source={
+def study_judgment_table(*, study) -> pd.DataFrame:
+    """The study's tidy judgment table (`judgment_table`, the exports' own) with attention
+    checks, which the exclusion rules read; nothing left out yet."""
+    from annotation.dataio.judgment_table import judgment_table
+
+    return judgment_table(study=study, include_attention_checks=True)
+
+
+def study_human_profile(*, study, policy: ExclusionPolicy | None = None,
+                        apply_exclusions: bool = True) -> HumanProfile:
+    """The HumanProfile of a study's human raters under the analysis's exclusion policy.
+
+    `policy`: the rules to apply (default: `ExclusionPolicy()`, every rule, as the report
+    applies them); `apply_exclusions=False` applies none but `persona`. The profile's
+    `exclusions` says which rules were applied and what each removed.
+    """
+    if not apply_exclusions:
+        policy = ExclusionPolicy(rules=())
+    return human_profile_with_exclusions(study_judgment_table(study=study), policy, source={
         "study_id": study.pk, "study": study.name, "apply_exclusions": apply_exclusions,
     })
 

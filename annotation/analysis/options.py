@@ -12,18 +12,22 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from annotation.analysis.exclusions import (
+    DEFAULT_MIN_MEDIAN_RESPONSE_MS,
+    EXCLUDED_STATUSES,
+    FALSE_WORDS,
+    RULES,
+    TRUE_WORDS,
+    ExclusionPolicy,
+)
+
 REFERENCE_FRAMING = "original"
 ALL = "all"
-# Participant statuses whose judgments leave the analysis (the platform's
-# Participant.EXCLUDED_FROM_ANALYSIS): they returned, were rejected or excluded, or never
-# finished.
-EXCLUDED_STATUSES = ("returned", "rejected", "excluded", "timed_out")
-EXCLUSION_RULES = {
-    "persona": "rater is a persona (a language model that took the study with rate_study), not a person",
-    "status": "participant returned the study, was rejected, excluded or timed out",
-    "attention": "participant failed at least one attention check",
-    "fast": "participant's median response time per item is under {min_median_response_ms:g} ms",
-}
+# The named exclusion rules and their defaults live in one place, `exclusions.py`, shared by
+# the analysis, the human profile, calibration and the simulation's human agents.
+EXCLUSION_RULES = RULES
+__all__ = ["EXCLUDED_STATUSES", "EXCLUSION_RULES", "FALSE_WORDS", "TRUE_WORDS", "AnalysisOptions",
+           "OptionError", "ExclusionPolicy"]
 
 # How the per-framing rates, means and differences from the original get their intervals
 # (docs/analysis.md, "Intervals and tests"). The first is the default.
@@ -34,8 +38,6 @@ INTERVAL_METHODS = {
 }
 DEFAULT_INTERVAL = "two-way"
 
-TRUE_WORDS = {"1", "true", "t", "yes", "y", "on", "passed", "pass"}
-FALSE_WORDS = {"0", "false", "f", "no", "n", "off", "failed", "fail"}
 
 
 # --- Options -----------------------------------------------------------------------------
@@ -58,14 +60,13 @@ class AnalysisOptions:
     `permutations`: permutations of framing labels within base claims for the primary test
     of each framing's effect on false acceptance (0: no test).
 
-    `min_median_response_ms`: the "implausibly fast" rule flags a participant whose median
-    time per item is below this. Reading a one-sentence claim and answering three
-    questions takes several seconds; 2,000 ms is well below that, so only people clicking
-    through are caught. Participants without timings are never flagged.
+    `exclusions` and `min_median_response_ms` are the exclusion policy (`policy`, an
+    `exclusions.ExclusionPolicy`; every rule on by default): the "implausibly fast" rule
+    flags a participant whose median time per item is below `min_median_response_ms`.
     """
 
     exclusions: frozenset[str] = frozenset(EXCLUSION_RULES)
-    min_median_response_ms: float = 2000.0
+    min_median_response_ms: float = DEFAULT_MIN_MEDIAN_RESPONSE_MS
     familiarity_levels: tuple[int, ...] = (4, 5)
     bootstrap_resamples: int = 2000
     confidence_level: float = 0.95
@@ -113,6 +114,11 @@ class AnalysisOptions:
         if not (math.isfinite(self.min_median_response_ms) and self.min_median_response_ms >= 0):
             raise OptionError("min_median_response_ms", self.min_median_response_ms,
                               "a non-negative number of milliseconds")
+
+    @property
+    def policy(self) -> ExclusionPolicy:
+        """The exclusion policy these options stand for (the one the human profile applies too)."""
+        return ExclusionPolicy(rules=self.exclusions, min_median_response_ms=self.min_median_response_ms)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "AnalysisOptions":

@@ -28,30 +28,25 @@ What `analyze` computes, per framing and over all framings:
   variational Bayes) of acceptance on framing (reference `original`) and truth, with
   crossed random intercepts for participant and base claim.
 
-Exclusions are applied first, per participant, in a fixed order (status, attention, fast);
-each rule reports how many participants and judgments it flagged and how many it removed
-that an earlier rule had not removed already (a CONSORT-style flow).
+Exclusions are applied first, by the one policy the human profile, calibration and the
+simulation's human agents apply too (`annotation.analysis.exclusions`), in a fixed order
+(persona, status, attention, fast, design-violations); each rule reports how many
+participants and judgments it flagged and how many it removed that an earlier rule had not
+removed already (a CONSORT-style flow).
 """
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
-from annotation.analysis.options import (
-    ALL,
-    EXCLUDED_STATUSES,
-    EXCLUSION_RULES,
-    FALSE_WORDS,
-    REFERENCE_FRAMING,
-    TRUE_WORDS,
-    AnalysisOptions,
-)
+from annotation.analysis.exclusions import RaterFacts, exclusion_flow, rater_facts
+from annotation.analysis.options import ALL, REFERENCE_FRAMING, AnalysisOptions
 from annotation.analysis.text_report import format_text
 from core.vocabulary import FRAMINGS
 
@@ -66,20 +61,7 @@ REQUIRED_COLUMNS = (
     "Annotator_ID", "full_claim_id", "framing_type", "true_label", "accurate_response",
     "confidence_response", "familiarity_response",
 )
-# Optional platform columns, each under the names an export or a hand-made table may use.
-STATUS_COLUMNS = ("participant_status", "status")
-# `persona` marks a language model that took the study (`manage.py rate_study`).
-SOURCE_COLUMNS = ("participant_source",)
-PERSONA_SOURCE = "persona"
-EXCLUDED_COLUMNS = ("excluded", "participant_excluded")
-ATTENTION_COLUMNS = ("attention_passed", "attention_check_passed", "attention_check_result",
-                     "attention_check")
-ATTENTION_FLAG_COLUMNS = ("is_attention_check",)
-ATTENTION_FAILURES_COLUMNS = ("participant_attention_failures",)
-RESPONSE_TIME_COLUMNS = ("response_time_ms",)
-# Where the browser measured no time (no JavaScript), the server's timestamps stand in.
-TIMESTAMP_COLUMNS = ("shown_at", "answered_at")
-
+# Optional platform columns the exclusion rules read: see `exclusions.py`.
 _ACCEPT = {"SUPPORTS": True, "YES": True, "REFUTES": False, "NO": False}
 
 
@@ -211,35 +193,6 @@ def _jsonable(value):
 
 # --- Preparing the table ------------------------------------------------------------------
 
-def _first_column(table: pd.DataFrame, names: tuple[str, ...]) -> str | None:
-    return next((name for name in names if name in table.columns), None)
-
-
-def _boolean_column(series: pd.Series, column: str) -> pd.Series:
-    """True/False/NA from booleans, 0/1 or words (CSV files carry them as text)."""
-    if series.dtype == bool:
-        return series.astype("boolean")
-
-    def convert(value):
-        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-            return pd.NA
-        if isinstance(value, (bool, np.bool_)):
-            return bool(value)
-        if isinstance(value, (int, float, np.integer, np.floating)):
-            if value in (0, 1):
-                return bool(value)
-        text = str(value).strip().lower()
-        if text in ("", "nan", "none", "null", "<na>"):
-            return pd.NA
-        if text in TRUE_WORDS:
-            return True
-        if text in FALSE_WORDS:
-            return False
-        raise ValueError(f"column '{column}': value '{value}': expected true/false, yes/no or 1/0")
-
-    return series.map(convert).astype("boolean")
-
-
 def _scale_column(series: pd.Series, column: str, rows: pd.Index) -> np.ndarray:
     """Answers on the 1-5 scales as floats (NaN where missing); '5 (Very familiar)' reads as 5."""
     numeric = pd.to_numeric(series, errors="coerce")
@@ -273,12 +226,8 @@ class _Prepared:
     """The table in the analysis's own terms: one row per judgment, attention checks apart."""
 
     claims: pd.DataFrame  # participant, item, base_claim, framing, true_claim, accept, confidence, familiarity
-    participants: pd.DataFrame  # index participant: persona_flag, status_flag, attention_flag, median_ms
+    facts: RaterFacts  # what the exclusion rules read, per rater
     attention_rows: int
-    has_source: bool
-    has_status: bool
-    has_attention: bool
-    has_timing: bool
 
 
 def _prepare(table: pd.DataFrame) -> _Prepared:
@@ -296,55 +245,9 @@ def _prepare(table: pd.DataFrame) -> _Prepared:
         raise ValueError(f"row {position + 1}: column 'Annotator_ID': value is empty")
     participant = participant.astype(str)
 
-    attention_column = _first_column(table, ATTENTION_COLUMNS)
-    flag_column = _first_column(table, ATTENTION_FLAG_COLUMNS)
-    attention = (_boolean_column(table[attention_column], attention_column)
-                 if attention_column else pd.Series(pd.NA, index=rows, dtype="boolean"))
-    if flag_column:
-        is_check = _boolean_column(table[flag_column], flag_column).fillna(False).to_numpy(dtype=bool)
-    else:
-        # On the platform only attention-check items carry a pass/fail outcome.
-        is_check = attention.notna().to_numpy(dtype=bool)
-
     # Per-participant facts the exclusion rules read (from every row, checks included).
-    status_column = _first_column(table, STATUS_COLUMNS)
-    excluded_column = _first_column(table, EXCLUDED_COLUMNS)
-    status_flag = np.zeros(len(table), dtype=bool)
-    if status_column:
-        status = table[status_column].astype("string").str.strip().str.lower().str.replace(" ", "_")
-        status_flag |= status.isin(EXCLUDED_STATUSES).fillna(False).to_numpy(dtype=bool)
-    if excluded_column:
-        status_flag |= _boolean_column(table[excluded_column], excluded_column).fillna(False).to_numpy(dtype=bool)
-    failed = (attention == False).fillna(False).to_numpy(dtype=bool)  # noqa: E712 (NA-aware)
-    failures_column = _first_column(table, ATTENTION_FAILURES_COLUMNS)
-    if failures_column:
-        # The session's count also holds failures on answers the participant later changed.
-        failed |= (pd.to_numeric(table[failures_column], errors="coerce").fillna(0) > 0).to_numpy(dtype=bool)
-    time_column = _first_column(table, RESPONSE_TIME_COLUMNS)
-    if time_column:
-        response_ms = pd.to_numeric(table[time_column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    else:
-        response_ms = np.full(len(table), np.nan)
-    if all(column in table.columns for column in TIMESTAMP_COLUMNS):
-        shown = pd.to_datetime(table["shown_at"], utc=True, errors="coerce", format="mixed")
-        answered = pd.to_datetime(table["answered_at"], utc=True, errors="coerce", format="mixed")
-        server_ms = ((answered - shown).dt.total_seconds() * 1000).to_numpy(dtype=float, na_value=np.nan)
-        response_ms = np.where(np.isnan(response_ms), server_ms, response_ms)
-    source_column = _first_column(table, SOURCE_COLUMNS)
-    persona_flag = np.zeros(len(table), dtype=bool)
-    if source_column:
-        source = table[source_column].astype("string").str.strip().str.lower()
-        persona_flag = (source == PERSONA_SOURCE).fillna(False).to_numpy(dtype=bool)
-    facts = pd.DataFrame({"participant": participant, "persona_flag": persona_flag,
-                          "status_flag": status_flag, "attention_flag": failed,
-                          "response_ms": response_ms})
-    grouped = facts.groupby("participant", sort=True)
-    participants = pd.DataFrame({
-        "persona_flag": grouped["persona_flag"].any(),
-        "status_flag": grouped["status_flag"].any(),
-        "attention_flag": grouped["attention_flag"].any(),
-        "median_ms": grouped["response_ms"].median(),
-    })
+    facts = rater_facts(table)
+    is_check = facts.is_check
 
     claim_rows = ~is_check
     claims = table.loc[claim_rows]
@@ -378,57 +281,16 @@ def _prepare(table: pd.DataFrame) -> _Prepared:
         "confidence": _scale_column(claims["confidence_response"], "confidence_response", rows),
         "familiarity": _scale_column(claims["familiarity_response"], "familiarity_response", rows),
     })
-    return _Prepared(
-        claims=prepared,
-        participants=participants,
-        attention_rows=int(is_check.sum()),
-        has_source=source_column is not None,
-        has_status=bool(status_column or excluded_column),
-        has_attention=attention_column is not None or failures_column is not None,
-        has_timing=bool(np.isfinite(response_ms).any()),
-    )
+    return _Prepared(claims=prepared, facts=facts, attention_rows=int(is_check.sum()))
 
 
 def _apply_exclusions(prepared: _Prepared, options: AnalysisOptions) -> tuple[pd.DataFrame, list[dict], list[str]]:
-    """Removes the excluded participants' judgments; returns what is left and the flow."""
-    claims, participants = prepared.claims, prepared.participants
-    judgments_per_participant = claims.groupby("participant").size().reindex(participants.index, fill_value=0)
-    persona = participants["persona_flag"].to_numpy(dtype=bool)
-    flags = {
-        "persona": persona,
-        "status": participants["status_flag"].to_numpy(dtype=bool),
-        "attention": participants["attention_flag"].to_numpy(dtype=bool),
-        # A persona answers at machine speed: its timings say nothing about care.
-        "fast": (participants["median_ms"] < options.min_median_response_ms).fillna(False).to_numpy(dtype=bool)
-        & ~persona,
-    }
-    available = {"persona": prepared.has_source, "status": prepared.has_status,
-                 "attention": prepared.has_attention, "fast": prepared.has_timing}
-    removed = np.zeros(len(participants), dtype=bool)
-    counts = judgments_per_participant.to_numpy()
-    flow = []
-    notes = []
-    for rule, description in EXCLUSION_RULES.items():
-        flagged = flags[rule]
-        applied = rule in options.exclusions
-        newly = flagged & ~removed if applied else np.zeros_like(flagged)
-        flow.append({
-            "rule": rule,
-            "description": description.format(**asdict(options)),
-            "applied": applied,
-            "data_available": available[rule],
-            "participants_flagged": int(flagged.sum()),
-            "judgments_flagged": int(counts[flagged].sum()),
-            "participants_removed": int(newly.sum()),
-            "judgments_removed": int(counts[newly].sum()),
-        })
-        # A table that does not say where its raters came from (FrameRef's, say) holds people.
-        if applied and not available[rule] and rule != "persona":
-            notes.append(f"Exclusion rule '{rule}' is on but the table has no data for it "
-                         "(no such column), so it removed nobody.")
-        removed |= newly
-    kept = set(participants.index[~removed])
-    return claims[claims["participant"].isin(kept)].reset_index(drop=True), flow, notes
+    """Removes the excluded judgments (`exclusions.exclusion_flow`); returns what is left and the flow."""
+    claims = prepared.claims
+    keep, flow, notes = exclusion_flow(
+        participant=claims["participant"].to_numpy(), base_claim=claims["base_claim"].to_numpy(),
+        framing=claims["framing"].to_numpy(), facts=prepared.facts, policy=options.policy)
+    return claims[keep].reset_index(drop=True), flow, notes
 
 
 # --- Per-framing rates with a cluster bootstrap -------------------------------------------
@@ -1093,7 +955,7 @@ def analyze(table: pd.DataFrame, options: AnalysisOptions | None = None) -> Anal
         "rows": int(len(table)),
         "attention_check_rows": prepared.attention_rows,
         "judgments": int(len(prepared.claims)),
-        "participants": int(prepared.participants.shape[0]),
+        "participants": int(prepared.facts.participants.shape[0]),
         "judgments_excluded": int(len(prepared.claims) - len(claims)),
         "participants_excluded": int(sum(rule["participants_removed"] for rule in flow)),
         "judgments_analysed": int(len(claims)),

@@ -11,9 +11,11 @@ holding the three answers of the Claim Assessment task, and raises `ProlificFile
 the first thing that cannot be imported faithfully, naming the file, line, field and
 value: a missing column, an unexpected question, an invalid response or timestamp, an
 exact duplicate row, a second row for the same question of a data point, a data point
-whose rows disagree on its text or task group, an annotator who answered only some of an
-item's three questions, or one who appears in two task groups (a participant takes one
-batch). Matching texts to claims needs the database and lives in the import service
+whose rows disagree on its text or task group, or an annotator who answered only some of an
+item's three questions. An annotator who answered in two task groups (a participant who took
+two batches, which real exports hold) is read, not refused: `annotator_task_groups` lists
+their groups, and the analysis's `design-violations` exclusion rule (on by default) leaves
+out their judgments of any base claim they saw in two framings. Matching texts to claims needs the database and lives in the import service
 (`annotation.dataio.services.prolific_results_import`). No Django here.
 """
 from __future__ import annotations
@@ -87,7 +89,14 @@ class ProlificResults:
     data_points: dict[str, DataPoint]  # in the natural order of their ids
     task_groups: list[str]  # in the natural order of their ids
     answers: list[ItemAnswers]
-    annotator_groups: dict[str, str]  # annotator id -> task group
+    annotator_groups: dict[str, str]  # annotator id -> their main task group (most items answered)
+    # annotator id -> every task group they answered in (one, unless they took two batches)
+    annotator_task_groups: dict[str, list[str]] = field(default_factory=dict)
+
+    def in_several_groups(self) -> list[str]:
+        """Annotators who answered in more than one task group, in id order."""
+        return sorted((a for a, groups in self.annotator_task_groups.items() if len(groups) > 1),
+                      key=natural_key)
 
     def data_points_of(self, task_group: str) -> list[DataPoint]:
         return [dp for dp in self.data_points.values() if dp.task_group == task_group]
@@ -260,7 +269,7 @@ def _read(path: str | Path, name: str) -> ProlificResults:
                 answer.lines[kind] = line
     if not data_points:
         raise ProlificFileError(path=name, line=None, problem="the file holds no rows")
-    annotator_groups: dict[str, tuple[str, int]] = {}
+    answered_in: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for answer in answers.values():
         point = data_points[answer.data_point]
         missing = [kind for kind in QUESTIONS if kind not in answer.timestamps]
@@ -271,14 +280,7 @@ def _read(path: str | Path, name: str) -> ProlificResults:
                 path=name, line=line, field="Annotator_ID", value=answer.annotator,
                 problem=(f"answered only {', '.join(done) or 'none'} of the three questions of data point "
                          f"{point.id} (no {', '.join(missing)}); an item counts only with all three answers"))
-        group = annotator_groups.get(answer.annotator)
-        if group is None:
-            annotator_groups[answer.annotator] = (point.task_group, point.line)
-        elif group[0] != point.task_group:
-            raise ProlificFileError(
-                path=name, line=min(answer.lines.values()), field="Annotator_ID", value=answer.annotator,
-                problem=(f"this annotator answered in task group {point.task_group} and in task group "
-                         f"{group[0]} (line {group[1]}); each participant takes one task group"))
+        answered_in[answer.annotator][point.task_group] += 1
     ordered = dict(sorted(data_points.items(), key=lambda item: natural_key(item[0])))
     return ProlificResults(
         path=name,
@@ -286,5 +288,12 @@ def _read(path: str | Path, name: str) -> ProlificResults:
         data_points=ordered,
         task_groups=sorted({dp.task_group for dp in ordered.values()}, key=natural_key),
         answers=sorted(answers.values(), key=lambda a: (natural_key(a.data_point), a.annotator)),
-        annotator_groups={annotator: group for annotator, (group, _) in annotator_groups.items()},
+        annotator_groups={annotator: _main_group(groups) for annotator, groups in answered_in.items()},
+        annotator_task_groups={annotator: sorted(groups, key=natural_key)
+                               for annotator, groups in answered_in.items()},
     )
+
+
+def _main_group(answered: dict[str, int]) -> str:
+    """The task group an annotator answered most items of (the first, in id order, on a tie)."""
+    return min(answered, key=lambda group: (-answered[group], natural_key(group)))

@@ -132,6 +132,9 @@ class ProlificImportSummary:
     completed: int
     excluded: int
     judgments: int
+    # participants who answered in more than one task group (took two batches): imported,
+    # their design violations left to the analysis's `design-violations` exclusion rule
+    several_groups: int = 0
 
 
 def _match_claims(results: ProlificResults, dataset: Dataset) -> dict[str, int]:
@@ -173,7 +176,15 @@ def prolific_results_import(
     Each task group becomes a batch and each data point an item of its batch (in the
     natural order of the ids); each annotator a Prolific participant of their task group's
     batch, completed if they answered all its items (timed out otherwise), or
-    `exclude_status` if listed in `exclude`; each (annotator, data point) a judgment. The
+    `exclude_status` if listed in `exclude`; each (annotator, data point) a judgment.
+
+    An annotator who answered in several task groups (took two batches) is imported with
+    every answer: one participant, assigned to the batch of the group they answered most
+    of, completed if they answered every item of every group they took part in, with a
+    status note naming the groups. Judgments of an item outside their batch break the
+    design only where they saw two framings of one base claim; those are flagged by the
+    analysis's `design-violations` exclusion rule (on by default, counted in the report),
+    which the researcher can switch off. The
     export has one time per answer and none for when an item was shown, so `answered_at`
     is the item's last answer, `shown_at` the annotator's previous answer (their first
     answer, for their first item), the order of the items is the order of those times, and
@@ -200,8 +211,13 @@ def prolific_results_import(
         per_annotator[answer.annotator].append(answer)
     group_size = {group: len(results.data_points_of(group)) for group in results.task_groups}
     group_raters = defaultdict(int)
-    for group in results.annotator_groups.values():
-        group_raters[group] += 1
+    task_groups_of = results.annotator_task_groups or {a: [g] for a, g in results.annotator_groups.items()}
+    for groups in task_groups_of.values():
+        for group in groups:
+            group_raters[group] += 1
+    answered_per_group = defaultdict(lambda: defaultdict(int))
+    for answer in results.answers:
+        answered_per_group[answer.annotator][results.data_points[answer.data_point].task_group] += 1
     excluded = set(exclude)
     now = timezone.now()
     with transaction.atomic():
@@ -224,7 +240,7 @@ def prolific_results_import(
             group = results.annotator_groups[annotator]
             if annotator in excluded:
                 status_of[annotator] = exclude_status
-            elif len(items) == group_size[group]:
+            elif all(answered_per_group[annotator][g] == group_size[g] for g in task_groups_of[annotator]):
                 status_of[annotator] = Participant.Status.COMPLETED
             else:
                 status_of[annotator] = Participant.Status.TIMED_OUT
@@ -248,11 +264,18 @@ def prolific_results_import(
             status = status_of[annotator]
             group = results.annotator_groups[annotator]
             note = ""
+            groups = task_groups_of[annotator]
             if status == Participant.Status.TIMED_OUT:
-                note = (f"answered {len(answered)} of the {group_size[group]} items of task group "
-                        f"{group} in the Prolific export")
+                note = "; ".join(
+                    f"answered {answered_per_group[annotator][g]} of the {group_size[g]} items of task group "
+                    f"{g}" for g in groups if answered_per_group[annotator][g] < group_size[g]) + " in the Prolific export"
             elif annotator in excluded:
                 note = "excluded at import (--exclude)"
+            if len(groups) > 1:
+                note = "; ".join(filter(None, [note, (
+                    f"answered in task groups {' and '.join(groups)} of the Prolific export (took more "
+                    f"than one batch; assigned to the batch of task group {group}); judgments of a base "
+                    "claim seen in two framings are left out by the design-violations exclusion rule")]))
             participants.append(Participant(
                 study=study, external_id=annotator, source=Participant.Source.PROLIFIC,
                 token=secrets.token_urlsafe(24), batch=batches[group], status=status,
@@ -286,4 +309,5 @@ def prolific_results_import(
         completed=sum(1 for s in status_of.values() if s == Participant.Status.COMPLETED),
         excluded=sum(1 for s in status_of.values() if s in Participant.EXCLUDED_FROM_ANALYSIS),
         judgments=len(judgments),
+        several_groups=len(results.in_several_groups()),
     )

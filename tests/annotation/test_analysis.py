@@ -310,7 +310,10 @@ def test_exclusions_are_applied_in_order_and_counted():
     table = platform_table()
     result = analyze(table, NO_BOOTSTRAP)
     flow = {row["rule"]: row for row in result.exclusions}
-    assert [row["rule"] for row in result.exclusions] == ["persona", "status", "attention", "fast"]
+    # design-violations (one rater, two framings of one base claim) is last: none here
+    assert [row["rule"] for row in result.exclusions] == ["persona", "status", "attention", "fast",
+                                                          "design-violations"]
+    assert (flow["design-violations"]["judgments_flagged"], flow["design-violations"]["judgments_removed"]) == (0, 0)
     # status: P5 (returned, 3 judgments) and P8 (rejected, 1)
     assert (flow["status"]["participants_flagged"], flow["status"]["judgments_flagged"]) == (2, 4)
     assert (flow["status"]["participants_removed"], flow["status"]["judgments_removed"]) == (2, 4)
@@ -358,7 +361,7 @@ def test_exclusions_can_be_switched_off_one_by_one():
     assert all(row["judgments_removed"] == 0 and not row["applied"] for row in none.exclusions)
     # flagged counts are still reported, so a reader sees what the rules would remove
     assert {row["rule"]: row["participants_flagged"] for row in none.exclusions} == {
-        "persona": 0, "status": 2, "attention": 2, "fast": 2}
+        "persona": 0, "status": 2, "attention": 2, "fast": 2, "design-violations": 0}
     only_fast = analyze(table, AnalysisOptions(exclusions={"fast"}, bootstrap_resamples=0, mixed_model=False))
     assert only_fast.counts["judgments_analysed"] == 26 - 6
     slower = AnalysisOptions(min_median_response_ms=850, bootstrap_resamples=0, mixed_model=False)
@@ -379,7 +382,8 @@ def test_server_timestamps_stand_in_for_missing_browser_timings():
 def test_frameref_tidy_table_alone_works_and_notes_the_rules_without_data():
     result = analyze(hand_table(), AnalysisOptions(bootstrap_resamples=50, mixed_model=False))
     assert result.counts["judgments_analysed"] == 16
-    assert all(not row["data_available"] for row in result.exclusions)
+    # the design rule reads the claim ids, which every tidy table has; the others need columns
+    assert all(not row["data_available"] for row in result.exclusions if row["rule"] != "design-violations")
     assert len([note for note in result.notes if "no data for it" in note]) == 3
 
 
@@ -426,7 +430,7 @@ def test_an_empty_table_gives_an_empty_report():
 def test_to_dict_is_plain_json_and_to_text_reads_like_a_results_section():
     result = analyze(platform_table(), AnalysisOptions(bootstrap_resamples=100, mixed_model=False))
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
-    assert data["options"]["exclusions"] == ["persona", "status", "attention", "fast"]
+    assert data["options"]["exclusions"] == ["persona", "status", "attention", "fast", "design-violations"]
     assert data["framings"][0]["framing"] == "original"
     assert isinstance(data["framings"][0]["false_acceptance_rate"]["estimate"], float)
     text = result.to_text()

@@ -127,7 +127,10 @@ def test_missing_column_and_inconsistent_item_are_refused():
 # --- a study in the database ---------------------------------------------------------------
 
 def fill_study(study: Study, participants: int, decide) -> list[Participant]:
-    """Runs `participants` raters through the study; decide(framed_claim) -> (accept, conf, fam)."""
+    """Runs `participants` raters through the study; decide(framed_claim) -> (accept, conf, fam).
+
+    Each answer takes 4 s (a person reading): the profile applies the analysis's "fast" rule,
+    which leaves out raters whose median time per item is under 2 s."""
     people = []
     for i in range(participants):
         participant = participant_consent(
@@ -136,7 +139,7 @@ def fill_study(study: Study, participants: int, decide) -> list[Participant]:
             accept, confidence, familiarity = decide(item.framed_claim)
             judgment_record(participant=participant, item=item, answer=Answer(
                 accept=accept, confidence=confidence, familiarity=familiarity,
-                shown_at=timezone.now(), submission_key=uuid.uuid4()))
+                shown_at=timezone.now(), submission_key=uuid.uuid4(), response_time_ms=4000))
         people.append(participant)
     return people
 

@@ -288,15 +288,45 @@ def test_an_annotator_who_answered_only_some_questions(demo, export):
             "answered only accurate, confidence of the three questions of data point 1 (no familiarity)")
 
 
-def test_an_annotator_in_two_task_groups(demo, export):
-    path, header, rows, _ = export
-    first_group = rows[0][5]
-    second = next(r for r in rows if r[1] == "2")[0]
+def test_an_annotator_in_two_task_groups_is_imported_and_flagged(demo, export):
+    """A participant who took two batches is imported with every answer kept; the design
+    violations (their judgments of a base claim they saw in two framings) are flagged and
+    left out by the on-by-default `design-violations` rule, counted in the report.
+
+    Guards against refusing the whole file (the researcher then had no way in) and against
+    counting a rater twice in a between-subjects comparison."""
+    from annotation.analysis.options import AnalysisOptions
+    from annotation.analysis.study import study_analysis
+
+    path, header, rows, truth = export
+    twice = rows[0][5]  # an annotator of task group 1, who then also takes task group 2 whole
+    clock = datetime(2025, 3, 5, 9, 0, tzinfo=timezone.utc)
     for row in rows:
-        if row[0] == second:
-            row[5] = first_group
-    rejects(path, header, rows, f"value '{first_group}'", "answered in task group 2 and in task group 1",
-            "each participant takes one task group")
+        if row[1] == "2":
+            assert row[11] == ""  # group 2 has two raters: the third slot is free
+            clock += timedelta(seconds=7)
+            kind = question_kind(row[3])
+            row[11:14] = [twice, {"accurate": "No", "confidence": "3", "familiarity": "2"}[kind],
+                          clock.strftime("%Y-%m-%d %H:%M:%S")]
+    output = import_results(write_export(path, header, rows))
+    assert "204 judgments" in output and "16 participants" in output
+    assert "1 participant(s) answered in more than one task group" in output
+    study = Study.objects.get(name="From Prolific")
+    participant = Participant.objects.get(study=study, external_id=twice)
+    assert participant.judgments.count() == 24 and participant.status == "completed"
+    assert participant.batch.index == 0 and "task groups 1 and 2" in participant.status_note
+    assert [b.quota for b in study.batches.order_by("index")][:2] == [3, 3]
+
+    quick = {"bootstrap_resamples": 0, "mixed_model": False, "permutations": 0}
+    result = study_analysis(study=study, options=AnalysisOptions(**quick))
+    rule = {row["rule"]: row for row in result.exclusions}["design-violations"]
+    # Task group g shows base claim j in framing (j + g) mod 6: groups 1 and 2 differ on all 12.
+    assert (rule["participants_flagged"], rule["judgments_flagged"]) == (1, 24)
+    assert (rule["participants_removed"], rule["judgments_removed"]) == (1, 24)
+    assert result.counts["judgments_analysed"] == 204 - 24
+    rules = [name for name in AnalysisOptions().exclusions if name != "design-violations"]
+    everyone = study_analysis(study=study, options=AnalysisOptions(exclusions=rules, **quick))
+    assert everyone.counts["judgments_analysed"] == 204
 
 
 def test_missing_columns_and_data_point_disagreements(demo, export):

@@ -141,7 +141,8 @@ def test_command_prints_json_by_name_and_by_id(study):
     data = json.loads(out.getvalue())
     assert data["study"] == {"id": study.pk, "name": study.name}
     assert data["counts"]["judgments_analysed"] == 78
-    assert [row["rule"] for row in data["exclusions"]] == ["persona", "status", "attention", "fast"]
+    assert [row["rule"] for row in data["exclusions"]] == ["persona", "status", "attention", "fast",
+                                                        "design-violations"]
     authoritative = next(row for row in data["framings"] if row["framing"] == "authoritative")
     assert authoritative["false_acceptance_rate"]["estimate"] == 1.0
     assert data["mixed_model"]["reason"] == "switched off"
@@ -280,7 +281,8 @@ def test_table_and_analysis_downloads(client, study):
     assert table.set_index("framing").loc["authoritative", "false_acceptance_rate"] == 1.0
     exclusions = pd.read_csv(io.BytesIO(client.get(
         reverse("annotation:study-report-table", args=[study.pk, "exclusions"]) + "?" + FAST).content))
-    assert list(exclusions["judgments_removed"]) == [0, 6, 6, 6]  # persona, status, attention, fast
+    # persona, status, attention, fast, design-violations
+    assert list(exclusions["judgments_removed"]) == [0, 6, 6, 6, 0]
     data = client.get(reverse("annotation:study-report-data", args=[study.pk, "json"]) + "?" + FAST).json()
     assert data["study"]["id"] == study.pk and data["counts"]["judgments_analysed"] == 78
     text = client.get(reverse("annotation:study-report-data", args=[study.pk, "txt"]) + "?" + FAST)

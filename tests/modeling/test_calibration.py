@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annotation.analysis.human_profile import human_profile
+from annotation.analysis.exclusions import ExclusionPolicy
+from annotation.analysis.human_profile import human_profile, human_profile_with_exclusions
 from modeling.calibration import (
     CalibrationError,
     apply_calibration,
@@ -179,3 +180,21 @@ def test_nearest_to_humans_picks_the_smallest_effect_rmse():
                "c": {"before": {"effect_agreement": {"rmse": None}}}}
     best, distances = nearest_to_humans(results)
     assert best == "b" and math.isinf(distances["c"])
+
+
+def test_calibration_says_which_raters_counted():
+    """Guards against calibration learning from raters the analysis leaves out, without saying
+    so: the result carries the profile's exclusion policy and what each rule removed."""
+    scores, table = synthetic(n_base=20, raters=6)
+    table["participant_status"] = np.where(table["Annotator_ID"] == "r0", "returned", "completed")
+    # synthetic() has every rater judge every framing of a base claim (within subjects), which
+    # the design-violations rule would remove whole; here only the status rule is at stake.
+    policy = ExclusionPolicy(rules={"persona", "status", "attention", "fast"})
+    profile = human_profile_with_exclusions(table, policy)
+    result = calibrate(scores, profile, bootstrap_reps=20)
+    assert result["n_judgments"] == len(table) - 20 * len(FRAMINGS)
+    raters = result["raters"]
+    assert raters["n_raters"] == 5 and raters["n_judgments"] == result["n_judgments"]
+    status = {row["rule"]: row for row in raters["exclusions"]["flow"]}["status"]
+    assert status["applied"] and (status["participants_removed"], status["judgments_removed"]) == (1, 60)
+    assert "status: 1 rater(s), 60 judgment(s)" in raters["exclusions"]["summary"]

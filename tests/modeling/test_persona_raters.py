@@ -114,7 +114,7 @@ def test_a_persona_takes_a_study_beside_humans_and_stays_out_of_their_numbers(
     assert (table["participant_source"] == "persona").sum() == 6 * 6  # attention checks apart
     assert (table["participant_source"] != "persona").sum() == 2 * 6
     assert study_human_profile(study=study).n_raters == len(humans) == 2
-    # (fill_study answers instantly, so the "fast" rule would remove the humans too)
+    # Only persona and status here: the rule under test is persona.
     result = study_analysis(study=study, options=AnalysisOptions(
         exclusions={"persona", "status"}, bootstrap_resamples=0, mixed_model=False))
     persona_rule = next(row for row in result.exclusions if row["rule"] == "persona")

@@ -133,6 +133,15 @@ def test_score_compare_and_calibrate_from_the_command_line(demo, adapter_persona
     text = run("calibrate_persona", "--persona", str(base.pk), "--study", str(study.pk),
                "--no-progress")
     assert "false acceptance" in text and "Wasserstein-1" in text
+    # It says which raters counted, by the report's exclusion rules (all 12 answered with care).
+    assert "raters counted: 12 of 12 (72 of 72 judgments); exclusions applied (removed) - persona:" in text
+    assert stored["raters"]["exclusions"]["policy"]["rules"][-1] == "design-violations"
+    # --exclusions chooses the rules, as for analyze_study; a bad rule is named.
+    text = run("calibrate_persona", "--persona", str(base.pk), "--study", str(study.pk),
+               "--no-progress", "--exclusions", "status")
+    assert "not applied: attention, fast, design-violations" in text
+    with pytest.raises(CommandError, match="parameter 'exclusions': value 'nope'"):
+        run("calibrate_persona", "--persona", str(base.pk), "--study", str(study.pk), "--exclusions", "nope")
 
 
 def test_commands_refuse_bad_references(demo):

@@ -108,9 +108,12 @@ def test_persona_errors_name_the_problem(media_root, small_dataset):
         agent_specs_resolve([{"kind": "persona", "persona": "untrained"}], dataset=small_dataset, split="test", pool=pool)
 
 
-def run_raters(study, decide, n_raters):
-    """Raters through the real services: enter, consent, answer every item of their batch."""
-    for number in range(n_raters):
+def run_raters(study, decide, n_raters, milliseconds=4000, first=0):
+    """Raters through the real services: enter, consent, answer every item of their batch.
+
+    Each answer takes `milliseconds` (4 s by default: a person reading; under 2 s per item the
+    analysis's "fast" rule, which the human profile applies too, leaves the rater out)."""
+    for number in range(first, first + n_raters):
         participant = participant_consent(participant=participant_enter(study=study, external_id=f"R{number}"))
         items = BatchItem.objects.filter(batch=participant.batch).select_related("framed_claim__base_claim")
         for item in items.order_by("position"):
@@ -118,7 +121,7 @@ def run_raters(study, decide, n_raters):
             accept, confidence = decide(claim.framing, claim.base_claim.true_label, number)
             judgment_record(participant=participant, item=item, answer=Answer(
                 accept=accept, confidence=confidence, familiarity=1 + number % 5,
-                shown_at=timezone.now(), submission_key=uuid.uuid4(), response_time_ms=900))
+                shown_at=timezone.now(), submission_key=uuid.uuid4(), response_time_ms=milliseconds))
 
 
 def test_human_agent_is_calibrated_on_the_study_and_snapshotted(media_root):
@@ -243,3 +246,33 @@ def test_command_line_agent_options():
         parse_agent_option("parametric:x:accept_true=0.8")
     with pytest.raises(AgentSpecError, match="unknown kind 'bot'"):
         parse_agent_option("bot:x")
+
+
+def test_human_agent_applies_the_analysis_exclusions_and_says_so(media_root):
+    """Guards against a human-calibrated agent learning from raters the report leaves out
+    (here two raters who clicked through at 0.7 s per item and accepted every claim)."""
+    call_command("load_demo", no_user=True)
+    dataset = Dataset.objects.get(name="FrameLab demo")
+    study = study_create(dataset=dataset, name="pilot", base_claims=6, batch_size=6, raters_per_batch=2,
+                         seed=3, status=Study.Status.OPEN)
+    careful = study.batches.count() * 2 - 2
+    run_raters(study, lambda framing, truth, rater: (truth == "SUPPORTS", 4), n_raters=careful)
+    run_raters(study, lambda framing, truth, rater: (True, 5), n_raters=2, milliseconds=700, first=careful)
+    pool = pool_claims(dataset=dataset, split="all")
+    (spec,) = agent_specs_resolve([{"kind": "human", "study": "pilot"}], dataset=dataset, split="all", pool=pool)
+    assert spec["profile"]["n_raters"] == careful
+    assert spec["exclusions"] == ["persona", "status", "attention", "fast", "design-violations"]
+    fast = {row["rule"]: row for row in spec["exclusions_applied"]["flow"]}["fast"]
+    assert (fast["participants_removed"], fast["judgments_removed"]) == (2, 12)
+    (agent,) = agents_build([spec], pool=pool)
+    assert all(rates[0] == 0.0 for rates in agent.acceptance)  # no false claim accepted
+    (lenient,) = agent_specs_resolve([{"kind": "human", "study": "pilot", "exclusions": ["status"]}],
+                                     dataset=dataset, split="all", pool=pool)
+    assert lenient["profile"]["n_raters"] == careful + 2
+    assert lenient["exclusions"] == lenient["exclusions_applied"]["policy"]["rules"] == ["persona", "status"]
+    # A stored spec resolves again to the same raters.
+    again = agent_specs_resolve([lenient], dataset=dataset, split="all", pool=pool)[0]
+    assert again["profile"]["n_raters"] == careful + 2
+    with pytest.raises(AgentSpecError, match="field 'exclusions'.*unknown rule 'nope'"):
+        agent_specs_resolve([{"kind": "human", "study": "pilot", "exclusions": ["nope"]}],
+                            dataset=dataset, split="all", pool=pool)

@@ -43,7 +43,7 @@ class Command(BaseCommand):
             "and base claim, a permutation test of each framing's effect on false acceptance, "
             "descriptive chi-square and binomial tests, Krippendorff's alpha and a mixed-effects model, "
             "after the exclusions (persona raters, returned/rejected/excluded/timed out, failed attention "
-            "checks, implausibly fast).")
+            "checks, implausibly fast, judgments of a base claim a rater saw in two framings).")
 
     def add_arguments(self, parser):
         parser.add_argument("study", nargs="?", help="the study's name or id")

@@ -54,3 +54,8 @@ class Command(BaseCommand):
             f"groups, {summary.participants} participants ({summary.completed} completed, "
             f"{summary.excluded} excluded from analysis), {summary.judgments} judgments"
         )
+        if summary.several_groups:
+            self.stdout.write(
+                f"{summary.several_groups} participant(s) answered in more than one task group; their "
+                "judgments of a base claim seen in two framings break the design and are left out by "
+                "the analysis's design-violations exclusion rule (on by default, counted in the report)")

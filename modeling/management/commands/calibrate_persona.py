@@ -4,6 +4,7 @@ import math
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotation.analysis.options import EXCLUSION_RULES, AnalysisOptions
 from annotation.models import Study
 from annotation.studies.services import study_lookup
 from core.progress import done_of_total_bar
@@ -37,6 +38,12 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0,
                             help="seed of the held-out folds and bootstrap (default 0)")
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+        parser.add_argument("--exclusions", metavar="RULES",
+                            help=f"which raters count: comma-separated exclusion rules "
+                                 f"({', '.join(EXCLUSION_RULES)}, all or none; persona always applies); "
+                                 "default all, as the study's report applies them")
+        parser.add_argument("--min-median-response-ms", metavar="MS",
+                            help="the 'fast' rule's threshold (default 2000), as for analyze_study")
         parser.add_argument("--format", default="text", choices=["text", "json"])
         parser.add_argument("--no-progress", action="store_true")
 
@@ -46,6 +53,13 @@ class Command(BaseCommand):
             personas = [persona_lookup(reference) for reference in options["persona"]]
         except (Study.DoesNotExist, ValueError) as exc:
             raise CommandError(str(exc)) from None
+        params = {key: options[option] for option, key in (
+            ("exclusions", "exclusions"), ("min_median_response_ms", "min_median_response_ms"))
+            if options[option] is not None}
+        try:
+            policy = AnalysisOptions.from_params(params).policy
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         calibrations = []
         for persona in personas:
             with done_of_total_bar(f"score {persona.name}", " items",
@@ -53,7 +67,8 @@ class Command(BaseCommand):
                 try:
                     calibrations.append(calibration_run(
                         persona=persona, study=study, method=options["method"],
-                        seed=options["seed"], batch_size=options["batch_size"], progress=progress))
+                        seed=options["seed"], batch_size=options["batch_size"], progress=progress,
+                        exclusions=policy))
                 except (ScoreServiceError, CalibrationError) as exc:
                     raise CommandError(str(exc)) from None
         best, distances = nearest_to_humans({c.persona.name: c.result for c in calibrations})
@@ -81,6 +96,11 @@ class Command(BaseCommand):
         out(f"\ncalibration #{calibration.pk}: {calibration.persona.name} vs {calibration.study.name} "
             f"({result['n_items']} items, {result['n_judgments']} judgments; "
             f"method {result['method']})")
+        raters = result.get("raters") or {}
+        record = raters.get("exclusions") or {}
+        if record:
+            out(f"raters counted: {raters['n_raters']} of {record['raters_before']} "
+                f"({raters['n_judgments']} of {record['judgments_before']} judgments); {record['summary']}")
         out("per framing: false acceptance (FA) and false rejection (FR); humans with 95% Wilson "
             "interval, persona = mean P(SUPPORTS) (hard = its predicted labels)")
         out(f"{'framing':<15} {'FA human':>8} {'[95% CI]':>15} {'persona':>8} {'hard':>8} "
