@@ -128,7 +128,8 @@ class AnalysisOptions:
         and Django's QueryDict (repeated keys, as checkboxes send them). `exclusions` is a
         comma-separated list or repeated key of rule names; `none` (or an empty value
         alone) switches every rule off, `all` switches every rule on. An empty value of a
-        single-valued parameter (a number field left blank) keeps its default. Unknown keys
+        number parameter (a number field left blank) keeps its default; an empty `interval` (a
+        choice, never blank in the form) is an error. Unknown keys
         are ignored, so a page's other parameters can share the query string. A bad value
         raises `ValueError` naming the parameter and the value.
         """
@@ -142,7 +143,7 @@ class AnalysisOptions:
             else:
                 raw = params[key]
             parts = _split_parameter(raw)
-            if not parts and name not in ("exclusions", "familiarity_levels"):
+            if not parts and name not in ("exclusions", "familiarity_levels", "interval"):
                 continue  # a number field left empty in a form: keep the default
             shown = ",".join(parts)
             try:

@@ -750,6 +750,10 @@ def test_interval_and_permutation_options_are_parsed_and_named_in_errors():
         AnalysisOptions.from_params({"interval": "wild"})
     with pytest.raises(ValueError, match="parameter 'permutations': value '-1'"):
         AnalysisOptions.from_params({"permutations": "-1"})
+    # An empty interval is a request for no method, not for the default: the API's schema
+    # says the choice is one of the names (schemathesis found `?interval=` answered 200).
+    with pytest.raises(ValueError, match="parameter 'interval': value '': give exactly one value"):
+        AnalysisOptions.from_params({"interval": ""})
 
 
 def test_the_primary_test_says_why_it_has_no_p_value():
