@@ -3,6 +3,8 @@
 #
 #   scripts/mutation.sh            fresh run over the whole scope, then the report
 #   scripts/mutation.sh --report   the report of the last run only
+#   scripts/mutation.sh --survivors  reruns only the last run's unexplained survivors (after
+#                                    adding tests), then the report
 #
 # The scope (modules and functions) is SCOPE in scripts/mutation_report.py; the tests mutmut
 # may run are pytest_add_cli_args_test_selection in setup.cfg; survivors justified as
@@ -20,10 +22,20 @@ if [ ! -x .venv/bin/mutmut ]; then
 fi
 if [ "${1:-}" != "--report" ]; then
     started=$(date +%s)
-    rm -rf mutants
     # One BLAS/OpenMP thread per process: each mutant runs in a forked child.
     export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-    mapfile -t globs < <("$PY" scripts/mutation_report.py globs)
+    if [ "${1:-}" = "--survivors" ]; then
+        mapfile -t globs < <("$PY" scripts/mutation_report.py survivors)
+        # New tests: mutmut records again which tests reach which function.
+        rm -f mutants/mutmut-stats.json
+    else
+        rm -rf mutants
+        mapfile -t globs < <("$PY" scripts/mutation_report.py globs)
+    fi
+    if [ "${#globs[@]}" -eq 0 ]; then
+        echo "no mutant to run" >&2
+        exit 2
+    fi
     .venv/bin/mutmut run --max-children "${MUTATION_JOBS:-1}" "${globs[@]}" > mutants.log 2>&1 || {
         tail -n 40 mutants.log
         echo "mutmut failed; its output is in mutants.log" >&2

@@ -1,6 +1,7 @@
 """The scope and the report of the mutation run (scripts/mutation.sh, docs/testing.md).
 
-`python scripts/mutation_report.py globs` prints the mutant-name patterns mutmut runs;
+`python scripts/mutation_report.py globs` prints the mutant-name patterns mutmut runs,
+`survivors` the last run's survivors that the equivalents file does not explain;
 `python scripts/mutation_report.py report` reads mutmut's results under mutants/ and the
 equivalents file, prints per module the mutants, killed, survivors justified as equivalent
 and unexplained survivors, and exits non-zero when a module's killed share is under the
@@ -168,6 +169,11 @@ if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "report"
     if command == "globs":
         print("\n".join(all_globs()))
+    elif command == "survivors":
+        results = load_results(ROOT / "mutants")
+        equivalents = load_equivalents(EQUIVALENTS)
+        print("\n".join(name for name, code in sorted(results.items())
+                        if module_of(name) and code not in KILLED and name not in equivalents))
     elif command == "report":
         sys.exit(report(ROOT / "mutants", EQUIVALENTS))
     else:
