@@ -215,3 +215,22 @@ def test_without_a_study_every_study_with_active_sessions_is_swept():
         "a": "timed_out", "b": "timed_out", "c": "active"}
     Participant.objects.filter(pk=c.pk).update(last_seen_at=timezone.now() - timedelta(minutes=21))
     assert sessions_reclaim_expired() == 1
+
+
+def test_marking_without_a_note_leaves_the_note_empty():
+    study = make_study()
+    participant = consented(study, "P1")
+    participant_mark(participant=participant, status="returned")
+    assert Participant.objects.get(pk=participant.pk).status_note == ""
+
+
+def test_completion_writes_only_its_own_fields():
+    """Guards against completion saving the whole participant row: a copy read before the
+    rater's last activity was noted would put the old last_seen_at back."""
+    study = make_study()
+    participant = consented(study, "P1")
+    later = timezone.now() + timedelta(minutes=3)
+    Participant.objects.filter(pk=participant.pk).update(last_seen_at=later, attention_failures=2)
+    participant_complete(participant=participant)
+    row = Participant.objects.get(pk=participant.pk)
+    assert (row.status, row.last_seen_at, row.attention_failures) == ("completed", later, 2)

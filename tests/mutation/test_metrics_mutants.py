@@ -145,3 +145,31 @@ def test_framing_effects_without_original_are_nan():
     scores = table()
     effects = framing_effects(framing_metrics(scores[scores["framing"] != "original"]))
     assert len(effects) == 4 and effects.isna().all()
+
+
+def test_an_empty_group_warns_nothing():
+    """Guards against taking the mean of no values (numpy warns 'Mean of empty slice' and the
+    test settings make a RuntimeWarning an error)."""
+    import warnings
+    scores = with_normalised(table())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        row = framing_metrics_row(scores[scores["true_label"] == "REFUTES"])
+    assert math.isnan(row["false_rejection_rate"]) and row["n_true"] == 0
+
+
+def test_numbers_stored_as_text_are_read_as_numbers():
+    """Guards against the probability and confidence columns being used as they come: a score
+    table read from a CSV as text holds '0.25', not 0.25."""
+    scores = with_normalised(table())
+    as_text = scores.astype({"p_supports": str, "p_supports_norm": str, "confidence": str})
+    assert not pd.api.types.is_numeric_dtype(as_text["confidence"])
+    expected = framing_metrics(scores)
+    got = framing_metrics(as_text)
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_effects_of_a_table_with_only_the_original_framing_are_an_empty_float_series():
+    scores = table()
+    effects = framing_effects(framing_metrics(scores[scores["framing"] == "original"]))
+    assert len(effects) == 0 and effects.dtype == float
