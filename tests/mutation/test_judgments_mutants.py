@@ -296,3 +296,13 @@ def test_revising_a_failed_check_does_not_count_it_twice():
 ])
 def test_closed_reason_in_words(status, reason):
     assert closed_reason(Participant(status=status)) == reason
+
+
+def test_the_callers_participant_is_refreshed_with_the_noted_activity(study):
+    """Guards against the participant object the view holds keeping a stale last_seen_at
+    after the answer noted the activity."""
+    participant = started(study)
+    before = timezone.now()
+    judgment_record(participant=participant, item=items_of(participant)[0], answer=answer())
+    assert participant.last_seen_at is not None and participant.last_seen_at >= before
+    assert participant.last_seen_at == Participant.objects.get(pk=participant.pk).last_seen_at

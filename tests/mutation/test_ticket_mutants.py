@@ -66,3 +66,12 @@ def test_the_ticket_is_signed_with_the_ticket_salt():
     made_elsewhere = signing.dumps([11, 205, stamp, key], salt=TICKET_SALT, compress=False)
     assert _read_ticket(made_elsewhere, PARTICIPANT, ITEM) == (
         timezone.datetime.fromisoformat(stamp), uuid.UUID(key))
+
+
+def test_the_ticket_is_signed_uncompressed():
+    """Guards against the ticket's format changing to a compressed payload (signing marks one
+    with a leading '.'): the ticket stays plain signed JSON, as _new_ticket asks."""
+    for _ in range(20):
+        ticket = _new_ticket(PARTICIPANT, ITEM)
+        assert not ticket.startswith(".")
+        assert signing.loads(ticket, salt=TICKET_SALT)[:2] == [11, 205]
