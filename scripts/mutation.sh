@@ -22,6 +22,9 @@ if [ ! -x .venv/bin/mutmut ]; then
 fi
 if [ "${1:-}" != "--report" ]; then
     started=$(date +%s)
+    # The embedded setup (SQLite, filesystem broker), whatever the shell has: the equivalents
+    # file's notes on row locks hold for it, and no mutant's run touches a shared server.
+    unset DATABASE_URL CELERY_BROKER_URL CELERY_RESULT_BACKEND
     # One BLAS/OpenMP thread per process: each mutant runs in a forked child.
     export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
     if [ "${1:-}" = "--survivors" ]; then
