@@ -91,6 +91,7 @@ def test_the_first_answer_is_stored_as_given(study):
         given.shown_at, given.submission_key, 2345)
     assert before <= row.answered_at <= timezone.now()
     assert row.attention_passed is None and row.revisions == 0
+    assert recorded.judgment.attention_passed is None  # the object returned, as stored
     assert Participant.objects.get(pk=participant.pk).last_seen_at >= before
 
 
@@ -107,7 +108,7 @@ def test_the_same_submission_twice_stores_one_judgment(study):
     given = answer()
     judgment_record(participant=participant, item=first, answer=given)
     again = judgment_record(participant=participant, item=first, answer=given)
-    assert not again.created and not again.finished
+    assert again.created is False and again.finished is False
     assert again.judgment.pk == Judgment.objects.get().pk
     assert again.answered_positions == frozenset({first.position})
     assert not JudgmentRevision.objects.exists()
