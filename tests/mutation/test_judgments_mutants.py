@@ -307,3 +307,19 @@ def test_the_callers_participant_is_refreshed_with_the_noted_activity(study):
     judgment_record(participant=participant, item=items_of(participant)[0], answer=answer())
     assert participant.last_seen_at is not None and participant.last_seen_at >= before
     assert participant.last_seen_at == Participant.objects.get(pk=participant.pk).last_seen_at
+
+
+def test_every_failed_check_is_counted_and_only_the_count_is_written():
+    """Guards against the failure count being set to 1 instead of incremented, and against
+    the count being saved with the whole participant row (a stale copy would write back
+    fields a researcher changed meanwhile)."""
+    study = make_study(attention_checks=CHECK + [("Second check: answer No.", False, 4)],
+                       attention_fail_policy="record")
+    participant = started(study)
+    Participant.objects.filter(pk=participant.pk).update(status_note="flagged by the researcher")
+    items = items_of(participant)
+    for item in items[:-1]:
+        judgment_record(participant=participant, item=item, answer=answer(accept=True))
+    row = Participant.objects.get(pk=participant.pk)
+    assert row.attention_failures == 2 == participant.attention_failures
+    assert row.status_note == "flagged by the researcher"
