@@ -234,3 +234,29 @@ def test_completion_writes_only_its_own_fields():
     participant_complete(participant=participant)
     row = Participant.objects.get(pk=participant.pk)
     assert (row.status, row.last_seen_at, row.attention_failures) == ("completed", later, 2)
+
+
+def test_ties_go_to_the_lowest_batch_index_not_the_oldest_row():
+    """Guards against the tie-break on the batch index being dropped: batches equally full
+    must fill in index order, whatever order their rows were stored in."""
+    study = make_study()
+    batches = list(Batch.objects.filter(study=study).order_by("pk"))
+    n = len(batches)
+    for offset, batch in enumerate(batches):  # reverse the indexes, through free values
+        Batch.objects.filter(pk=batch.pk).update(index=1000 + offset)
+    for offset, batch in enumerate(batches):
+        Batch.objects.filter(pk=batch.pk).update(index=n - 1 - offset)
+    first = consented(study, "P1")
+    assert first.batch_id == batches[-1].pk
+    assert Batch.objects.get(pk=first.batch_id).index == 0
+
+
+def test_consent_times_out_only_its_own_studys_idle_sessions():
+    """Guards against the sweep at consent reaching other studies (their own time limits and
+    reclaim runs decide for them)."""
+    study = make_study(time_limit_minutes=30)
+    other = make_study(name="other", time_limit_minutes=30)
+    idle_elsewhere = consented(other, "idle")
+    Participant.objects.filter(pk=idle_elsewhere.pk).update(last_seen_at=timezone.now() - timedelta(hours=2))
+    consented(study, "P1")
+    assert Participant.objects.get(pk=idle_elsewhere.pk).status == "active"

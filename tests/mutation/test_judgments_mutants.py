@@ -265,6 +265,9 @@ def test_the_end_policy_ends_the_session_at_the_failed_check():
         if item.pk == check.pk:
             break
     assert recorded.finished and recorded.created
+    assert recorded.judgment.pk == Judgment.objects.get(item=check).pk
+    assert recorded.answered_positions == frozenset(
+        item.position for item in items_of(participant) if item.position <= check.position)
     row = Participant.objects.get(pk=participant.pk)
     assert (row.status, row.status_note) == ("excluded", "failed an attention check (session ended)")
     batch = Batch.objects.get(pk=participant.batch_id)
