@@ -197,3 +197,98 @@ def test_statistic_columns_and_ratio():
     out = _ratio(np.array([1.0, 2.0, 3.0]), np.array([2.0, 0.0, -1.0]))
     assert out[0] == 0.5 and math.isnan(out[1]) and math.isnan(out[2])
     assert _ratio(np.ones((2, 1)), np.array([4.0, 8.0])).shape == (2, 2)
+
+
+def draws_of(seed, participants, resamples):
+    """How often each participant (sorted by name) is drawn in each resample."""
+    return np.random.default_rng(seed).multinomial(
+        participants, [1 / participants] * participants, size=resamples)
+
+
+def test_two_participants_are_enough_for_intervals():
+    """Guards against the bootstrap needing more than two participants."""
+    table = claims(participants=2)
+    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=50),
+                                     np.random.default_rng(0))
+    assert "One participant only: no bootstrap intervals." not in notes
+    everything = rows[-1]
+    assert not math.isnan(everything["accuracy"]["ci_low"])
+    assert everything["accuracy"]["ci_low"] <= everything["accuracy"]["estimate"] <= everything["accuracy"]["ci_high"]
+
+
+def test_many_participants_are_resampled_in_blocks_that_add_up_to_the_resamples():
+    """Guards against the blocks of resamples (bounded memory for large studies) not adding
+    up to exactly the resamples asked for, never ending, or having a fractional size: with
+    600 participants the 2,000 resamples are drawn in two blocks, and the intervals equal
+    those of one draw of all 2,000."""
+    rng = np.random.default_rng(8)
+    n = 1200
+    table = pd.DataFrame({
+        "participant": [f"p{i:04d}" for i in rng.permutation(np.repeat(np.arange(600), 2))],
+        "framing": rng.choice(FRAMINGS, n), "true_claim": rng.random(n) < 0.5,
+        "accept": rng.random(n) < 0.5, "confidence": rng.integers(1, 6, n).astype(float),
+        "familiarity": rng.integers(1, 6, n).astype(float), "item": rng.integers(0, 50, n)})
+    resamples, seed = 2000, 4
+    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=resamples),
+                                     np.random.default_rng(seed))
+    assert notes == []
+    draws = draws_of(seed, 600, resamples).astype(float)
+    index = {p: i for i, p in enumerate(sorted(table["participant"].unique()))}
+    rows_of = table["participant"].map(index).to_numpy()
+    for framing_row in (rows[1], rows[-1]):
+        mask = np.ones(n, bool) if framing_row["framing"] == "all" else (table["framing"] == framing_row["framing"]).to_numpy()
+        false = mask & ~table["true_claim"].to_numpy()
+        accepted = table["accept"].to_numpy().astype(float)
+        numerator = np.bincount(rows_of[false], weights=accepted[false], minlength=600)
+        denominator = np.bincount(rows_of[false], minlength=600).astype(float)
+        samples = (draws @ numerator) / (draws @ denominator)
+        low, high = np.quantile(samples, [0.025, 0.975])
+        cell = framing_row["false_acceptance_rate"]
+        assert (cell["ci_low"], cell["ci_high"]) == pytest.approx((low, high))
+
+
+def with_rare_judges(table, rare):
+    """The table with every true `framing` claim relabelled false, plus one true claim of that
+    framing judged by a participant of its own, for each (participant, framing) in `rare`."""
+    table = table.copy()
+    extra = []
+    for participant, framing in rare:
+        table.loc[table["framing"] == framing, "true_claim"] = False
+        extra.append({"participant": participant, "framing": framing, "true_claim": True, "accept": True,
+                      "confidence": 3.0, "familiarity": 2.0, "item": 99})
+    return pd.concat([table, pd.DataFrame(extra)], ignore_index=True)
+
+
+def test_a_statistic_never_defined_is_not_called_partly_defined():
+    """Guards against a statistic with no valid resample at all (no true claim in a framing)
+    being counted among those undefined in part of the resamples."""
+    table = claims()
+    table.loc[table["framing"] == "emotional", "true_claim"] = False
+    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=100),
+                                     np.random.default_rng(2))
+    assert notes == []
+    emotional = next(row for row in rows if row["framing"] == "emotional")
+    assert math.isnan(emotional["accuracy_true"]["ci_low"]) and emotional["accuracy_true"]["n"] == 0
+
+
+def test_the_note_counts_the_resamples_where_a_rare_statistic_is_defined():
+    """Guards against the note's count being off: a statistic defined in exactly one
+    resample, and two statistics defined in different numbers of resamples ("X to Y")."""
+    base = claims()
+    # One rare judge, two resamples: find a seed where exactly one resample draws them.
+    one = with_rare_judges(base, [("p99", "emotional")])
+    names = sorted(one["participant"].unique())
+    seed = next(s for s in range(200) if (draws_of(s, len(names), 2)[:, names.index("p99")] > 0).sum() == 1)
+    _, notes = _framing_summaries(one, FRAMINGS, AnalysisOptions(bootstrap_resamples=2),
+                                  np.random.default_rng(seed))
+    assert any(" use the 1 of 2 resamples" in note or " use the 1 to " in note for note in notes)
+    # Two rare judges: the counts of resamples that draw each differ, and the note spans them.
+    two = with_rare_judges(base, [("p98", "authoritative"), ("p99", "emotional")])
+    names = sorted(two["participant"].unique())
+    draws = draws_of(5, len(names), 40)
+    counts = sorted(int((draws[:, names.index(p)] > 0).sum()) for p in ("p98", "p99"))
+    assert counts[0] != counts[1]
+    _, notes = _framing_summaries(two, FRAMINGS, AnalysisOptions(bootstrap_resamples=40),
+                                  np.random.default_rng(5))
+    # The rarest statistic sets the low end; others (fewer judgments of some kind) may set the high.
+    assert notes and f"use the {counts[0]} to " in notes[0] and notes[0].endswith(" of 40 resamples where they are defined.")
