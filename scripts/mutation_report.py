@@ -35,8 +35,6 @@ SCOPE: dict[str, list[str]] = {
         "modeling.training_data.x_collate__mutmut_*",
     ],
     "design": [
-        "annotation.studies.design.x_design_study__mutmut_*",
-        "annotation.studies.design.x__choose_balanced__mutmut_*",
         "annotation.studies.design.x__truth_pattern__mutmut_*",
         "annotation.studies.design.x__deal_rounds__mutmut_*",
         "annotation.studies.design.x__assign_framings__mutmut_*",

@@ -292,3 +292,18 @@ def test_the_note_counts_the_resamples_where_a_rare_statistic_is_defined():
                                   np.random.default_rng(5))
     # The rarest statistic sets the low end; others (fewer judgments of some kind) may set the high.
     assert notes and f"use the {counts[0]} to " in notes[0] and notes[0].endswith(" of 40 resamples where they are defined.")
+
+
+def test_a_very_large_study_is_still_resampled_in_whole_blocks():
+    """Guards against a block size computed with a true division anywhere: 9,000
+    participants give blocks of 111 resamples, and a block must be a whole number of rows."""
+    rng = np.random.default_rng(1)
+    n = 9000
+    table = pd.DataFrame({"participant": [f"p{i}" for i in range(n)], "framing": rng.choice(FRAMINGS, n),
+                          "true_claim": rng.random(n) < 0.5, "accept": rng.random(n) < 0.5,
+                          "confidence": np.full(n, 3.0), "familiarity": np.full(n, 2.0), "item": np.arange(n)})
+    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=1800),
+                                     np.random.default_rng(0))
+    assert notes == []
+    cell = rows[-1]["accuracy"]
+    assert cell["ci_low"] < cell["estimate"] < cell["ci_high"]
