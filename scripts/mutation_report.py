@@ -9,7 +9,10 @@ target or any survivor is unexplained.
 
 A mutant is killed when a test fails (or times out) with it in place. A survivor may be
 listed in tests/mutation_equivalents.txt, one per line: `<mutant name>  <why no input can
-tell it from the original>`; lines starting with # are comments. An entry naming a mutant
+tell it from the original>`; lines starting with # are comments. A reason that starts with
+`[accepted]` marks a survivor that is not equivalent but that no test here can kill (it only
+shows under a race between processes, say): it is reported in its own column and counts
+neither as killed nor as equivalent. An entry naming a mutant
 that no longer exists, or that is now killed, is reported as stale (and fails the run), so
 the file never hides a mutant that changed.
 """
@@ -117,36 +120,42 @@ def report(mutants_dir: Path, equivalents_path: Path) -> int:
     rows = []
     unexplained: list[tuple[str, str]] = []
     stale = [name for name in equivalents if name not in results or results[name] not in SURVIVED]
-    totals = dict(mutants=0, killed=0, equivalent=0, unexplained=0)
+    totals = dict(mutants=0, killed=0, equivalent=0, accepted=0, unexplained=0)
     failed = False
     for label in SCOPE:
         names = sorted(name for name in results if module_of(name) == label)
         killed = [n for n in names if results[n] in KILLED]
         survived = [n for n in names if n not in killed]
-        equivalent = [n for n in survived if n in equivalents and results[n] in SURVIVED]
-        others = [n for n in survived if n not in equivalent]
+        listed = [n for n in survived if n in equivalents and results[n] in SURVIVED]
+        accepted = [n for n in listed if equivalents[n].startswith("[accepted]")]
+        equivalent = [n for n in listed if n not in accepted]
+        others = [n for n in survived if n not in listed]
         unexplained += [(n, _status(results[n])) for n in others]
         n = len(names)
         raw = len(killed) / n if n else 0.0
         with_eq = (len(killed) + len(equivalent)) / n if n else 0.0
         failed |= n == 0 or raw < TARGET
-        rows.append((label, n, len(killed), len(equivalent), len(others), raw, with_eq))
+        rows.append((label, n, len(killed), len(equivalent), len(accepted), len(others), raw, with_eq))
         totals["mutants"] += n
         totals["killed"] += len(killed)
         totals["equivalent"] += len(equivalent)
+        totals["accepted"] += len(accepted)
         totals["unexplained"] += len(others)
-    head = f"{'module':28} {'mutants':>7} {'killed':>7} {'equiv':>6} {'unexpl':>6} {'killed%':>8} {'(k+eq)%':>8}"
+    head = (f"{'module':28} {'mutants':>7} {'killed':>7} {'equiv':>6} {'accept':>6} {'unexpl':>6} "
+            f"{'killed%':>8} {'(k+eq)%':>8}")
     print(head)
     print("-" * len(head))
-    for label, n, k, e, u, raw, with_eq in rows:
-        print(f"{label:28} {n:7d} {k:7d} {e:6d} {u:6d} {raw:8.1%} {with_eq:8.1%}")
+    for label, n, k, e, a, u, raw, with_eq in rows:
+        print(f"{label:28} {n:7d} {k:7d} {e:6d} {a:6d} {u:6d} {raw:8.1%} {with_eq:8.1%}")
     n = totals["mutants"]
     print("-" * len(head))
     print(f"{'all':28} {n:7d} {totals['killed']:7d} {totals['equivalent']:6d} "
-          f"{totals['unexplained']:6d} {totals['killed'] / max(n, 1):8.1%} "
+          f"{totals['accepted']:6d} {totals['unexplained']:6d} {totals['killed'] / max(n, 1):8.1%} "
           f"{(totals['killed'] + totals['equivalent']) / max(n, 1):8.1%}")
     print(f"\ntarget: at least {TARGET:.0%} killed (not counting equivalents) in every module, "
-          "and no unexplained survivor")
+          "and no unexplained survivor\n(equiv: survivors no input can tell from the original; "
+          "accept: survivors that only a race between processes shows, each with its reason in "
+          f"{equivalents_path.relative_to(ROOT)})")
     if unexplained:
         print(f"\nunexplained survivors ({len(unexplained)}; `.venv/bin/mutmut show NAME` prints the change):")
         for name, status in unexplained:

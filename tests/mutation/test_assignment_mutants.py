@@ -260,3 +260,12 @@ def test_consent_times_out_only_its_own_studys_idle_sessions():
     Participant.objects.filter(pk=idle_elsewhere.pk).update(last_seen_at=timezone.now() - timedelta(hours=2))
     consented(study, "P1")
     assert Participant.objects.get(pk=idle_elsewhere.pk).status == "active"
+
+
+def test_the_same_platform_id_in_two_studies_gets_two_sessions():
+    """Guards against entry finding a session by the platform id alone: a Prolific id that
+    took part in another study would resume that study's session here."""
+    first, second = make_study(), make_study(name="second")
+    one = participant_enter(study=first, external_id="P1")
+    two = participant_enter(study=second, external_id="P1")
+    assert one.pk != two.pk and two.study_id == second.pk

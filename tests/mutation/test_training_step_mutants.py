@@ -121,3 +121,16 @@ def test_encoded_examples_keep_order_ids_weights_and_the_length_limit():
         assert (list(e.input_ids), list(e.labels)) == (expected_ids, expected_labels)
         attenuated = row.framing == "emotional" and row.label == "REFUTES"
         assert e.weight == (0.4 if attenuated else 1.0), e.claim_id
+
+
+def test_a_step_whose_weights_total_less_than_one_still_learns():
+    """Guards against a step being skipped unless its weight total exceeds 1: one
+    attenuated example (alpha 0.5, one label token) must still move the weights."""
+    single = [example("f", [1, 2, 3], 1, 0.5)]
+    expected_loss, expected = one_batch_reference(single)
+    model = TinyLM()
+    step_loss = accumulate_step_gradients(model, [collate(single, pad_token_id=0)], "cpu")
+    assert step_loss == pytest.approx(expected_loss, rel=1e-5) and step_loss > 0
+    for got, want in zip(gradients(model), expected):
+        assert torch.allclose(got, want, atol=1e-6, rtol=1e-5)
+    assert any(torch.count_nonzero(g) for g in gradients(model))
