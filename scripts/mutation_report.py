@@ -154,7 +154,7 @@ def report(mutants_dir: Path, equivalents_path: Path) -> int:
           f"{(totals['killed'] + totals['equivalent']) / max(n, 1):8.1%}")
     print(f"\ntarget: at least {TARGET:.0%} killed (not counting equivalents) in every module, "
           "and no unexplained survivor\n(equiv: survivors no input can tell from the original; "
-          "accept: survivors that only a race between processes shows, each with its reason in "
+          "accept: survivors that only a race between processes or a GPU would show, each with its reason in "
           f"{equivalents_path.relative_to(ROOT)})")
     if unexplained:
         print(f"\nunexplained survivors ({len(unexplained)}; `.venv/bin/mutmut show NAME` prints the change):")

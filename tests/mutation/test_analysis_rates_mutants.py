@@ -307,3 +307,18 @@ def test_a_very_large_study_is_still_resampled_in_whole_blocks():
     assert notes == []
     cell = rows[-1]["accuracy"]
     assert cell["ci_low"] < cell["estimate"] < cell["ci_high"]
+
+
+def test_a_rate_from_a_single_judgment_is_defined():
+    """Guards against a rate being left undefined unless more than one judgment counts: one
+    false claim judged once has a false acceptance rate of 0 or 1, not NaN."""
+    assert _ratio(np.array([1.0, 0.0]), np.array([1.0, 1.0])).tolist() == [1.0, 0.0]
+    table = claims()
+    table = pd.concat([table[table["framing"] != "emotional"], pd.DataFrame([{
+        "participant": "p1", "framing": "emotional", "true_claim": False, "accept": True,
+        "confidence": 4.0, "familiarity": 1.0, "item": 7}])], ignore_index=True)
+    rows, _ = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=0),
+                                 np.random.default_rng(0))
+    emotional = next(row for row in rows if row["framing"] == "emotional")
+    assert emotional["false_acceptance_rate"]["estimate"] == 1.0
+    assert emotional["mean_confidence"]["estimate"] == 4.0
