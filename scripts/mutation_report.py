@@ -133,27 +133,29 @@ def report(mutants_dir: Path, equivalents_path: Path) -> int:
         unexplained += [(n, _status(results[n])) for n in others]
         n = len(names)
         raw = len(killed) / n if n else 0.0
-        with_eq = (len(killed) + len(equivalent)) / n if n else 0.0
-        failed |= n == 0 or raw < TARGET
-        rows.append((label, n, len(killed), len(equivalent), len(accepted), len(others), raw, with_eq))
+        # The mutation score: killed among the mutants that can be killed at all.
+        killable = n - len(equivalent)
+        score = len(killed) / killable if killable else 1.0
+        failed |= n == 0 or score < TARGET
+        rows.append((label, n, len(killed), len(equivalent), len(accepted), len(others), raw, score))
         totals["mutants"] += n
         totals["killed"] += len(killed)
         totals["equivalent"] += len(equivalent)
         totals["accepted"] += len(accepted)
         totals["unexplained"] += len(others)
     head = (f"{'module':28} {'mutants':>7} {'killed':>7} {'equiv':>6} {'accept':>6} {'unexpl':>6} "
-            f"{'killed%':>8} {'(k+eq)%':>8}")
+            f"{'killed%':>8} {'score':>8}")
     print(head)
     print("-" * len(head))
-    for label, n, k, e, a, u, raw, with_eq in rows:
-        print(f"{label:28} {n:7d} {k:7d} {e:6d} {a:6d} {u:6d} {raw:8.1%} {with_eq:8.1%}")
+    for label, n, k, e, a, u, raw, score in rows:
+        print(f"{label:28} {n:7d} {k:7d} {e:6d} {a:6d} {u:6d} {raw:8.1%} {score:8.1%}")
     n = totals["mutants"]
     print("-" * len(head))
     print(f"{'all':28} {n:7d} {totals['killed']:7d} {totals['equivalent']:6d} "
           f"{totals['accepted']:6d} {totals['unexplained']:6d} {totals['killed'] / max(n, 1):8.1%} "
-          f"{(totals['killed'] + totals['equivalent']) / max(n, 1):8.1%}")
-    print(f"\ntarget: at least {TARGET:.0%} killed (not counting equivalents) in every module, "
-          "and no unexplained survivor\n(equiv: survivors no input can tell from the original; "
+          f"{totals['killed'] / max(n - totals['equivalent'], 1):8.1%}")
+    print(f"\nkilled%: killed / mutants. score: killed / (mutants - equiv), the mutation score.\n"
+          f"target: a score of at least {TARGET:.0%} in every module, and no unexplained survivor\n(equiv: survivors no input can tell from the original; "
           "accept: survivors that only a race between processes or a GPU would show, each with its reason in "
           f"{equivalents_path.relative_to(ROOT)})")
     if unexplained:
