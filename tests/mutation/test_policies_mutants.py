@@ -127,3 +127,10 @@ def test_parse_policy_params():
         with pytest.raises(PolicyError) as caught:
             parse_policy_params([bad])
         assert str(caught.value) == f"policy parameter {bad!r} is not of the form name=value"
+
+
+def test_each_policy_keeps_its_own_name():
+    """Guards against a built policy being called "frameref" whatever was asked for: the
+    name is stored with the run and shown on its report."""
+    for name in ("frameref", "similarity", "health-aware", "uniform"):
+        assert make_policy(name).name == name
