@@ -182,7 +182,8 @@ if __name__ == "__main__":
         results = load_results(ROOT / "mutants")
         equivalents = load_equivalents(EQUIVALENTS)
         print("\n".join(name for name, code in sorted(results.items())
-                        if module_of(name) and code not in KILLED and name not in equivalents))
+                        if module_of(name) and (code is None or (code not in KILLED
+                                                                 and name not in equivalents))))
     elif command == "report":
         sys.exit(report(ROOT / "mutants", EQUIVALENTS))
     else:
