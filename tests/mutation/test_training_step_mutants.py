@@ -61,7 +61,7 @@ def one_batch_reference(examples):
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     loss = weighted_token_loss(logits, batch["labels"], batch["weights"])
     loss.backward()
-    return float(loss), gradients(model)
+    return float(loss.detach()), gradients(model)
 
 
 def test_a_step_of_micro_batches_has_the_one_batch_gradient_with_the_attenuation_weights():
