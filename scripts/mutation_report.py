@@ -74,7 +74,7 @@ SCOPE: dict[str, list[str]] = {
     ],
 }
 
-KILLED = {1, 3, 36, 24, -24, 152, 255, 37}  # test failure, pytest error, timeouts
+KILLED = {1, 3, 36, 24, -24, 152, 255, 37, -9, -11}  # a failed test, pytest error, timeout, crash
 SURVIVED = {0}
 
 
