@@ -123,8 +123,8 @@ def test_intervals_are_the_percentiles_of_a_participant_bootstrap(level):
     rates from the same resample of participants)."""
     table = claims()
     resamples, seed = 300, 11
-    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=resamples,
-                                                                       confidence_level=level),
+    rows, _ = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=resamples,
+                                                                   confidence_level=level),
                                      np.random.default_rng(seed))
     participants = sorted(table["participant"].unique())
     draws = np.random.default_rng(seed).multinomial(
