@@ -115,6 +115,29 @@ def build_lora_model(base, config: TrainingConfig, *, seed: int):
     return get_peft_model(base, lora)
 
 
+def accumulate_step_gradients(model, batches: Sequence[dict[str, torch.Tensor]],
+                              device: str | torch.device) -> float:
+    """Back-propagates one optimizer step's micro-batches; returns the step's loss.
+
+    Each micro-batch's weighted numerator is divided by the supervised weight total of the
+    whole step, so the accumulated gradient is that of one large batch with the examples'
+    attenuation weights. A step whose every weight is 0 (alpha 0 on only target-framing
+    REFUTES examples) adds zero gradients.
+    """
+    denominator = sum(supervised_weight_total(b["labels"], b["weights"]) for b in batches)
+    step_loss = 0.0
+    for batch in batches:
+        batch = {key: value.to(device) for key, value in batch.items()}
+        positions = supervised_positions(batch["labels"])
+        kept = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     logits_to_keep=positions).logits
+        numerator, _ = weighted_loss_parts_at(kept, batch["labels"], positions, batch["weights"])
+        loss = numerator / denominator if denominator > 0 else numerator * 0.0
+        loss.backward()
+        step_loss += float(loss.detach())
+    return step_loss
+
+
 def train_adapter(
     *,
     base_model: str,
@@ -207,21 +230,9 @@ def train_adapter(
             raise TrainingCancelled(step_index)
         batches = [collate([examples[i] for i in chunk], pad_token_id=pad_token_id)
                    for chunk in schedule[step_index]]
-        denominator = sum(supervised_weight_total(b["labels"], b["weights"]) for b in batches)
         optimizer.zero_grad(set_to_none=True)
-        step_loss = 0.0
-        for batch in batches:
-            batch = {key: value.to(device) for key, value in batch.items()}
-            positions = supervised_positions(batch["labels"])
-            kept = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         logits_to_keep=positions).logits
-            numerator, _ = weighted_loss_parts_at(kept, batch["labels"], positions,
-                                                  batch["weights"])
-            # All-zero weights (alpha 0 on a step of only target REFUTES): no update.
-            loss = numerator / denominator if denominator > 0 else numerator * 0.0
-            loss.backward()
-            step_loss += float(loss.detach())
-            examples_seen += len(batch["weights"])
+        step_loss = accumulate_step_gradients(model, batches, device)
+        examples_seen += sum(len(batch["weights"]) for batch in batches)
         if config.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
         optimizer.step()

@@ -126,6 +126,9 @@ def _claim_batch_slot(study: Study) -> Batch | None:
         .order_by("fill", "index")
     )
     if connection.features.has_select_for_update_skip_locked:
+        # PostgreSQL only: left out of mutation testing, which runs on SQLite (docs/testing.md);
+        # tests/integration/test_concurrency.py exercises it on PostgreSQL.
+        # pragma: no mutate start
         batch = open_batches.select_for_update(skip_locked=True, no_key=True, of=("self",)).first()
         if batch is None:
             # Every batch with room may be locked by other consents in flight, and some of
@@ -134,6 +137,7 @@ def _claim_batch_slot(study: Study) -> Batch | None:
         if batch is not None:
             Batch.objects.filter(pk=batch.pk).update(active_count=F("active_count") + 1)
         return batch
+        # pragma: no mutate end
     for _ in range(20):
         candidates = list(open_batches[:8])
         if not candidates:
