@@ -1,4 +1,4 @@
-"""Per-framing rates and their cluster-bootstrap intervals (annotation/analysis/statistics.py,
+"""Per-framing rates and their participant-bootstrap intervals (annotation/analysis/statistics.py,
 _framing_summaries), against a recount judgment by judgment and a bootstrap written out
 resample by resample."""
 import math
@@ -17,6 +17,9 @@ from annotation.analysis.statistics import (
 )
 
 FRAMINGS = ["original", "authoritative", "emotional"]
+# These tests pin the participant bootstrap, written out resample by resample; the default
+# two-way interval has its own checks in tests/annotation/test_analysis.py.
+PARTICIPANT_BOOTSTRAP = "participant-bootstrap"
 
 
 def claims(seed=5, n=90, participants=7):
@@ -34,6 +37,7 @@ def claims(seed=5, n=90, participants=7):
         "confidence": confidence,
         "familiarity": familiarity,
         "item": rng.integers(0, 25, n),
+        "base_claim": rng.integers(0, 12, n).astype(str),
     })
 
 
@@ -74,7 +78,7 @@ def test_estimates_and_counts_match_a_recount():
     all claims, false rejection over false claims), a mean that counts missing answers, the
     `all` row not summing every framing, or a count taken from the wrong rows."""
     table = claims()
-    rows, _ = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=0),
+    rows, _ = _framing_summaries(table, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=0),
                                  np.random.default_rng(0))
     assert [row["framing"] for row in rows] == FRAMINGS + ["all"]
     records = table.to_dict("records")
@@ -95,7 +99,7 @@ def test_estimates_and_counts_match_a_recount():
 
 def test_differences_from_the_original_framing():
     table = claims()
-    rows, _ = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=0),
+    rows, _ = _framing_summaries(table, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=0),
                                  np.random.default_rng(0))
     by = {row["framing"]: row for row in rows}
     assert by["original"]["difference_from_original"] == {}
@@ -111,7 +115,7 @@ def test_differences_from_the_original_framing():
 def test_without_the_original_framing_there_are_no_differences():
     table = claims()
     table = table[table["framing"] != "original"]
-    rows, _ = _framing_summaries(table, FRAMINGS[1:], AnalysisOptions(bootstrap_resamples=0),
+    rows, _ = _framing_summaries(table, FRAMINGS[1:], AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=0),
                                  np.random.default_rng(0))
     assert all(row["difference_from_original"] == {} for row in rows)
 
@@ -123,7 +127,7 @@ def test_intervals_are_the_percentiles_of_a_participant_bootstrap(level):
     rates from the same resample of participants)."""
     table = claims()
     resamples, seed = 300, 11
-    rows, _ = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=resamples,
+    rows, _ = _framing_summaries(table, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=resamples,
                                                                    confidence_level=level),
                                      np.random.default_rng(seed))
     participants = sorted(table["participant"].unique())
@@ -161,7 +165,7 @@ def test_statistics_undefined_in_some_resamples_are_noted():
     table = pd.concat([table, pd.DataFrame([{"participant": "p99", "framing": "emotional", "true_claim": True,
                                              "accept": True, "confidence": 3.0, "familiarity": 2.0,
                                              "item": 99}])], ignore_index=True)
-    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=200),
+    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=200),
                                      np.random.default_rng(1))
     assert len(notes) == 1
     assert notes[0].startswith("Some statistics were undefined in part of the bootstrap resamples (no "
@@ -176,11 +180,11 @@ def test_statistics_undefined_in_some_resamples_are_noted():
 
 def test_one_participant_gets_no_intervals_and_a_note():
     table = claims(participants=1)
-    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=50),
+    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=50),
                                      np.random.default_rng(0))
-    assert notes == ["One participant only: no bootstrap intervals."]
+    assert notes == ["Too few participants or base claims for bootstrap intervals."]
     assert all(math.isnan(row["accuracy"]["ci_low"]) for row in rows)
-    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=0),
+    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=0),
                                      np.random.default_rng(0))
     assert notes == []
 
@@ -208,9 +212,9 @@ def draws_of(seed, participants, resamples):
 def test_two_participants_are_enough_for_intervals():
     """Guards against the bootstrap needing more than two participants."""
     table = claims(participants=2)
-    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=50),
+    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=50),
                                      np.random.default_rng(0))
-    assert "One participant only: no bootstrap intervals." not in notes
+    assert "Too few participants or base claims for bootstrap intervals." not in notes
     everything = rows[-1]
     assert not math.isnan(everything["accuracy"]["ci_low"])
     assert everything["accuracy"]["ci_low"] <= everything["accuracy"]["estimate"] <= everything["accuracy"]["ci_high"]
@@ -227,9 +231,10 @@ def test_many_participants_are_resampled_in_blocks_that_add_up_to_the_resamples(
         "participant": [f"p{i:04d}" for i in rng.permutation(np.repeat(np.arange(600), 2))],
         "framing": rng.choice(FRAMINGS, n), "true_claim": rng.random(n) < 0.5,
         "accept": rng.random(n) < 0.5, "confidence": rng.integers(1, 6, n).astype(float),
-        "familiarity": rng.integers(1, 6, n).astype(float), "item": rng.integers(0, 50, n)})
+        "familiarity": rng.integers(1, 6, n).astype(float), "item": rng.integers(0, 50, n),
+        "base_claim": rng.integers(0, 20, n).astype(str)})
     resamples, seed = 2000, 4
-    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=resamples),
+    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=resamples),
                                      np.random.default_rng(seed))
     assert notes == []
     draws = draws_of(seed, 600, resamples).astype(float)
@@ -264,7 +269,7 @@ def test_a_statistic_never_defined_is_not_called_partly_defined():
     being counted among those undefined in part of the resamples."""
     table = claims()
     table.loc[table["framing"] == "emotional", "true_claim"] = False
-    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=100),
+    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=100),
                                      np.random.default_rng(2))
     assert notes == []
     emotional = next(row for row in rows if row["framing"] == "emotional")
@@ -279,7 +284,7 @@ def test_the_note_counts_the_resamples_where_a_rare_statistic_is_defined():
     one = with_rare_judges(base, [("p99", "emotional")])
     names = sorted(one["participant"].unique())
     seed = next(s for s in range(200) if (draws_of(s, len(names), 2)[:, names.index("p99")] > 0).sum() == 1)
-    _, notes = _framing_summaries(one, FRAMINGS, AnalysisOptions(bootstrap_resamples=2),
+    _, notes = _framing_summaries(one, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=2),
                                   np.random.default_rng(seed))
     assert any(" use the 1 of 2 resamples" in note or " use the 1 to " in note for note in notes)
     # Two rare judges: the counts of resamples that draw each differ, and the note spans them.
@@ -288,7 +293,7 @@ def test_the_note_counts_the_resamples_where_a_rare_statistic_is_defined():
     draws = draws_of(5, len(names), 40)
     counts = sorted(int((draws[:, names.index(p)] > 0).sum()) for p in ("p98", "p99"))
     assert counts[0] != counts[1]
-    _, notes = _framing_summaries(two, FRAMINGS, AnalysisOptions(bootstrap_resamples=40),
+    _, notes = _framing_summaries(two, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=40),
                                   np.random.default_rng(5))
     # The rarest statistic sets the low end; others (fewer judgments of some kind) may set the high.
     assert notes and f"use the {counts[0]} to " in notes[0] and notes[0].endswith(" of 40 resamples where they are defined.")
@@ -301,8 +306,9 @@ def test_a_very_large_study_is_still_resampled_in_whole_blocks():
     n = 9000
     table = pd.DataFrame({"participant": [f"p{i}" for i in range(n)], "framing": rng.choice(FRAMINGS, n),
                           "true_claim": rng.random(n) < 0.5, "accept": rng.random(n) < 0.5,
-                          "confidence": np.full(n, 3.0), "familiarity": np.full(n, 2.0), "item": np.arange(n)})
-    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=1800),
+                          "confidence": np.full(n, 3.0), "familiarity": np.full(n, 2.0), "item": np.arange(n),
+                          "base_claim": (np.arange(n) % 50).astype(str)})
+    rows, notes = _framing_summaries(table, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=1800),
                                      np.random.default_rng(0))
     assert notes == []
     cell = rows[-1]["accuracy"]
@@ -316,8 +322,8 @@ def test_a_rate_from_a_single_judgment_is_defined():
     table = claims()
     table = pd.concat([table[table["framing"] != "emotional"], pd.DataFrame([{
         "participant": "p1", "framing": "emotional", "true_claim": False, "accept": True,
-        "confidence": 4.0, "familiarity": 1.0, "item": 7}])], ignore_index=True)
-    rows, _ = _framing_summaries(table, FRAMINGS, AnalysisOptions(bootstrap_resamples=0),
+        "confidence": 4.0, "familiarity": 1.0, "item": 7, "base_claim": "3"}])], ignore_index=True)
+    rows, _ = _framing_summaries(table, FRAMINGS, AnalysisOptions(interval=PARTICIPANT_BOOTSTRAP, bootstrap_resamples=0),
                                  np.random.default_rng(0))
     emotional = next(row for row in rows if row["framing"] == "emotional")
     assert emotional["false_acceptance_rate"]["estimate"] == 1.0
