@@ -399,25 +399,33 @@ def run_summary(frame: pd.DataFrame, *, agent_names: list[str], seed: int) -> di
     agents: per agent, mean_IH (intervals over trajectories), final H, P(correct), confidence
     when correct and wrong and their gap, true and false claims encountered per trajectory;
     differences: every other agent minus the first one (the run's baseline), seeded paired
-    bootstrap; curves: per step and agent, mean H_t and H_t / t with 95% intervals.
+    bootstrap; curves: per step and agent, mean H_t and H_t / t with 95% intervals. Under
+    "frameref", the same three tables by FrameRef's notebook conventions
+    (`simulation.results`: mean_IH over T - 1, H_t / (t - 1), claims per run, confidence
+    averaged per run), so the report can show either without reading the steps again.
     """
-    agents = results.per_agent(frame)
-    agents["agent"] = agents["agent"].astype(str)
-    differences = (results.agent_differences(frame, baseline=agent_names[0], seed=seed)
-                   if len(agent_names) > 1 else pd.DataFrame())
-    curves = results.per_step(frame)
-    curves["agent"] = curves["agent"].astype(str)
-    return _json_safe({
-        "baseline": agent_names[0],
-        "agents": agents.to_dict("records"),
-        "differences": differences.to_dict("records"),
-        "curves": curves.to_dict("records"),
-    })
+    out = {"baseline": agent_names[0], "conventions": "platform"}
+    for conventions in results.CONVENTIONS:
+        agents = results.per_agent(frame, conventions=conventions)
+        agents["agent"] = agents["agent"].astype(str)
+        differences = (results.agent_differences(frame, baseline=agent_names[0], seed=seed,
+                                                 conventions=conventions)
+                       if len(agent_names) > 1 else pd.DataFrame())
+        curves = results.per_step(frame, conventions=conventions)
+        curves["agent"] = curves["agent"].astype(str)
+        tables = {"agents": agents.to_dict("records"), "differences": differences.to_dict("records"),
+                  "curves": curves.to_dict("records")}
+        if conventions == "platform":
+            out.update(tables)
+        else:
+            out[conventions] = tables
+    return _json_safe(out)
 
 
-def summary_table(run: SimulationRun, name: str) -> pd.DataFrame:
-    """One of the stored summary tables ("agents", "differences", "curves") as a DataFrame."""
-    return pd.DataFrame.from_records(summary_records(run, name))
+def summary_table(run: SimulationRun, name: str, conventions: str = "platform") -> pd.DataFrame:
+    """One of the stored summary tables ("agents", "differences", "curves") as a DataFrame,
+    by the platform's conventions or FrameRef's ("frameref")."""
+    return pd.DataFrame.from_records(summary_records(run, name, conventions))
 
 
 def results_file(run: SimulationRun) -> Path:

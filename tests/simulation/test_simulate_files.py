@@ -65,6 +65,29 @@ def test_simulate_writes_per_step_results_and_prints_a_summary(pool_files, tmp_p
     assert lines["authoritative"] < lines["baseline"]
 
 
+def test_simulate_prints_frameref_conventions_on_request(pool_files, tmp_path):
+    """`--conventions frameref` prints FrameRef's notebook summary of the same trajectories:
+    mean_IH x T / (T - 1), claims per run (x trajectories per run); the default is the platform's."""
+    _, pool_path, emb_path = pool_files
+
+    def table(printed):
+        return {line.split()[0]: [float(v) for v in line.replace("[", " ").replace("]", " ").replace(",", " ").split()[1:]]
+                for line in printed.splitlines() if line.split() and line.split()[0] in ("baseline", "authoritative")}
+
+    args = ("--trajectories", "10", "--steps", "12", "--runs", "2", "--seed", "3")
+    platform = simulate(pool_path, emb_path, tmp_path / "a.parquet", *args)
+    frameref = simulate(pool_path, emb_path, tmp_path / "b.parquet", *args, "--conventions", "frameref")
+    assert "platform conventions" in platform and "FrameRef's notebook conventions" in frameref
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet"))
+    plain, notebook = table(platform), table(frameref)
+    for agent in ("baseline", "authoritative"):
+        # mean_IH, low, high, P(correct), gap, true, false
+        assert notebook[agent][0] == pytest.approx(plain[agent][0] * 12 / 11, abs=2e-3)
+        assert notebook[agent][3] == plain[agent][3]
+        assert notebook[agent][5] == pytest.approx(plain[agent][5] * 10, abs=0.6)
+        assert notebook[agent][6] == pytest.approx(plain[agent][6] * 10, abs=0.6)
+
+
 def test_simulate_results_do_not_depend_on_workers_or_candidate_mode(pool_files, tmp_path):
     _, pool_path, emb_path = pool_files
     args = ("--trajectories", "9", "--steps", "10", "--seed", "3", "--agents", "baseline")

@@ -64,6 +64,10 @@ class Command(BaseCommand):
         files.add_argument("--workers", type=int, default=1, help="processes to split trajectories over")
         files.add_argument("--baseline", metavar="AGENT",
                            help="also print each agent's difference from this agent, bootstrap 95%% CI")
+        parser.add_argument("--conventions", default="platform", choices=("platform", "frameref"),
+                            help="summary conventions of the printed table: platform (default: mean_IH "
+                                 "over T, claims per trajectory, confidence pooled) or frameref (FrameRef's "
+                                 "notebook: mean_IH over T-1, claims per run, confidence averaged per run)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **options):
@@ -101,7 +105,8 @@ class Command(BaseCommand):
         self.handle_database_run(options)
         run.refresh_from_db()
         if run.status == "succeeded":
-            self.stdout.write(format_summary(summary_table(run, "agents")) + "\n")
+            self.stdout.write(format_summary(summary_table(run, "agents", options["conventions"]),
+                                             options["conventions"]) + "\n")
             self.stdout.write(f"per-step results: {run.results_path} (under MEDIA_ROOT); report: "
                               f"/simulations/{run.pk}/\n")
 
@@ -197,10 +202,12 @@ class Command(BaseCommand):
             f"{policy.name} {policy.parameters()}, {options['candidates']} candidates, seed {options['seed']}: "
             f"{len(frame):,} rows written to {out} in {seconds:.1f} s\n"
         )
-        self.stdout.write(format_summary(per_agent(frame)) + "\n")
+        conventions = options["conventions"]
+        self.stdout.write(format_summary(per_agent(frame, conventions=conventions), conventions) + "\n")
         if options["baseline"]:
             try:
-                diffs = agent_differences(frame, baseline=options["baseline"], seed=options["seed"])
+                diffs = agent_differences(frame, baseline=options["baseline"], seed=options["seed"],
+                                          conventions=conventions)
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(f"\ndifferences from {options['baseline']} (bootstrap 95% CI over trajectories):\n")
