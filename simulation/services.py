@@ -174,6 +174,7 @@ class Prepared:
     index: Any
     embeddings_model: str
     embeddings_path: Path
+    index_recall: dict | None = None
 
 
 def simulation_prepare(*, run: SimulationRun, show_progress: bool = False,
@@ -189,15 +190,32 @@ def simulation_prepare(*, run: SimulationRun, show_progress: bool = False,
                       framings=frame["framing"].to_numpy(), normalise=False)
     agents = agents_build(run.agents, pool=frame)
     policy = make_policy(run.policy, run.policy_params)
-    index = None
+    index = recall = None
     if run.candidate_mode == CandidateMode.INDEXED:
-        from .index import IVFIndex
+        from .index import IVFIndex, recall_queries, tune_probes
 
-        # Built from the run's seed, so every shard builds the same index; trajectories run
+        # Built from the run's seed, so every shard builds the same index and measures the
+        # same recall on the same contexts, so all probe the same lists; trajectories run
         # over the index's re-ordered copy of the pool (same claims, same canonical order).
         index = IVFIndex.build(pool, seed=run.seed)
+        queries = recall_queries(index.pool, min(200, index.pool.size), seed=run.seed)
+        index, recall = tune_probes(index, queries, k=int(run.policy_params.get("top_k", 5)),
+                                    target=index_target_recall())
         pool = index.pool
-    return Prepared(pool, agents, policy, index, embeddings.model, embeddings.path)
+    return Prepared(pool, agents, policy, index, embeddings.model, embeddings.path, recall)
+
+
+def index_target_recall() -> float:
+    """The SIMULATION_INDEX_TARGET_RECALL setting, checked."""
+    target = getattr(settings, "SIMULATION_INDEX_TARGET_RECALL", 0.99)
+    try:
+        value = float(target)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0 < value <= 1:
+        raise SimulationConfigError(f"setting SIMULATION_INDEX_TARGET_RECALL (FRAMELAB_SIM_TARGET_RECALL): "
+                                    f"value {target!r}: accepted: a recall in (0, 1]")
+    return value
 
 
 def shard_chunks(trajectories: int, shards: int) -> list[list[int]]:
@@ -223,17 +241,10 @@ def _provenance(run: SimulationRun, prepared: Prepared) -> dict:
         except metadata.PackageNotFoundError:
             return None
 
-    index = None
-    if prepared.index is not None:
-        from .index import measure_recall, recall_queries
-
-        queries = recall_queries(prepared.pool, min(200, prepared.pool.size), seed=run.seed)
-        index = {"lists": prepared.index.n_lists, "probes": prepared.index.n_probe,
-                 "recall_at_top_k": measure_recall(prepared.index, queries,
-                                                   k=int(run.policy_params.get("top_k", 5))),
-                 "recall_queries": len(queries)}
     return {
-        "index": index,
+        # Indexed mode: lists, probes, the measured recall of the exact top-k (and among
+        # false claims only), the target and each probe count tried (index.tune_probes).
+        "index": prepared.index_recall,
         "pool": {"claims": prepared.pool.size, "base_claims": prepared.pool.n_base,
                  "false_claims": int((~prepared.pool.is_true).sum()),
                  "dataset": run.dataset.name, "split": run.split},

@@ -223,5 +223,20 @@ def test_indexed_candidates_run_and_report_their_recall(demo):
     assert run.status == "succeeded", run.error
     index = run.provenance["index"]
     assert index["lists"] >= 1 and 0.0 <= index["recall_at_top_k"] <= 1.0 and index["recall_queries"] == 36
+    # The probes grew until the recall target (the setting, 0.99 by default) was met, over
+    # the whole pool and among false claims only; each probe count tried is kept.
+    assert index["target_recall"] == 0.99 and index["target_met"]
+    assert min(index["recall_at_top_k"], index["recall_false_only"]) >= 0.99
+    assert index["tried"][-1] == [index["probes"], index["recall_at_top_k"], index["recall_false_only"]]
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("recall", password="x"))
+    page = client.get(reverse("simulation:run-detail", args=[run.pk])).content.decode()
+    assert (f"Indexed candidates: {index['lists']} lists, {index['probes']} probed" in page
+            and f"measured recall of the exact top-5: <strong>{index['recall_at_top_k']:.3f}</strong>" in page
+            and "(target 0.99: met)" in page)
     steps = pd.read_parquet(results_file(run))
     assert len(steps) == 3 * 6 * 5 and steps.groupby(["agent", "trajectory"], observed=True)["base_id"].nunique().eq(5).all()

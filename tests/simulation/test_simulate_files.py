@@ -100,6 +100,25 @@ def test_simulate_results_do_not_depend_on_workers_or_candidate_mode(pool_files,
     pd.testing.assert_frame_equal(one, pd.read_parquet(tmp_path / "indexed.parquet"))
 
 
+def test_simulate_indexed_reports_and_meets_its_target_recall(pool_files, tmp_path):
+    """Indexed file mode measures its recall on contexts from the pool and grows the probes to
+    the target (default 0.99); --n-probe fixes them and the recall is only reported."""
+    _, pool_path, emb_path = pool_files
+    args = ("--trajectories", "4", "--steps", "5", "--agents", "baseline", "--candidates", "indexed",
+            "--n-lists", "30")
+    import re
+
+    printed = simulate(pool_path, emb_path, tmp_path / "a.parquet", *args)
+    found = re.search(r"index: 30 lists, (\d+) probed \(target 0.99: met\); recall of the exact top-5: "
+                      r"([\d.]+), among false claims only ([\d.]+), on 200 contexts", printed)
+    assert found and float(found.group(2)) >= 0.99 and float(found.group(3)) >= 0.99
+    printed = simulate(pool_path, emb_path, tmp_path / "b.parquet", *args, "--n-probe", "1")
+    found = re.search(r"index: 30 lists, 1 probed \(fixed by --n-probe\); recall of the exact top-5: ([\d.]+)", printed)
+    assert found and float(found.group(1)) < 0.99
+    with pytest.raises(CommandError, match="--target-recall 1.5: accepted: a recall in"):
+        simulate(pool_path, emb_path, tmp_path / "c.parquet", *args, "--target-recall", "1.5")
+
+
 def test_simulate_policy_options(pool_files, tmp_path):
     _, pool_path, emb_path = pool_files
     printed = simulate(pool_path, emb_path, tmp_path / "r.parquet", "--trajectories", "4", "--steps", "5",
