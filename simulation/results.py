@@ -201,6 +201,10 @@ def format_summary(summary: pd.DataFrame, conventions: str | None = None) -> str
     lines = [CONVENTION_NOTES[check_conventions(conventions)]] if conventions else []
     lines += [f"{'agent':<24} {'mean_IH':>9} {'95% CI':>21} {'P(correct)':>10} {'conf gap':>9} "
              f"{'true':>7} {'false':>7}"]
+    # A stored summary (JSON) has None where a value is missing: a column of only None
+    # (one agent that is never wrong has no confidence when wrong) prints as nan.
+    numeric = [c for c in summary.columns if c != "agent"]
+    summary = summary.assign(**{c: pd.to_numeric(summary[c], errors="coerce").astype(np.float64) for c in numeric})
     for row in summary.itertuples(index=False):
         ci = f"[{row.mean_IH_low:8.3f}, {row.mean_IH_high:8.3f}]"
         lines.append(f"{str(row.agent):<24} {row.mean_IH:9.3f} {ci:>21} {row.p_correct:10.3f} "

@@ -195,6 +195,12 @@ def test_simulate_command_creates_and_executes_a_run(demo):
     assert re.search(r"oracle\s+2\.500", text)
     assert run.agents[0]["accept"] == {"*": {"SUPPORTS": 0.9, "REFUTES": 0.7}}
     assert run.name == "credulous vs oracle on FrameLab demo"
+    # The same in FrameRef's notebook conventions: the oracle's H_t = t over T - 1 = 3 steps.
+    out = io.StringIO()
+    call_command("simulate", dataset="FrameLab demo", split="test", trajectories=5, steps=4, runs=2, seed=3,
+                 agent=["oracle"], conventions="frameref", no_progress=True, stdout=out)
+    assert "FrameRef's notebook conventions" in out.getvalue() and re.search(r"oracle\s+3\.333", out.getvalue())
+    SimulationRun.objects.exclude(pk=run.pk).delete()
 
     with pytest.raises(CommandError, match=f"run {run.pk} is succeeded, not queued"):
         call_command("simulate", run=str(run.pk), no_progress=True)
