@@ -21,6 +21,11 @@ Parts:
    indexed mode, in a child process so its peak memory (ru_maxrss) is its own: generation,
    index build, run time, trajectories/s, recall of the exact top-5.
 3. scaling: run time against the number of trajectories and against the pool size.
+5. recall: the index's recall of the exact top-5 (over the whole pool and among false claims
+   only) on real text, the fact corpus (``make_fact_claims``'s claims in the six framings)
+   embedded with the packaged MiniLM, beside a synthetic pool of the same size: with the
+   default 3 probed lists and with the probes grown until 0.99 is met (``tune_probes``), the
+   run time of 300 trajectories x 30 steps and the share of them identical to exact mode.
 4. workers: the platform's own path, end to end, on a scratch database (PostgreSQL
    ``framelab_bench_simulation``, created and dropped, or SQLite in a temporary folder) and a
    temporary MEDIA_ROOT: migrate, load the demo dataset, cache its embeddings, create a run of
@@ -251,6 +256,84 @@ def scaling(args) -> dict:
     return dict(rows=rows)
 
 
+# --- 5. indexed recall on real text beside a synthetic pool ---------------------------------------
+
+def fact_pool(base_claims: int | None, cache: Path | None):
+    """The fact corpus (annotation/claims/facts.py, as `make_fact_claims` writes it), each base
+    claim in the six framings of the template framer, embedded with the packaged MiniLM
+    (simulation/embeddings.py). Returns (pool, model label, embedding seconds or None if the
+    embeddings came from `cache`)."""
+    from annotation.claims.facts import FactBase, generate_base_claims
+    from annotation.claims.framer import frame_claim
+    from simulation.embeddings import encode_texts, model_label, packaged_model_path
+    from simulation.engine import Pool
+
+    claims = generate_base_claims(FactBase.load(), seed=0, base_claims=base_claims)
+    rows = [(f"{c.base_id}:{r.framing}", c.base_id, c.true_label, r.framing, r.text)
+            for c in claims for r in frame_claim(c.base_id, c.text, seed=0)]
+    ids, bases, labels, framings, texts = (list(column) for column in zip(*rows))
+    model = packaged_model_path()
+    seconds = None
+    if cache is not None and cache.exists() and np.load(cache, mmap_mode="r").shape[0] == len(texts):
+        vectors = np.load(cache)
+    else:
+        start = time.perf_counter()
+        vectors = encode_texts(texts, model=model, show_progress=True)
+        seconds = time.perf_counter() - start
+        if cache is not None:
+            np.save(cache, vectors)
+    pool = Pool.build(claim_ids=ids, base_ids=bases, true_labels=labels, embeddings=vectors, framings=framings)
+    return pool, model_label(model.resolve()), seconds
+
+
+def recall_part(args) -> dict:
+    """Recall of the exact top-5 and run time, default probes vs tuned to 0.99, on the fact
+    corpus with MiniLM embeddings and on a synthetic pool of the same size."""
+    from simulation.index import DEFAULT_TARGET_RECALL, tune_probes
+
+    print("\n== 5. Indexed candidates: recall of the exact top-5 on real text and on a synthetic pool")
+    try:
+        real, model, embed_s = fact_pool(args.recall_base_claims, Path(args.recall_cache) if args.recall_cache else None)
+    except Exception as exc:  # a fact package or the embedding model is not installed
+        print(f"real-text pool unavailable ({type(exc).__name__}: {exc}); synthetic pool only")
+        real, model, embed_s = None, None, None
+    size = real.size if real is not None else 30_000
+    pools = {"synthetic (topic clusters)": (synthetic_pool(size, seed=7), "synthetic, 384-d")}
+    if real is not None:
+        pools = {"fact corpus (real text)": (real, model), **pools}
+        print(f"fact corpus: {real.size:,} framed claims of {real.n_base:,} base claims; embeddings {model}"
+              + (f", computed in {embed_s:.0f} s" if embed_s is not None else ", from the cache"))
+    agent = parametric_agent("human-like", true_acceptance=0.78, false_acceptance=0.4, confidence=0.75)
+    policy = make_policy("frameref")
+    trajectories, steps = args.recall_trajectories, 30
+    out = {}
+    print(f"{'pool':<28} {'claims':>8} {'lists':>6} {'probes':>7} {'recall':>7} {'false-only':>10} "
+          f"{'run s':>7} {'same as exact':>14}")
+    for name, (pool, embedding) in pools.items():
+        exact, exact_s = timed(lambda: run_trajectories(pool, agent, policy, trajectory_ids=range(trajectories),
+                                                        steps=steps, seed=4), "exact")
+        index, index_s = timed(lambda: IVFIndex.build(pool, seed=0))
+        queries = recall_queries(index.pool, 200, seed=3)
+        rows = {}
+        tuned, report = tune_probes(index, queries, k=5, target=DEFAULT_TARGET_RECALL)
+        for label, ix, recall, recall_false in (
+                ("default", index, report["tried"][0][1], report["tried"][0][2]),
+                ("tuned", tuned, report["recall_at_top_k"], report["recall_false_only"])):
+            batch, run_s = timed(lambda: run_trajectories(ix.pool, agent, policy, trajectory_ids=range(trajectories),
+                                                          steps=steps, seed=4, candidate_mode="indexed", index=ix), label)
+            same = float((pool.claim_ids[exact.claim] == ix.pool.claim_ids[batch.claim]).all(axis=1).mean())
+            rows[label] = dict(probes=ix.n_probe, recall_at_5=recall, recall_false_only=recall_false,
+                               run_s=run_s, same_trajectories=same)
+            print(f"{name:<28} {pool.size:>8,} {ix.n_lists:>6} {ix.n_probe:>7} {recall:>7.3f} {recall_false:>10.3f} "
+                  f"{run_s:>7.2f} {same:>14.1%}")
+        print(f"{'':<28} exact mode: {exact_s:.2f} s for {trajectories} trajectories x {steps} steps; "
+              f"index built in {index_s:.1f} s; probes tried (probes, recall, false-only): "
+              + ", ".join(f"{p}: {a:.3f}/{b:.3f}" for p, a, b in report["tried"]))
+        out[name] = dict(claims=pool.size, embedding=embedding, lists=index.n_lists, exact_s=exact_s,
+                         index_s=index_s, tried=report["tried"], **rows)
+    return out
+
+
 # --- 4. the same run on two real Celery workers -----------------------------------------------
 
 WORKER_DATABASE = "framelab_bench_simulation"
@@ -466,7 +549,14 @@ def workers(args) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", default="all", choices=("all", "paper", "full", "scaling", "workers", "full-child"))
+    parser.add_argument("--part", default="all",
+                        choices=("all", "paper", "full", "scaling", "workers", "recall", "full-child"))
+    parser.add_argument("--recall-base-claims", type=int, default=None,
+                        help="part 5: base claims of the fact corpus (default all, about 5,200)")
+    parser.add_argument("--recall-cache", default=str(ROOT / "var" / "bench-fact-embeddings.npy"),
+                        help="part 5: where to keep the fact corpus's embeddings between runs ('' for none)")
+    parser.add_argument("--recall-trajectories", type=int, default=300,
+                        help="part 5: trajectories (30 steps) timed and compared with exact mode")
     parser.add_argument("--reference-trajectories", type=int, default=2)
     parser.add_argument("--full-trajectories", type=int, default=10_000)
     parser.add_argument("--worker-trajectories", type=int, default=WORKER_TRAJECTORIES,
@@ -506,6 +596,8 @@ def main():
             results["full"] = full(args)
         if args.part in ("all", "scaling"):
             results["scaling"] = scaling(args)
+        if args.part in ("all", "recall"):
+            results["recall"] = recall_part(args)
     if args.part in ("all", "workers"):
         results["workers"] = workers(args)
     print(f"\nmachine at the end: {machine()}")

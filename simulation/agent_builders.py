@@ -141,14 +141,32 @@ def profile_snapshot(profile) -> dict:
     return data
 
 
+#: How many judgments' worth of the framing's overall rate a familiarity level's own rate is
+#: blended with (and its confidence distribution with the decision's): a level judged 10
+#: times is half its own rate, half the cell's; one judged 200 times is 95% its own.
+FAMILIARITY_PRIOR_JUDGMENTS = 10.0
+
+
 def human_agent_from_profile(name: str, profile, *, by_familiarity: bool):
+    """The human-calibrated agent of a profile.
+
+    `by_familiarity`: each claim is judged at the familiarity level its base claim's raters
+    reported (a level drawn from that claim's own reports; the framing's distribution where
+    the study has none for it), accepting at the framing's rate among raters at that level
+    and drawing confidence among them, with thin levels blended toward the framing's rate
+    (FAMILIARITY_PRIOR_JUDGMENTS).
+    """
     acceptance = {key: rate.rate for key, rate in profile.cells.items() if rate.n}
     confidence = {key: counts for key, counts in profile.confidence.items()}
-    familiarity = None
-    if by_familiarity:
-        familiarity = {key: (rate.rate, rate.n) for key, rate in profile.familiarity.items() if rate.n}
-    return human_calibrated_agent(name, acceptance=acceptance, confidence=confidence,
-                                  familiarity=familiarity)
+    if not by_familiarity:
+        return human_calibrated_agent(name, acceptance=acceptance, confidence=confidence)
+    familiarity = {key: (rate.rate, rate.n) for key, rate in profile.familiarity.items() if rate.n}
+    return human_calibrated_agent(
+        name, acceptance=acceptance, confidence=confidence, familiarity=familiarity,
+        claim_familiarity={base: counts for base, counts in profile.base_familiarity.items()
+                           if counts.sum() > 0} or None,
+        confidence_by_familiarity=profile.confidence_by_familiarity,
+        prior_judgments=FAMILIARITY_PRIOR_JUDGMENTS)
 
 
 # --- resolving and building ---------------------------------------------------------------

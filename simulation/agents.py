@@ -8,8 +8,9 @@ a study's ``annotation.analysis.human_profile.HumanProfile`` and the engine neve
 - :class:`ScoreAgent`: a persona's (or any model's) precomputed ``p(SUPPORTS)`` per claim;
   deterministic, as a language model scored once per claim is (method.md section 4.3).
 - :class:`RateAgent`: acceptance probabilities per framing and truth value (optionally per
-  familiarity level, the level drawn from its empirical distribution) and a distribution of
-  confidence levels 1..5 per (framing, truth, decision), mapped to ``0.5 + 0.125 * (level - 1)``.
+  familiarity level, the level drawn from the familiarity the study's raters reported for
+  the claim's base claim) and a distribution of confidence levels 1..5 per (framing, truth,
+  decision[, familiarity level]), mapped to ``0.5 + 0.125 * (level - 1)``.
   :func:`human_calibrated_agent` builds it from a human profile's numbers,
   :func:`parametric_agent` from numbers a researcher gives directly.
 - :class:`OracleAgent`: always right, with a fixed confidence; the ceiling of information health.
@@ -101,9 +102,17 @@ class RateAgent:
     - ``familiarity: float64[F, 2, 5] | None``, weights of familiarity levels 1..5; with
       ``acceptance_by_familiarity: float64[F, 2, 5]``, P(accept | framing, truth, level).
       A level is drawn first, then acceptance at that level;
+    - ``claim_familiarity: {base claim id: weights[5]} | None``: the familiarity levels
+      reported for each base claim. A claim whose base claim is listed draws its level from
+      these weights (restricted to the levels its cell has a rate for), so familiar claims
+      are judged at the familiar raters' rates; other claims draw from ``familiarity``.
+      (Drawing from the cell's own ``familiarity`` alone would reproduce ``acceptance``.)
     - ``confidence: float64[F, 2, 2, 5]``, weights of confidence levels 1..5 per
       (framing, truth, decision: 0 rejected, 1 accepted), or ``confidence_value`` a fixed
-      probability for every judgment.
+      probability for every judgment;
+    - ``confidence_by_familiarity: float64[F, 2, 2, 5, 5] | None`` (with ``familiarity``):
+      the same per familiarity level (axis 3), confidence level last; used instead of
+      ``confidence`` so that confidence follows the drawn familiarity level.
 
     Each judgment takes three draws from the trajectory's stream: familiarity, decision,
     confidence (always three, so the streams line up whichever tables are present).
@@ -116,6 +125,8 @@ class RateAgent:
     confidence_value: float | None = None
     familiarity: np.ndarray | None = None
     acceptance_by_familiarity: np.ndarray | None = None
+    claim_familiarity: Mapping[str, Sequence[float]] | None = None
+    confidence_by_familiarity: np.ndarray | None = None
     uniforms_per_step: int = 3
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -144,9 +155,44 @@ class RateAgent:
                 raise AgentError(f"agent {self.name!r}: familiarity tables must have shape ({F}, 2, 5)")
             _check_probabilities(f"agent {self.name!r}: acceptance_by_familiarity", np.nan_to_num(by))
             # A level nobody reported at has no acceptance rate: give it weight 0.
+            self._cache["level_known"] = ~np.isnan(by)
             fam = np.where(np.isnan(by), 0.0, fam)
             object.__setattr__(self, "familiarity", _normalised_weights(self.name, "familiarity", fam))
             object.__setattr__(self, "acceptance_by_familiarity", np.nan_to_num(by))
+        elif self.claim_familiarity is not None or self.confidence_by_familiarity is not None:
+            raise AgentError(f"agent {self.name!r}: claim_familiarity and confidence_by_familiarity "
+                             "need the familiarity tables")
+        if self.claim_familiarity is not None:
+            claims = {}
+            for base, weights in self.claim_familiarity.items():
+                w = np.asarray(weights, dtype=np.float64)
+                if w.shape != (5,) or (w < 0).any() or not np.isfinite(w).all() or w.sum() == 0:
+                    raise AgentError(f"agent {self.name!r}: claim_familiarity of base claim {base!r} "
+                                     f"is {list(weights)!r}; accepted: 5 non-negative weights, not all 0")
+                claims[str(base)] = w / w.sum()
+            object.__setattr__(self, "claim_familiarity", claims)
+        if self.confidence_by_familiarity is not None:
+            cbf = np.asarray(self.confidence_by_familiarity, dtype=np.float64)
+            if cbf.shape != (F, 2, 2, 5, 5):
+                raise AgentError(f"agent {self.name!r}: confidence_by_familiarity has shape {cbf.shape}, "
+                                 f"expected ({F}, 2, 2, 5, 5)")
+            object.__setattr__(self, "confidence_by_familiarity",
+                               _normalised_weights(self.name, "confidence_by_familiarity", cbf))
+
+    def _base_familiarity(self, pool: Pool) -> tuple[np.ndarray, np.ndarray]:
+        """``(weights float64[n_base, 5], known bool[n_base])`` for the pool's base claims."""
+        key = ("bases", id(pool.base_ids))
+        hit = self._cache.get(key)
+        if hit is None or hit[0] is not pool.base_ids:
+            weights = np.zeros((len(pool.base_ids), 5))
+            known = np.zeros(len(pool.base_ids), dtype=bool)
+            for i, base in enumerate(pool.base_ids):
+                w = self.claim_familiarity.get(str(base))
+                if w is not None:
+                    weights[i], known[i] = w, True
+            hit = (pool.base_ids, weights, known)
+            self._cache[key] = hit
+        return hit[1], hit[2]
 
     def _framing_rows(self, pool: Pool) -> np.ndarray:
         """``int64[n_pool_framings]``: this agent's table row of each pool framing."""
@@ -169,17 +215,29 @@ class RateAgent:
         rows = self._framing_rows(pool)
         f = rows[pool.framing[claims]] if pool.framing is not None else np.full(len(claims), rows[0])
         truth = pool.is_true[claims].astype(np.int64)
+        familiarity = None
         if self.familiarity is not None:
-            level = _categorical(self.familiarity[f, truth], uniforms[:, 0])
-            p_accept = self.acceptance_by_familiarity[f, truth, level]
+            weights = self.familiarity[f, truth]
+            if self.claim_familiarity:
+                table, known = self._base_familiarity(pool)
+                base = pool.base[claims]
+                own = table[base] * self._cache["level_known"][f, truth]
+                use = known[base] & (own.sum(axis=1) > 0)
+                weights = np.where(use[:, None], own, weights)
+            familiarity = _categorical(weights, uniforms[:, 0])
+            p_accept = self.acceptance_by_familiarity[f, truth, familiarity]
         else:
             p_accept = self.acceptance[f, truth]
         accepted = uniforms[:, 1] < p_accept
+        decision = accepted.astype(np.int64)
         if self.confidence_value is not None:
             conf = np.full(len(claims), float(self.confidence_value))
         else:
-            level = _categorical(self.confidence[f, truth, accepted.astype(np.int64)], uniforms[:, 2])
-            conf = CONFIDENCE_PROBABILITIES[level]
+            if self.confidence_by_familiarity is not None:
+                weights = self.confidence_by_familiarity[f, truth, decision, familiarity]
+            else:
+                weights = self.confidence[f, truth, decision]
+            conf = CONFIDENCE_PROBABILITIES[_categorical(weights, uniforms[:, 2])]
         return accepted, conf
 
 
@@ -218,6 +276,9 @@ def human_calibrated_agent(
     acceptance: Mapping[tuple[str, str], float],
     confidence: Mapping[tuple[str, str, str], Sequence[float]],
     familiarity: Mapping[tuple[str, str, int], tuple[float, float]] | None = None,
+    claim_familiarity: Mapping[str, Sequence[float]] | None = None,
+    confidence_by_familiarity: Mapping[tuple[str, str, str, int], Sequence[float]] | None = None,
+    prior_judgments: float = 0.0,
 ) -> RateAgent:
     """An agent that behaves like the raters of a study, from plain tables.
 
@@ -225,11 +286,24 @@ def human_calibrated_agent(
     - ``confidence[(framing, truth, "accepted"|"rejected")]`` = counts or weights of
       confidence levels 1..5;
     - ``familiarity[(framing, truth, level)]`` = ``(P(accept | level), weight of level)``,
-      optional; when given, each judgment draws a familiarity level first.
+      optional; when given, each judgment draws a familiarity level first;
+    - ``claim_familiarity[base claim id]`` = weights of familiarity levels 1..5 reported for
+      that base claim: its claims draw their level from these (see :class:`RateAgent`);
+    - ``confidence_by_familiarity[(framing, truth, decision, level)]`` = counts of confidence
+      levels 1..5 among the judgments at that familiarity level;
+    - ``prior_judgments`` = m: thin data fall back smoothly. A level's acceptance rate
+      becomes ``(accepted + m * cell rate) / (n + m)`` (its weight in ``familiarity`` is n,
+      the number of judgments) and its confidence distribution ``(counts + m * the
+      decision's distribution) / (n + m)``; a level with no judgments takes the cell's rate
+      and distribution. With m = 0 (the default) a level without judgments has no rate and
+      is never drawn.
 
     ``HumanProfile`` (``annotation.analysis.human_profile``) provides exactly these: ``cells``,
-    ``confidence`` and ``familiarity`` (rate and n).
+    ``confidence``, ``familiarity`` (rate and n), ``base_familiarity`` and
+    ``confidence_by_familiarity``.
     """
+    if prior_judgments < 0:
+        raise AgentError(f"agent {name!r}: prior_judgments {prior_judgments!r} must not be negative")
     framings = tuple(sorted({f for f, _ in acceptance}))
     F = len(framings)
     index = {f: i for i, f in enumerate(framings)}
@@ -251,7 +325,7 @@ def human_calibrated_agent(
     pooled = conf.sum(axis=(0, 1, 2))
     empty = conf.sum(axis=-1) == 0
     conf[empty] = pooled if pooled.sum() > 0 else np.full(5, 0.2)
-    fam = by = None
+    fam = by = by_conf = None
     if familiarity:
         fam = np.zeros((F, 2, 5))
         by = np.full((F, 2, 5), np.nan)
@@ -260,12 +334,34 @@ def human_calibrated_agent(
                 continue
             fam[index[framing], _truth_index(truth), int(level) - 1] = weight
             by[index[framing], _truth_index(truth), int(level) - 1] = rate
+        if prior_judgments > 0:
+            m = float(prior_judgments)
+            n = np.where(np.isnan(by), 0.0, fam)
+            by = (np.nan_to_num(by) * n + m * acc[:, :, None]) / (n + m)
         # Cells without familiarity data use the plain acceptance rate.
         no_data = np.nansum(np.where(np.isnan(by), 0, fam), axis=-1) == 0
         fam[no_data] = 1.0
         by[no_data] = acc[no_data][:, None]
+        # Confidence per familiarity level, shrunk toward the decision's own distribution.
+        plain = conf / conf.sum(axis=-1, keepdims=True)
+        counts = np.zeros((F, 2, 2, 5, 5))
+        for (framing, truth, decision, level), weights in (confidence_by_familiarity or {}).items():
+            if framing not in index:
+                continue
+            if decision not in DECISIONS:
+                raise AgentError(f"agent {name!r}: confidence decision must be accepted or rejected, not {decision!r}")
+            counts[index[framing], _truth_index(truth), DECISIONS.index(decision), int(level) - 1] = \
+                np.asarray(weights, dtype=np.float64)
+        total = counts.sum(axis=-1, keepdims=True)
+        by_conf = (counts + prior_judgments * plain[:, :, :, None, :]) / np.maximum(total + prior_judgments, 1e-300)
+        empty = by_conf.sum(axis=-1) == 0
+        by_conf[empty] = np.broadcast_to(plain[:, :, :, None, :], by_conf.shape)[empty]
+    elif claim_familiarity or confidence_by_familiarity:
+        raise AgentError(f"agent {name!r}: claim_familiarity and confidence_by_familiarity need familiarity")
     return RateAgent(name=name, framings=framings, acceptance=acc, confidence=conf,
-                     familiarity=fam, acceptance_by_familiarity=by)
+                     familiarity=fam, acceptance_by_familiarity=by,
+                     claim_familiarity=dict(claim_familiarity) if claim_familiarity else None,
+                     confidence_by_familiarity=by_conf)
 
 
 def parametric_agent(

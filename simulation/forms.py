@@ -31,7 +31,9 @@ class SimulationRunForm(forms.Form):
         label="Human-calibrated agents",
         help_text="One agent per study: its raters' acceptance per framing and truth, and their confidence.")
     by_familiarity = forms.BooleanField(
-        required=False, label="Human agents draw a familiarity level first (acceptance per familiarity)")
+        required=False,
+        label="Human agents judge each claim at the familiarity its raters reported for it "
+              "(acceptance and confidence of the raters at that familiarity level)")
     oracle = forms.BooleanField(required=False, initial=True, label="Oracle (always right, confidence 1)")
     agents_json = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Agents as JSON (optional)",

@@ -14,6 +14,17 @@ command and a notebook compute the same numbers.
 - :func:`agent_differences`: each agent minus a baseline agent, with seeded bootstrap
   intervals (paired by (run, trajectory) when both agents ran the same trajectory numbers,
   which share their random streams in this engine).
+
+Two summary conventions (``conventions=``), side by side in docs/simulations.md:
+
+- ``"platform"`` (the default): mean_IH = sum_t H_t / T; the curve H_t / t with t the number
+  of claims judged (1..T); true and false claims per trajectory; confidence when correct and
+  when wrong pooled over every step of the agent;
+- ``"frameref"``, as FrameRef's notebook summarised: mean_IH = sum_t H_t / (T - 1) (its largest
+  0-based step index); the curve H_t / (t - 1), the 0-based step index, the first step
+  dropped (NaN); true and false claims counted per run (over the run's trajectories, 100 in
+  FrameRef) then averaged over runs; confidence when correct and when wrong averaged within
+  each run, then over runs.
 """
 from __future__ import annotations
 
@@ -21,8 +32,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+CONVENTIONS = ("platform", "frameref")
 METRICS = ("mean_IH", "final_H", "p_correct", "confidence_correct", "confidence_wrong", "confidence_gap",
            "true_claims", "false_claims")
+
+
+def check_conventions(conventions: str) -> str:
+    if conventions not in CONVENTIONS:
+        raise ValueError(f"conventions: value {conventions!r}: accepted: {', '.join(CONVENTIONS)}")
+    return conventions
 
 
 def _with_correct(frame: pd.DataFrame) -> pd.DataFrame:
@@ -41,10 +59,13 @@ def _interval(mean, sd, n, level=0.95):
     return mean - half, mean + half
 
 
-def per_step(frame: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
+def per_step(frame: pd.DataFrame, *, level: float = 0.95, conventions: str = "platform") -> pd.DataFrame:
     """One row per (agent, step): ``mean_H, H_low, H_high, mean_H_per_step, H_per_step_low,
-    H_per_step_high, n`` (trajectories of all runs pooled)."""
-    data = frame[["agent", "step", "H"]].assign(H_per_step=frame["H"] / frame["step"])
+    H_per_step_high, n`` (trajectories of all runs pooled). ``H_per_step`` is H_t / t, or
+    under FrameRef's conventions H_t / (t - 1), NaN at the first step."""
+    divisor = frame["step"] if check_conventions(conventions) == "platform" else (frame["step"] - 1)
+    data = frame[["agent", "step", "H"]].assign(
+        H_per_step=frame["H"] / divisor.where(divisor > 0).astype(np.float64))
     grouped = data.groupby(["agent", "step"], observed=True)
     out = grouped.agg(mean_H=("H", "mean"), sd_H=("H", "std"), mean_H_per_step=("H_per_step", "mean"),
                       sd_H_per_step=("H_per_step", "std"), n=("H", "size")).reset_index()
@@ -55,8 +76,10 @@ def per_step(frame: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
                 "H_per_step_high", "n"]]
 
 
-def per_trajectory(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (agent, run, trajectory) with the metrics of :data:`METRICS`."""
+def per_trajectory(frame: pd.DataFrame, *, conventions: str = "platform") -> pd.DataFrame:
+    """One row per (agent, run, trajectory) with the metrics of :data:`METRICS`; mean_IH
+    divides the sum of H_t by T, or by T - 1 under FrameRef's conventions."""
+    check_conventions(conventions)
     data = _with_correct(frame)
     is_true = data["true_label"] == "SUPPORTS"
     conf = data["confidence"].astype(np.float64)
@@ -74,20 +97,30 @@ def per_trajectory(frame: pd.DataFrame) -> pd.DataFrame:
         true_claims=("true", "sum"), false_claims=("false", "sum"), steps=("step", "size"),
     ).reset_index()
     out["confidence_gap"] = out["confidence_correct"] - out["confidence_wrong"]
+    if conventions == "frameref":
+        steps = out["steps"].astype(np.float64)
+        out["mean_IH"] = out["mean_IH"] * steps / (steps - 1).where(steps > 1)
     return out
 
 
-def per_agent(frame: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
+def per_agent(frame: pd.DataFrame, *, level: float = 0.95, conventions: str = "platform") -> pd.DataFrame:
     """One row per agent: each metric averaged over trajectories, then over runs, with a
     t-interval over trajectories (``<metric>_low``, ``<metric>_high``) for mean_IH, final_H
-    and p_correct. ``confidence_correct``/``_wrong``/``_gap`` pool every step of the agent."""
+    and p_correct. ``confidence_correct``/``_wrong``/``_gap`` pool every step of the agent.
+
+    Under FrameRef's conventions mean_IH divides by T - 1, true and false claims are the
+    counts of a run (summed over its trajectories) averaged over runs, and the confidences
+    are each run's mean averaged over runs."""
     data = _with_correct(frame)
-    traj = per_trajectory(data)
+    traj = per_trajectory(data, conventions=conventions)
     rows = []
     for agent, group in traj.groupby("agent", observed=True, sort=False):
         row = {"agent": agent, "runs": group["run"].nunique(), "trajectories": len(group)}
         for metric in ("mean_IH", "final_H", "p_correct", "true_claims", "false_claims"):
-            per_run = group.groupby("run")[metric].mean()
+            if conventions == "frameref" and metric in ("true_claims", "false_claims"):
+                per_run = group.groupby("run")[metric].sum()
+            else:
+                per_run = group.groupby("run")[metric].mean()
             row[metric] = float(per_run.mean())
             if metric in ("mean_IH", "final_H", "p_correct"):
                 values = group[metric].to_numpy(dtype=np.float64)
@@ -97,8 +130,15 @@ def per_agent(frame: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
         steps = data[data["agent"] == agent]
         correct = steps["correct"].astype(bool)
         conf = steps["confidence"].astype(np.float64)
-        row["confidence_correct"] = float(conf[correct].mean()) if correct.any() else np.nan
-        row["confidence_wrong"] = float(conf[~correct].mean()) if (~correct).any() else np.nan
+        if conventions == "frameref":
+            by_run = pd.DataFrame({
+                "run": steps["run"] if "run" in steps else 0, "correct": correct, "conf": conf,
+            }).groupby(["run", "correct"])["conf"].mean().unstack()
+            for key, flag in (("confidence_correct", True), ("confidence_wrong", False)):
+                row[key] = float(by_run[flag].mean()) if flag in by_run.columns else np.nan
+        else:
+            row["confidence_correct"] = float(conf[correct].mean()) if correct.any() else np.nan
+            row["confidence_wrong"] = float(conf[~correct].mean()) if (~correct).any() else np.nan
         row["confidence_gap"] = row["confidence_correct"] - row["confidence_wrong"]
         rows.append(row)
     columns = ["agent", "mean_IH", "mean_IH_low", "mean_IH_high", "final_H", "final_H_low", "final_H_high",
@@ -108,7 +148,8 @@ def per_agent(frame: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
 
 
 def agent_differences(frame: pd.DataFrame, *, baseline: str, metrics=("mean_IH", "final_H", "p_correct"),
-                      n_bootstrap: int = 2000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+                      n_bootstrap: int = 2000, seed: int = 0, level: float = 0.95,
+                      conventions: str = "platform") -> pd.DataFrame:
     """Each other agent minus ``baseline``, per metric: the difference of means and a
     percentile bootstrap interval over trajectories (vectorised: one index matrix
     ``[n_bootstrap, n]`` per agent; seeded, so a seed gives the same interval).
@@ -116,7 +157,7 @@ def agent_differences(frame: pd.DataFrame, *, baseline: str, metrics=("mean_IH",
     When the two agents ran exactly the same (run, trajectory) numbers the resampling is
     paired — the engine gives them the same random streams — otherwise independent.
     """
-    traj = per_trajectory(frame)
+    traj = per_trajectory(frame, conventions=conventions)
     agents = list(dict.fromkeys(traj["agent"].astype(str)))
     if baseline not in agents:
         raise ValueError(f"baseline agent {baseline!r} is not in the results; agents: {', '.join(agents)}")
@@ -146,10 +187,24 @@ def agent_differences(frame: pd.DataFrame, *, baseline: str, metrics=("mean_IH",
     return pd.DataFrame(rows, columns=["agent", "baseline", "metric", "difference", "low", "high", "paired"])
 
 
-def format_summary(summary: pd.DataFrame) -> str:
-    """A fixed-width table of :func:`per_agent` for a terminal."""
-    lines = [f"{'agent':<24} {'mean_IH':>9} {'95% CI':>21} {'P(correct)':>10} {'conf gap':>9} "
+CONVENTION_NOTES = {
+    "platform": "platform conventions: mean_IH = sum H_t / T; true/false claims per trajectory; "
+                "confidence pooled over steps",
+    "frameref": "FrameRef's notebook conventions: mean_IH = sum H_t / (T - 1); true/false claims per run; "
+                "confidence averaged per run",
+}
+
+
+def format_summary(summary: pd.DataFrame, conventions: str | None = None) -> str:
+    """A fixed-width table of :func:`per_agent` for a terminal (with a line naming the
+    conventions when given)."""
+    lines = [CONVENTION_NOTES[check_conventions(conventions)]] if conventions else []
+    lines += [f"{'agent':<24} {'mean_IH':>9} {'95% CI':>21} {'P(correct)':>10} {'conf gap':>9} "
              f"{'true':>7} {'false':>7}"]
+    # A stored summary (JSON) has None where a value is missing: a column of only None
+    # (one agent that is never wrong has no confidence when wrong) prints as nan.
+    numeric = [c for c in summary.columns if c != "agent"]
+    summary = summary.assign(**{c: pd.to_numeric(summary[c], errors="coerce").astype(np.float64) for c in numeric})
     for row in summary.itertuples(index=False):
         ci = f"[{row.mean_IH_low:8.3f}, {row.mean_IH_high:8.3f}]"
         lines.append(f"{str(row.agent):<24} {row.mean_IH:9.3f} {ci:>21} {row.p_correct:10.3f} "

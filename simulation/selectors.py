@@ -38,11 +38,18 @@ def pool_claims(*, dataset: Dataset, split: str) -> pd.DataFrame:
     return frame.astype({"framed_claim_id": "int64"})
 
 
-def summary_records(run: SimulationRun, name: str) -> list[dict]:
+def summary_records(run: SimulationRun, name: str, conventions: str = "platform") -> list[dict]:
     """One of a finished run's stored summary tables ("agents", "differences", "curves"), as
     the list of row dicts the run keeps in its `summary`; no numpy or pandas needed, so the
-    run's page stays light in a web worker. Missing values are None."""
-    return list((run.summary or {}).get(name) or [])
+    run's page stays light in a web worker. Missing values are None.
+
+    `conventions`: "platform" (the default) or "frameref", FrameRef's notebook conventions
+    (`simulation.results`); a run summarised before those were stored has none: [].
+    """
+    summary = run.summary or {}
+    if conventions != "platform":
+        summary = summary.get(conventions) or {}
+    return list(summary.get(name) or [])
 
 
 def simulation_runs_visible_to(user) -> QuerySet[SimulationRun]:

@@ -174,6 +174,7 @@ class Prepared:
     index: Any
     embeddings_model: str
     embeddings_path: Path
+    index_recall: dict | None = None
 
 
 def simulation_prepare(*, run: SimulationRun, show_progress: bool = False,
@@ -189,15 +190,32 @@ def simulation_prepare(*, run: SimulationRun, show_progress: bool = False,
                       framings=frame["framing"].to_numpy(), normalise=False)
     agents = agents_build(run.agents, pool=frame)
     policy = make_policy(run.policy, run.policy_params)
-    index = None
+    index = recall = None
     if run.candidate_mode == CandidateMode.INDEXED:
-        from .index import IVFIndex
+        from .index import IVFIndex, recall_queries, tune_probes
 
-        # Built from the run's seed, so every shard builds the same index; trajectories run
+        # Built from the run's seed, so every shard builds the same index and measures the
+        # same recall on the same contexts, so all probe the same lists; trajectories run
         # over the index's re-ordered copy of the pool (same claims, same canonical order).
         index = IVFIndex.build(pool, seed=run.seed)
+        queries = recall_queries(index.pool, min(200, index.pool.size), seed=run.seed)
+        index, recall = tune_probes(index, queries, k=int(run.policy_params.get("top_k", 5)),
+                                    target=index_target_recall())
         pool = index.pool
-    return Prepared(pool, agents, policy, index, embeddings.model, embeddings.path)
+    return Prepared(pool, agents, policy, index, embeddings.model, embeddings.path, recall)
+
+
+def index_target_recall() -> float:
+    """The SIMULATION_INDEX_TARGET_RECALL setting, checked."""
+    target = getattr(settings, "SIMULATION_INDEX_TARGET_RECALL", 0.99)
+    try:
+        value = float(target)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0 < value <= 1:
+        raise SimulationConfigError(f"setting SIMULATION_INDEX_TARGET_RECALL (FRAMELAB_SIM_TARGET_RECALL): "
+                                    f"value {target!r}: accepted: a recall in (0, 1]")
+    return value
 
 
 def shard_chunks(trajectories: int, shards: int) -> list[list[int]]:
@@ -223,17 +241,10 @@ def _provenance(run: SimulationRun, prepared: Prepared) -> dict:
         except metadata.PackageNotFoundError:
             return None
 
-    index = None
-    if prepared.index is not None:
-        from .index import measure_recall, recall_queries
-
-        queries = recall_queries(prepared.pool, min(200, prepared.pool.size), seed=run.seed)
-        index = {"lists": prepared.index.n_lists, "probes": prepared.index.n_probe,
-                 "recall_at_top_k": measure_recall(prepared.index, queries,
-                                                   k=int(run.policy_params.get("top_k", 5))),
-                 "recall_queries": len(queries)}
     return {
-        "index": index,
+        # Indexed mode: lists, probes, the measured recall of the exact top-k (and among
+        # false claims only), the target and each probe count tried (index.tune_probes).
+        "index": prepared.index_recall,
         "pool": {"claims": prepared.pool.size, "base_claims": prepared.pool.n_base,
                  "false_claims": int((~prepared.pool.is_true).sum()),
                  "dataset": run.dataset.name, "split": run.split},
@@ -399,25 +410,33 @@ def run_summary(frame: pd.DataFrame, *, agent_names: list[str], seed: int) -> di
     agents: per agent, mean_IH (intervals over trajectories), final H, P(correct), confidence
     when correct and wrong and their gap, true and false claims encountered per trajectory;
     differences: every other agent minus the first one (the run's baseline), seeded paired
-    bootstrap; curves: per step and agent, mean H_t and H_t / t with 95% intervals.
+    bootstrap; curves: per step and agent, mean H_t and H_t / t with 95% intervals. Under
+    "frameref", the same three tables by FrameRef's notebook conventions
+    (`simulation.results`: mean_IH over T - 1, H_t / (t - 1), claims per run, confidence
+    averaged per run), so the report can show either without reading the steps again.
     """
-    agents = results.per_agent(frame)
-    agents["agent"] = agents["agent"].astype(str)
-    differences = (results.agent_differences(frame, baseline=agent_names[0], seed=seed)
-                   if len(agent_names) > 1 else pd.DataFrame())
-    curves = results.per_step(frame)
-    curves["agent"] = curves["agent"].astype(str)
-    return _json_safe({
-        "baseline": agent_names[0],
-        "agents": agents.to_dict("records"),
-        "differences": differences.to_dict("records"),
-        "curves": curves.to_dict("records"),
-    })
+    out = {"baseline": agent_names[0], "conventions": "platform"}
+    for conventions in results.CONVENTIONS:
+        agents = results.per_agent(frame, conventions=conventions)
+        agents["agent"] = agents["agent"].astype(str)
+        differences = (results.agent_differences(frame, baseline=agent_names[0], seed=seed,
+                                                 conventions=conventions)
+                       if len(agent_names) > 1 else pd.DataFrame())
+        curves = results.per_step(frame, conventions=conventions)
+        curves["agent"] = curves["agent"].astype(str)
+        tables = {"agents": agents.to_dict("records"), "differences": differences.to_dict("records"),
+                  "curves": curves.to_dict("records")}
+        if conventions == "platform":
+            out.update(tables)
+        else:
+            out[conventions] = tables
+    return _json_safe(out)
 
 
-def summary_table(run: SimulationRun, name: str) -> pd.DataFrame:
-    """One of the stored summary tables ("agents", "differences", "curves") as a DataFrame."""
-    return pd.DataFrame.from_records(summary_records(run, name))
+def summary_table(run: SimulationRun, name: str, conventions: str = "platform") -> pd.DataFrame:
+    """One of the stored summary tables ("agents", "differences", "curves") as a DataFrame,
+    by the platform's conventions or FrameRef's ("frameref")."""
+    return pd.DataFrame.from_records(summary_records(run, name, conventions))
 
 
 def results_file(run: SimulationRun) -> Path:

@@ -32,7 +32,16 @@ TABLES = {
     "differences": "differences between agents, with bootstrap intervals",
     "curves": "per step and agent: mean H_t and H_t / t with 95% intervals",
 }
+CONVENTIONS = ("platform", "frameref")
 TABLE_FORMATS = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+def _conventions(request) -> str:
+    """The report's summary conventions from `?conventions=` (platform by default)."""
+    value = request.GET.get("conventions") or "platform"
+    if value not in CONVENTIONS:
+        raise Http404(f"conventions: value {value!r}: accepted: {', '.join(CONVENTIONS)}")
+    return value
 
 
 @login_required
@@ -72,9 +81,13 @@ def run_detail(request, pk):
     run = get_object_or_404(simulation_runs_visible_to(request.user), pk=pk)
     context = {"run": run, "finished": run.is_finished, "percent": round(100 * run.progress)}
     if run.status == JobStatus.SUCCEEDED:
+        conventions = _conventions(request)
         context.update(
-            agents=summary_records(run, "agents"),
-            differences=summary_records(run, "differences"),
+            conventions=conventions,
+            conventions_query="?conventions=frameref" if conventions == "frameref" else "",
+            conventions_missing=conventions != "platform" and not summary_records(run, "agents", conventions),
+            agents=summary_records(run, "agents", conventions),
+            differences=summary_records(run, "differences", conventions),
             figures=[(kind, spec["title"]) for kind, spec in FIGURES.items()],
             tables=TABLES,
             provenance_json=json.dumps(run.provenance, indent=2, sort_keys=True),
@@ -115,13 +128,18 @@ def run_figure(request, pk, kind, fmt):
     run = _finished_run(request, pk)
     if kind not in FIGURES or fmt not in FIGURE_FORMATS:
         raise Http404("no such figure")
-    figure = curve_figure(summary_table(run, "curves"), kind=kind,
+    conventions = _conventions(request)
+    curves = summary_table(run, "curves", conventions)
+    if curves.empty:
+        raise Http404(f"run {pk} has no summary by the {conventions} conventions")
+    figure = curve_figure(curves, kind=kind,
                           agents=[spec["name"] for spec in run.agents],
                           subtitle=f"{run.name}: {run.trajectories} trajectories x {run.runs} runs, "
                                    f"policy {run.policy}")
     response = HttpResponse(figure_bytes(figure, fmt), content_type=FIGURE_FORMATS[fmt])
     if request.GET.get("download"):
-        _attachment(response, f"simulation-{run.pk}-{kind}.{fmt}")
+        suffix = "" if conventions == "platform" else f"-{conventions}"
+        _attachment(response, f"simulation-{run.pk}-{kind}{suffix}.{fmt}")
     return response
 
 
@@ -132,7 +150,10 @@ def run_table(request, pk, table, fmt):
     run = _finished_run(request, pk)
     if table not in TABLES or fmt not in TABLE_FORMATS:
         raise Http404("no such table")
-    frame = summary_table(run, table)
+    conventions = _conventions(request)
+    frame = summary_table(run, table, conventions)
+    if frame.empty and conventions != "platform":
+        raise Http404(f"run {pk} has no summary by the {conventions} conventions")
     if fmt == "csv":
         body = frame.to_csv(index=False).encode("utf-8")
     else:
@@ -140,7 +161,7 @@ def run_table(request, pk, table, fmt):
         frame.to_parquet(buffer, index=False)
         body = buffer.getvalue()
     return _attachment(HttpResponse(body, content_type=TABLE_FORMATS[fmt]),
-                       f"simulation-{run.pk}-{table}.{fmt}")
+                       f"simulation-{run.pk}-{table}{'' if conventions == 'platform' else '-' + conventions}.{fmt}")
 
 
 @login_required

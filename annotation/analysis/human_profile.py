@@ -8,7 +8,11 @@ human-calibrated simulation agent need:
   the false acceptance rate of a framing is the acceptance rate on its REFUTES claims and
   the false rejection rate is one minus the acceptance rate on its SUPPORTS claims;
 - the same per familiarity level 1..5, for analyses among raters who know a topic;
-- the counts of confidence levels 1..5, split by whether the rater accepted or rejected;
+- the counts of confidence levels 1..5, split by whether the rater accepted or rejected,
+  and the same split by familiarity level too (`confidence_by_familiarity`);
+- per base claim (the id before the last ':' of the framed claim id): the counts of the
+  familiarity levels 1..5 its raters reported, in any framing (`base_familiarity`): how
+  well known the claim's topic is, which the familiarity-aware simulation agent reads;
 - per item (framed claim id): the acceptance rate and the number of raters.
 
 The builder `human_profile(table)` is pure (pandas only) and tested on hand-made tables;
@@ -101,6 +105,8 @@ class HumanProfile:
     familiarity: (framing, truth, level 1..5) -> Rate
     confidence:  (framing, truth, "accepted" | "rejected") -> int64[5] counts of levels 1..5
     items:       full claim id -> ItemRate (framing, truth, n, accepted)
+    confidence_by_familiarity: (framing, truth, decision, familiarity level) -> int64[5]
+    base_familiarity: base claim id -> int64[5] counts of the familiarity levels reported
     """
 
     cells: dict[tuple[str, str], Rate]
@@ -110,6 +116,8 @@ class HumanProfile:
     n_raters: int
     n_judgments: int
     source: dict[str, Any] = field(default_factory=dict)
+    confidence_by_familiarity: dict[tuple[str, str, str, int], np.ndarray] = field(default_factory=dict)
+    base_familiarity: dict[str, np.ndarray] = field(default_factory=dict)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -228,6 +236,11 @@ class HumanProfile:
                            for (f, t, decision), counts in sorted(self.confidence.items())],
             "items": [[claim_id, i.framing, i.truth, i.n, i.accepted]
                       for claim_id, i in sorted(self.items.items())],
+            "confidence_by_familiarity": [
+                [f, t, decision, level, [int(c) for c in counts]]
+                for (f, t, decision, level), counts in sorted(self.confidence_by_familiarity.items())],
+            "base_familiarity": [[base, [int(c) for c in counts]]
+                                 for base, counts in sorted(self.base_familiarity.items())],
         }
 
     @classmethod
@@ -246,6 +259,12 @@ class HumanProfile:
             n_raters=int(data["n_raters"]),
             n_judgments=int(data["n_judgments"]),
             source=dict(data.get("source", {})),
+            # Absent from profiles stored before they were kept: the familiarity-aware agent
+            # then falls back to the framing's familiarity distribution.
+            confidence_by_familiarity={(f, t, d, int(level)): np.asarray(c, dtype=np.int64)
+                                       for f, t, d, level, c in data.get("confidence_by_familiarity", [])},
+            base_familiarity={str(base): np.asarray(c, dtype=np.int64)
+                              for base, c in data.get("base_familiarity", [])},
         )
 
 
@@ -331,6 +350,16 @@ def human_profile(table: pd.DataFrame, *, source: Mapping[str, Any] | None = Non
     for (f, t, d, level), n in counted.items():
         counts = confidence.setdefault((f, t, d), np.zeros(5, dtype=np.int64))
         counts[int(level) - 1] += int(n)
+    confidence_by_familiarity: dict[tuple[str, str, str, int], np.ndarray] = {}
+    counted = frame.groupby(["framing", "truth", "decision", "familiarity", "confidence"]).size()
+    for (f, t, d, fam, level), n in counted.items():
+        counts = confidence_by_familiarity.setdefault((f, t, d, int(fam)), np.zeros(5, dtype=np.int64))
+        counts[int(level) - 1] += int(n)
+    base_familiarity: dict[str, np.ndarray] = {}
+    frame["base"] = [base_claim_id(c) for c in frame["claim_id"]]
+    for (base, fam), n in frame.groupby(["base", "familiarity"]).size().items():
+        counts = base_familiarity.setdefault(str(base), np.zeros(5, dtype=np.int64))
+        counts[int(fam) - 1] += int(n)
 
     items: dict[str, ItemRate] = {}
     per_item = frame.groupby("claim_id", sort=True).agg(
@@ -355,7 +384,15 @@ def human_profile(table: pd.DataFrame, *, source: Mapping[str, Any] | None = Non
         n_raters=int(table["Annotator_ID"].nunique()),
         n_judgments=int(len(table)),
         source=dict(source or {}),
+        confidence_by_familiarity=confidence_by_familiarity,
+        base_familiarity=base_familiarity,
     )
+
+
+def base_claim_id(full_claim_id: str) -> str:
+    """The base claim of a framed claim id `<base id>:<framing>` (the id itself without ':')."""
+    base, sep, _ = str(full_claim_id).rpartition(":")
+    return base if sep else str(full_claim_id)
 
 
 # --- Django entry point ---------------------------------------------------------------------
@@ -403,7 +440,13 @@ def profiles_pooled(profiles: Iterable[HumanProfile]) -> HumanProfile:
     familiarity: dict = {}
     confidence: dict = {}
     items: dict = {}
+    by_familiarity: dict = {}
+    bases: dict = {}
     for p in profiles:
+        for key, counts in p.confidence_by_familiarity.items():
+            by_familiarity[key] = by_familiarity.get(key, np.zeros(5, dtype=np.int64)) + counts
+        for key, counts in p.base_familiarity.items():
+            bases[key] = bases.get(key, np.zeros(5, dtype=np.int64)) + counts
         for key, r in p.cells.items():
             old = cells.get(key, Rate(0, 0))
             cells[key] = Rate(old.n + r.n, old.accepted + r.accepted)
@@ -418,4 +461,5 @@ def profiles_pooled(profiles: Iterable[HumanProfile]) -> HumanProfile:
     return HumanProfile(cells=cells, familiarity=familiarity, confidence=confidence, items=items,
                         n_raters=sum(p.n_raters for p in profiles),
                         n_judgments=sum(p.n_judgments for p in profiles),
-                        source={"pooled": [p.source for p in profiles]})
+                        source={"pooled": [p.source for p in profiles]},
+                        confidence_by_familiarity=by_familiarity, base_familiarity=bases)

@@ -12,9 +12,11 @@ from annotation.analysis.human_profile import (
     HumanProfile,
     HumanProfileError,
     Rate,
+    base_claim_id,
     confidence_level,
     confidence_probability,
     human_profile,
+    profiles_pooled,
     study_human_profile,
 )
 from annotation.models import Dataset, Participant, Study
@@ -99,6 +101,31 @@ def test_profile_round_trips_through_json():
     assert restored.source == {"study": "x"}
     for key, counts in profile.confidence.items():
         assert list(restored.confidence[key]) == list(counts)
+    assert {k: list(v) for k, v in restored.base_familiarity.items()} == {
+        k: list(v) for k, v in profile.base_familiarity.items()}
+    assert {k: list(v) for k, v in restored.confidence_by_familiarity.items()} == {
+        k: list(v) for k, v in profile.confidence_by_familiarity.items()}
+    # A profile stored before these tables existed still loads, without them.
+    old = profile.to_dict()
+    del old["base_familiarity"], old["confidence_by_familiarity"]
+    assert HumanProfile.from_dict(old).base_familiarity == {}
+
+
+def test_profile_keeps_familiarity_per_base_claim_and_confidence_per_familiarity():
+    """Guards the familiarity-aware agent's inputs: the familiarity levels reported for each
+    base claim (pooled over its framings), and confidence counts split by familiarity level."""
+    table = hand_table()
+    table.loc[len(table)] = ("r4", "c1:authoritative", "authoritative", "REFUTES", "REFUTES", 5, 4)
+    profile = human_profile(table)
+    assert {k: list(v) for k, v in profile.base_familiarity.items()} == {
+        "c1": [0, 1, 2, 1, 0], "c2": [2, 0, 0, 0, 0], "c3": [0, 0, 0, 0, 2], "c4": [0, 0, 0, 1, 0]}
+    assert list(profile.confidence_by_familiarity[("original", "REFUTES", "rejected", 3)]) == [0, 0, 1, 0, 1]
+    assert list(profile.confidence_by_familiarity[("original", "REFUTES", "accepted", 2)]) == [0, 0, 0, 1, 0]
+    assert ("original", "REFUTES", "accepted", 3) not in profile.confidence_by_familiarity
+    pooled = profiles_pooled([profile, profile])
+    assert list(pooled.base_familiarity["c1"]) == [0, 2, 4, 2, 0]
+    assert list(pooled.confidence_by_familiarity[("authoritative", "REFUTES", "accepted", 1)]) == [0, 2, 0, 0, 2]
+    assert base_claim_id("fever-7:emotional") == "fever-7" and base_claim_id("x") == "x"
 
 
 @pytest.mark.parametrize("column,value,message", [

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from simulation.agents import (
@@ -109,6 +110,98 @@ def test_human_calibrated_agent_per_familiarity_level():
     other = np.full(20000, 2)  # base 1... original framing: no familiarity data, plain rate
     supports, _ = agent.judge(pool, other, np.random.default_rng(2).random((len(other), 3)))
     assert abs(supports.mean() - 0.5) < 0.02
+
+
+def familiarity_study(informative: bool):
+    """A judgment table over base claims b0..b3 (b0, b2 true) in two framings, 20 raters each.
+
+    informative: b1 and b0 are known topics (raters report familiarity 5), b3 and b2 unknown
+    (level 1); familiar raters reject the false b1 at confidence 5 and accept the true b0 at
+    confidence 5, unfamiliar ones accept the false b3 at confidence 1 and the true b2 at
+    confidence 2. Not informative: b0, b1 are reported at level 2 and b2, b3 at level 4, and
+    at both levels half the raters accept, with the same confidence whatever they decide.
+    """
+    from annotation.analysis.human_profile import human_profile
+
+    rows = []
+    for base in range(4):
+        for framing in FRAMINGS:
+            for rater in range(20):
+                truth = "SUPPORTS" if base in (0, 2) else "REFUTES"
+                if informative:
+                    level = 5 if base in (0, 1) else 1
+                    accept = base != 1
+                    confidence = {0: 5, 1: 5, 2: 2, 3: 1}[base]
+                else:
+                    level = 2 if base in (0, 1) else 4
+                    accept = rater % 2 == 0
+                    confidence = 2 if rater % 4 < 2 else 5
+                rows.append((f"r{rater}", f"b{base}:{framing}", framing, truth,
+                             "SUPPORTS" if accept else "REFUTES", confidence, level))
+    return human_profile(pd.DataFrame(rows, columns=[
+        "Annotator_ID", "full_claim_id", "framing_type", "true_label",
+        "accurate_response", "confidence_response", "familiarity_response"]))
+
+
+def base_named_pool():
+    base = np.repeat(np.arange(4), 2)
+    return Pool.build(claim_ids=[f"b{b}:{FRAMINGS[i % 2]}" for i, b in enumerate(base)],
+                      base_ids=[f"b{b}" for b in base], true_labels=np.isin(base, [0, 2]),
+                      embeddings=np.random.default_rng(0).normal(size=(8, 4)),
+                      framings=[FRAMINGS[i % 2] for i in range(8)])
+
+
+def test_familiarity_agent_judges_each_claim_at_its_reported_familiarity():
+    """Guards against the familiarity-aware human agent reproducing the plain one (a level
+    drawn from the framing's own familiarity distribution gives back the framing's rate):
+    a claim its raters know well is judged as the familiar raters judged, with their
+    confidence."""
+    from simulation.agent_builders import FAMILIARITY_PRIOR_JUDGMENTS as m
+    from simulation.agent_builders import human_agent_from_profile
+
+    profile = familiarity_study(informative=True)
+    plain = human_agent_from_profile("plain", profile, by_familiarity=False)
+    familiar = human_agent_from_profile("familiar", profile, by_familiarity=True)
+    pool = base_named_pool()
+    n = 20000
+    u = np.random.default_rng(4).random((n, 3))
+    expected = {  # P(accept) per base: thin levels are blended toward the framing's 0.5 by m
+        1: (0 + m * 0.5) / (40 / 2 + m), 3: (20 + m * 0.5) / (20 + m), 0: 1.0, 2: 1.0}
+    for base, p_familiar in expected.items():
+        for row in (2 * base, 2 * base + 1):
+            claims = np.full(n, row)
+            accepted_plain, conf_plain = plain.judge(pool, claims, u)
+            accepted, conf = familiar.judge(pool, claims, u)
+            p_plain = 0.5 if base in (1, 3) else 1.0
+            assert abs(accepted_plain.mean() - p_plain) < 0.015
+            assert abs(accepted.mean() - p_familiar) < 0.015, (base, accepted.mean(), p_familiar)
+            if base in (0, 2):
+                # Accepted true claims: the plain agent mixes levels 2 and 5 half and half;
+                # the familiar one gives b0 (known) level 5 and b2 (unknown) level 2 with
+                # probability (20 + m/2) / (20 + m).
+                assert abs((conf_plain == 1.0).mean() - 0.5) < 0.015
+                top = (20 + m / 2) / (20 + m)
+                share = (conf == (1.0 if base == 0 else 0.625)).mean()
+                assert abs(share - top) < 0.015, (base, share, top)
+
+
+def test_familiarity_agent_equals_the_plain_agent_where_familiarity_says_nothing():
+    """Where acceptance and confidence are the same at every familiarity level, judging at a
+    claim's familiarity changes nothing: the same draws give the same judgments."""
+    from simulation.agent_builders import human_agent_from_profile
+
+    profile = familiarity_study(informative=False)
+    plain = human_agent_from_profile("plain", profile, by_familiarity=False)
+    familiar = human_agent_from_profile("familiar", profile, by_familiarity=True)
+    assert familiar.claim_familiarity is not None
+    pool = base_named_pool()
+    claims = np.tile(np.arange(8), 3000)
+    u = np.random.default_rng(5).random((len(claims), 3))
+    a_plain, c_plain = plain.judge(pool, claims, u)
+    a_fam, c_fam = familiar.judge(pool, claims, u)
+    np.testing.assert_array_equal(a_fam, a_plain)
+    np.testing.assert_array_equal(c_fam, c_plain)
+    assert 0.45 < a_plain.mean() < 0.55
 
 
 def test_rate_agent_errors_name_the_problem():

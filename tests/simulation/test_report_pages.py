@@ -116,6 +116,39 @@ def test_report_shows_the_tables_and_links_every_download(client, researcher, fi
     assert f"#{run.pk} report" in listing and "credulous, oracle" in listing
 
 
+def test_report_by_frameref_conventions(client, researcher, finished_run):
+    """The report's FrameRef toggle shows the notebook's summary of the same run: the oracle's
+    H_t = t gives mean_IH (1+2+3+4) / 3; its curve H_t / (t - 1) has no first step; claims are
+    counted per run of 8 trajectories; the downloads follow the toggle."""
+    run = finished_run
+    url = reverse("simulation:run-detail", args=[run.pk])
+    page = client.get(url + "?conventions=frameref").content.decode()
+    assert "FrameRef's notebook conventions" in page
+    oracle_row = re.search(r'<th scope="row">oracle</th>\s*<td class="num">([^<]+)</td>', page)
+    assert oracle_row and oracle_row.group(1) == "3.333"
+    assert reverse("simulation:run-figure", args=[run.pk, "health", "svg"]) + "?conventions=frameref" in page
+    table = pd.read_csv(io.BytesIO(client.get(
+        reverse("simulation:run-table", args=[run.pk, "agents", "csv"]) + "?conventions=frameref").content))
+    platform = pd.read_csv(io.BytesIO(client.get(reverse("simulation:run-table", args=[run.pk, "agents", "csv"])).content))
+    assert table.loc[1, "mean_IH"] == pytest.approx(10 / 3)
+    assert (table["true_claims"] + table["false_claims"]).tolist() == [8 * 4, 8 * 4]  # per run of 8
+    assert (platform["true_claims"] + platform["false_claims"]).tolist() == [4, 4]     # per trajectory
+    curves = pd.read_csv(io.BytesIO(client.get(
+        reverse("simulation:run-table", args=[run.pk, "curves", "csv"]) + "?conventions=frameref").content))
+    oracle = curves[curves["agent"] == "oracle"].sort_values("step")
+    assert oracle["mean_H_per_step"].isna().tolist() == [True, False, False, False]
+    assert oracle["mean_H_per_step"].iloc[1:].tolist() == pytest.approx([2.0, 1.5, 4 / 3])
+    figure = client.get(reverse("simulation:run-figure", args=[run.pk, "health", "svg"]) + "?conventions=frameref&download=1")
+    assert figure.status_code == 200 and "health-frameref.svg" in figure["Content-Disposition"]
+    assert client.get(url + "?conventions=notebook").status_code == 404
+    # A run summarised before the FrameRef tables were stored says so instead of failing.
+    SimulationRun.objects.filter(pk=run.pk).update(summary={k: v for k, v in run.summary.items() if k != "frameref"})
+    page = client.get(url + "?conventions=frameref").content.decode()
+    assert "summarised before FrameRef's conventions were stored" in page
+    assert client.get(reverse("simulation:run-table", args=[run.pk, "agents", "csv"])
+                      + "?conventions=frameref").status_code == 404
+
+
 def test_a_running_run_refreshes_and_can_be_cancelled(client, researcher, demo):
     run = simulation_run_create(name="long", dataset=demo, split="test", trajectories=8, steps=4, runs=1, seed=0,
                                 agents=[{"kind": "oracle"}])

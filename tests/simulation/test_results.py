@@ -66,6 +66,54 @@ def test_per_step_curves_with_intervals():
     assert curve["H_low"].iloc[0] == pytest.approx(0.75 - half)
 
 
+def frameref_table():
+    """Two runs: run 0 has two trajectories of 4 steps, run 1 one trajectory."""
+    labels = ["SUPPORTS", "REFUTES", "REFUTES", "SUPPORTS"]
+    return pd.concat([
+        table("a", 0, 0, labels, [True, True, False, False], [0.9, 0.6, 0.8, 0.7]),  # H .9 .3 1.1 .4
+        table("a", 0, 1, labels, [True, False, False, True], [0.5, 0.5, 0.5, 0.5]),  # H .5 1 1.5 2
+        table("a", 1, 0, ["REFUTES"] * 4, [True] * 4, [1.0] * 4),                   # H -1 -2 -3 -4
+    ], ignore_index=True)
+
+
+def test_frameref_conventions_by_hand():
+    """Guards each of FrameRef's notebook conventions (mean_IH over T - 1, H_t / (t - 1) with
+    the first step dropped, claims counted per run, confidence averaged per run) against
+    the platform's, on numbers worked out by hand."""
+    frame = frameref_table()
+    sums = [0.9 + 0.3 + 1.1 + 0.4, 0.5 + 1 + 1.5 + 2, -10.0]
+    platform = per_agent(frame).iloc[0]
+    frameref = per_agent(frame, conventions="frameref").iloc[0]
+    assert platform["mean_IH"] == pytest.approx(((sums[0] + sums[1]) / 8 + sums[2] / 4) / 2)
+    assert frameref["mean_IH"] == pytest.approx(((sums[0] + sums[1]) / 6 + sums[2] / 3) / 2)
+    assert frameref["mean_IH_low"] == pytest.approx(platform["mean_IH_low"] * 4 / 3)
+    assert frameref["final_H"] == platform["final_H"] and frameref["p_correct"] == platform["p_correct"]
+    # True claims: run 0 met 2 + 2 (per trajectory 2), run 1 met 0; false: 4 and 4.
+    assert (platform["true_claims"], platform["false_claims"]) == (pytest.approx(1.0), pytest.approx(3.0))
+    assert (frameref["true_claims"], frameref["false_claims"]) == (pytest.approx(2.0), pytest.approx(4.0))
+    # Confidence when correct: run 0's correct steps .9 .8 .5 .5 .5 .5 (mean 3.7 / 6), run 1
+    # none; when wrong: run 0 .6 .7 (mean .65), run 1 1.0 x 4. Pooled: wrong = (1.3 + 4) / 6.
+    assert platform["confidence_correct"] == pytest.approx(3.7 / 6)
+    assert frameref["confidence_correct"] == pytest.approx(3.7 / 6)
+    assert platform["confidence_wrong"] == pytest.approx(5.3 / 6)
+    assert frameref["confidence_wrong"] == pytest.approx((0.65 + 1.0) / 2)
+    assert frameref["confidence_gap"] == pytest.approx(3.7 / 6 - 0.825)
+    # The curve: H_t / (t - 1), nothing at the first step.
+    curve = per_step(frame, conventions="frameref")
+    plain = per_step(frame)
+    assert np.isnan(curve["mean_H_per_step"].iloc[0]) and curve["mean_H"].iloc[0] == plain["mean_H"].iloc[0]
+    mean_h = plain["mean_H"].to_numpy()
+    np.testing.assert_allclose(curve["mean_H_per_step"].iloc[1:], mean_h[1:] / np.arange(1, 4))
+    np.testing.assert_allclose(plain["mean_H_per_step"], mean_h / np.arange(1, 5))
+    # The differences use the same mean_IH.
+    both = pd.concat([frame, frame.assign(agent="b", H=frame["H"] + 3.0)], ignore_index=True)
+    diff = agent_differences(both, baseline="a", metrics=("mean_IH",), conventions="frameref")
+    assert diff["difference"].iloc[0] == pytest.approx(3.0 * 4 / 3)
+    assert "T - 1" in format_summary(per_agent(frame, conventions="frameref"), "frameref")
+    with pytest.raises(ValueError, match="conventions: value 'notebook': accepted: platform, frameref"):
+        per_agent(frame, conventions="notebook")
+
+
 def test_oracle_beats_a_coin_and_the_bootstrap_interval_is_seeded():
     pool = synthetic_pool(600, dim=8, seed=2)
     policy = make_policy("frameref")

@@ -195,6 +195,12 @@ def test_simulate_command_creates_and_executes_a_run(demo):
     assert re.search(r"oracle\s+2\.500", text)
     assert run.agents[0]["accept"] == {"*": {"SUPPORTS": 0.9, "REFUTES": 0.7}}
     assert run.name == "credulous vs oracle on FrameLab demo"
+    # The same in FrameRef's notebook conventions: the oracle's H_t = t over T - 1 = 3 steps.
+    out = io.StringIO()
+    call_command("simulate", dataset="FrameLab demo", split="test", trajectories=5, steps=4, runs=2, seed=3,
+                 agent=["oracle"], conventions="frameref", no_progress=True, stdout=out)
+    assert "FrameRef's notebook conventions" in out.getvalue() and re.search(r"oracle\s+3\.333", out.getvalue())
+    SimulationRun.objects.exclude(pk=run.pk).delete()
 
     with pytest.raises(CommandError, match=f"run {run.pk} is succeeded, not queued"):
         call_command("simulate", run=str(run.pk), no_progress=True)
@@ -223,5 +229,20 @@ def test_indexed_candidates_run_and_report_their_recall(demo):
     assert run.status == "succeeded", run.error
     index = run.provenance["index"]
     assert index["lists"] >= 1 and 0.0 <= index["recall_at_top_k"] <= 1.0 and index["recall_queries"] == 36
+    # The probes grew until the recall target (the setting, 0.99 by default) was met, over
+    # the whole pool and among false claims only; each probe count tried is kept.
+    assert index["target_recall"] == 0.99 and index["target_met"]
+    assert min(index["recall_at_top_k"], index["recall_false_only"]) >= 0.99
+    assert index["tried"][-1] == [index["probes"], index["recall_at_top_k"], index["recall_false_only"]]
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("recall", password="x"))
+    page = client.get(reverse("simulation:run-detail", args=[run.pk])).content.decode()
+    assert (f"Indexed candidates: {index['lists']} lists, {index['probes']} probed" in page
+            and f"measured recall of the exact top-5: <strong>{index['recall_at_top_k']:.3f}</strong>" in page
+            and "(target 0.99: met)" in page)
     steps = pd.read_parquet(results_file(run))
     assert len(steps) == 3 * 6 * 5 and steps.groupby(["agent", "trajectory"], observed=True)["base_id"].nunique().eq(5).all()

@@ -65,6 +65,29 @@ def test_simulate_writes_per_step_results_and_prints_a_summary(pool_files, tmp_p
     assert lines["authoritative"] < lines["baseline"]
 
 
+def test_simulate_prints_frameref_conventions_on_request(pool_files, tmp_path):
+    """`--conventions frameref` prints FrameRef's notebook summary of the same trajectories:
+    mean_IH x T / (T - 1), claims per run (x trajectories per run); the default is the platform's."""
+    _, pool_path, emb_path = pool_files
+
+    def table(printed):
+        return {line.split()[0]: [float(v) for v in line.replace("[", " ").replace("]", " ").replace(",", " ").split()[1:]]
+                for line in printed.splitlines() if line.split() and line.split()[0] in ("baseline", "authoritative")}
+
+    args = ("--trajectories", "10", "--steps", "12", "--runs", "2", "--seed", "3")
+    platform = simulate(pool_path, emb_path, tmp_path / "a.parquet", *args)
+    frameref = simulate(pool_path, emb_path, tmp_path / "b.parquet", *args, "--conventions", "frameref")
+    assert "platform conventions" in platform and "FrameRef's notebook conventions" in frameref
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet"))
+    plain, notebook = table(platform), table(frameref)
+    for agent in ("baseline", "authoritative"):
+        # mean_IH, low, high, P(correct), gap, true, false
+        assert notebook[agent][0] == pytest.approx(plain[agent][0] * 12 / 11, abs=2e-3)
+        assert notebook[agent][3] == plain[agent][3]
+        assert notebook[agent][5] == pytest.approx(plain[agent][5] * 10, abs=0.6)
+        assert notebook[agent][6] == pytest.approx(plain[agent][6] * 10, abs=0.6)
+
+
 def test_simulate_results_do_not_depend_on_workers_or_candidate_mode(pool_files, tmp_path):
     _, pool_path, emb_path = pool_files
     args = ("--trajectories", "9", "--steps", "10", "--seed", "3", "--agents", "baseline")
@@ -75,6 +98,25 @@ def test_simulate_results_do_not_depend_on_workers_or_candidate_mode(pool_files,
     one = pd.read_parquet(tmp_path / "one.parquet")
     pd.testing.assert_frame_equal(one, pd.read_parquet(tmp_path / "two.parquet"))
     pd.testing.assert_frame_equal(one, pd.read_parquet(tmp_path / "indexed.parquet"))
+
+
+def test_simulate_indexed_reports_and_meets_its_target_recall(pool_files, tmp_path):
+    """Indexed file mode measures its recall on contexts from the pool and grows the probes to
+    the target (default 0.99); --n-probe fixes them and the recall is only reported."""
+    _, pool_path, emb_path = pool_files
+    args = ("--trajectories", "4", "--steps", "5", "--agents", "baseline", "--candidates", "indexed",
+            "--n-lists", "30")
+    import re
+
+    printed = simulate(pool_path, emb_path, tmp_path / "a.parquet", *args)
+    found = re.search(r"index: 30 lists, (\d+) probed \(target 0.99: met\); recall of the exact top-5: "
+                      r"([\d.]+), among false claims only ([\d.]+), on 200 contexts", printed)
+    assert found and float(found.group(2)) >= 0.99 and float(found.group(3)) >= 0.99
+    printed = simulate(pool_path, emb_path, tmp_path / "b.parquet", *args, "--n-probe", "1")
+    found = re.search(r"index: 30 lists, 1 probed \(fixed by --n-probe\); recall of the exact top-5: ([\d.]+)", printed)
+    assert found and float(found.group(1)) < 0.99
+    with pytest.raises(CommandError, match="--target-recall 1.5: accepted: a recall in"):
+        simulate(pool_path, emb_path, tmp_path / "c.parquet", *args, "--target-recall", "1.5")
 
 
 def test_simulate_policy_options(pool_files, tmp_path):

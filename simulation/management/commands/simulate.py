@@ -60,10 +60,17 @@ class Command(BaseCommand):
                            help="exact cosine over the remaining pool, or an IVF index for large pools")
         files.add_argument("--n-lists", type=int, help="indexed mode: number of lists (default sqrt(n))")
         files.add_argument("--n-probe", type=int, default=None,
-                           help="indexed mode: lists probed (default 3, the index's default)")
+                           help="indexed mode: lists probed, fixed (default: from 3 up until --target-recall is met)")
+        files.add_argument("--target-recall", type=float, default=None,
+                           help="indexed mode: recall of the exact top-k to reach, measured on 200 contexts "
+                                "sampled from the pool, with and without the false-only filter (default 0.99)")
         files.add_argument("--workers", type=int, default=1, help="processes to split trajectories over")
         files.add_argument("--baseline", metavar="AGENT",
                            help="also print each agent's difference from this agent, bootstrap 95%% CI")
+        parser.add_argument("--conventions", default="platform", choices=("platform", "frameref"),
+                            help="summary conventions of the printed table: platform (default: mean_IH "
+                                 "over T, claims per trajectory, confidence pooled) or frameref (FrameRef's "
+                                 "notebook: mean_IH over T-1, claims per run, confidence averaged per run)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **options):
@@ -101,7 +108,8 @@ class Command(BaseCommand):
         self.handle_database_run(options)
         run.refresh_from_db()
         if run.status == "succeeded":
-            self.stdout.write(format_summary(summary_table(run, "agents")) + "\n")
+            self.stdout.write(format_summary(summary_table(run, "agents", options["conventions"]),
+                                             options["conventions"]) + "\n")
             self.stdout.write(f"per-step results: {run.results_path} (under MEDIA_ROOT); report: "
                               f"/simulations/{run.pk}/\n")
 
@@ -138,7 +146,13 @@ class Command(BaseCommand):
     # --- file mode ------------------------------------------------------------------------
 
     def handle_files(self, options):
-        from simulation.index import IVFIndex
+        from simulation.index import (
+            DEFAULT_TARGET_RECALL,
+            IVFIndex,
+            measure_recall,
+            recall_queries,
+            tune_probes,
+        )
         from simulation.pool_files import (
             PoolFileError,
             read_pool_files,
@@ -174,9 +188,23 @@ class Command(BaseCommand):
             n_probe = options["n_probe"]
             if n_probe is not None and options["n_lists"]:
                 n_probe = min(n_probe, options["n_lists"])  # probing every list is exact mode
+            target = DEFAULT_TARGET_RECALL if options["target_recall"] is None else options["target_recall"]
+            if not 0 < target <= 1:
+                raise CommandError(f"--target-recall {target}: accepted: a recall in (0, 1]")
+            if options["n_probe"] is not None and options["target_recall"] is not None:
+                raise CommandError("give --n-probe (fixed probes) or --target-recall (probes grow to meet it), not both")
             with _bar(pool.size, "index", options["no_progress"], unit="claim") as bar:
                 index = IVFIndex.build(pool, n_lists=options["n_lists"], n_probe=n_probe,
                                        seed=options["seed"], progress=bar.update)
+            queries = recall_queries(index.pool, min(200, index.pool.size), seed=options["seed"])
+            k = int(policy.parameters().get("top_k", 5))
+            if options["n_probe"] is None:
+                index, recall = tune_probes(index, queries, k=k, target=target)
+            else:
+                recall = {"lists": index.n_lists, "probes": index.n_probe, "k": k, "target_recall": None,
+                          "recall_at_top_k": measure_recall(index, queries, k=k),
+                          "recall_false_only": measure_recall(index, queries, k=k, false_only=True),
+                          "recall_queries": len(queries)}
             pool = index.pool
         total = len(agents) * options["runs"] * options["trajectories"] * options["steps"]
         with _bar(total, "simulate", options["no_progress"], unit="step") as bar:
@@ -197,10 +225,19 @@ class Command(BaseCommand):
             f"{policy.name} {policy.parameters()}, {options['candidates']} candidates, seed {options['seed']}: "
             f"{len(frame):,} rows written to {out} in {seconds:.1f} s\n"
         )
-        self.stdout.write(format_summary(per_agent(frame)) + "\n")
+        if index is not None:
+            target_text = ("fixed by --n-probe" if recall["target_recall"] is None else
+                           f"target {recall['target_recall']}: {'met' if recall['target_met'] else 'NOT met'}")
+            self.stdout.write(
+                f"index: {recall['lists']} lists, {recall['probes']} probed ({target_text}); recall of the exact "
+                f"top-{recall['k']}: {recall['recall_at_top_k']:.3f}, among false claims only "
+                f"{recall['recall_false_only']:.3f}, on {recall['recall_queries']} contexts from the pool\n")
+        conventions = options["conventions"]
+        self.stdout.write(format_summary(per_agent(frame, conventions=conventions), conventions) + "\n")
         if options["baseline"]:
             try:
-                diffs = agent_differences(frame, baseline=options["baseline"], seed=options["seed"])
+                diffs = agent_differences(frame, baseline=options["baseline"], seed=options["seed"],
+                                          conventions=conventions)
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(f"\ndifferences from {options['baseline']} (bootstrap 95% CI over trajectories):\n")
