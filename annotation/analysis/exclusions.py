@@ -20,17 +20,21 @@ not counted again by a later one, a CONSORT-style flow):
   was seen first is known only as well as the export's timestamps, and the between-subjects
   comparison holds neither). A rater left with no judgment counts as removed by the rule.
 
-Every rule is on by default. Pure: pandas and numpy, no Django.
+Every rule is on by default. Pure: pandas and numpy, no Django. pandas is imported by the
+functions that compute, so that the analysis options (which every page that links to a
+report parses) load it only where a table is read.
 """
 from __future__ import annotations
 
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Participant statuses whose judgments leave the analysis (the platform's
 # Participant.EXCLUDED_FROM_ANALYSIS): they returned, were rejected or excluded, or never
@@ -111,6 +115,8 @@ def first_column(table: pd.DataFrame, names: tuple[str, ...]) -> str | None:
 
 def boolean_column(series: pd.Series, column: str) -> pd.Series:
     """True/False/NA from booleans, 0/1 or words (CSV files carry them as text)."""
+    import pandas as pd
+
     if series.dtype == bool:
         return series.astype("boolean")
 
@@ -150,6 +156,8 @@ def rater_facts(table: pd.DataFrame) -> RaterFacts:
     rater, not to one judgment. Raises `ValueError` naming the column and value for a flag
     that is neither true nor false.
     """
+    import pandas as pd
+
     rows = table.index
     participant = table["Annotator_ID"].astype(str)
     attention_column = first_column(table, ATTENTION_COLUMNS)
@@ -212,6 +220,8 @@ def rater_facts(table: pd.DataFrame) -> RaterFacts:
 
 def design_violations(participant: np.ndarray, base_claim: np.ndarray, framing: np.ndarray) -> np.ndarray:
     """Per judgment: does its rater judge another framing of the same base claim as well?"""
+    import pandas as pd
+
     frame = pd.DataFrame({"participant": participant, "base_claim": base_claim, "framing": framing})
     framings = frame.groupby(["participant", "base_claim"])["framing"].transform("nunique")
     return (framings > 1).to_numpy(dtype=bool)
@@ -313,6 +323,7 @@ def apply_exclusions(table: pd.DataFrame, policy: ExclusionPolicy | None = None)
     The table needs `Annotator_ID`, `full_claim_id` and `framing_type`; attention-check rows
     (see `rater_facts`) feed the rules and are never kept; so are rows without a claim id.
     """
+
     policy = policy or ExclusionPolicy()
     missing = [c for c in ("Annotator_ID", "full_claim_id", "framing_type") if c not in table.columns]
     if missing:
