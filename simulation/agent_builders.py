@@ -3,6 +3,7 @@
 A run stores its agents as specs a researcher can read and write by hand:
 
     {"kind": "persona", "persona": "consensus-0.5"}    (name or id: core/lookup.py's rule)
+    {"kind": "persona", "persona": "baseline", "decision": "frameref"}
     {"kind": "human", "study": "FrameRef replication", "by_familiarity": false}
     {"kind": "parametric", "name": "credulous",
      "accept": {"SUPPORTS": 0.9, "REFUTES": 0.6}, "confidence": 0.8}
@@ -19,6 +20,13 @@ Parametric acceptance may be one pair for every framing or one pair per framing:
 `"accept": {"authoritative": {"SUPPORTS": 0.9, "REFUTES": 0.7}, "*": {...}}` ("*": any
 framing not listed). `confidence` is one probability in [0, 1] (every judgment) or five
 weights of the confidence levels 1..5.
+
+A persona's `decision` is its decision rule (`simulation.decisions`): `argmax` (the more
+probable label), `frameref` (sampled at temperature 0.6, top-p 0.9, the generation config
+FrameRef's model shipped) or `sample:T:P`. A run's default rule (`agent_specs_resolve(...,
+decision=...)`, `simulate --decision`, the web form) applies to every persona agent whose
+spec names none; the stored spec always names it. Human, parametric and oracle agents draw
+from rates or are always right: they have no label distribution for a rule to act on.
 """
 from __future__ import annotations
 
@@ -38,12 +46,13 @@ from .agents import (
     human_calibrated_agent,
     parametric_agent,
 )
+from .decisions import DecisionRuleError, parse_decision
 
 KINDS = ("persona", "human", "parametric", "oracle")
 LABELS = ("SUPPORTS", "REFUTES")
 SCORE_COLUMNS = ("claim_id", "p_supports", "p_refutes")
 SPEC_KEYS = {
-    "persona": {"kind", "name", "persona", "normalised"},
+    "persona": {"kind", "name", "persona", "normalised", "decision"},
     "human": {"kind", "name", "study", "by_familiarity", "apply_exclusions", "exclusions",
               "min_median_response_ms"},
     "parametric": {"kind", "name", "accept", "confidence"},
@@ -177,12 +186,19 @@ def _splits_of(split: str) -> list[str]:
     return list(Split.values) if split == "all" else [split]
 
 
-def agent_specs_resolve(specs: Any, *, dataset, split: str, pool: pd.DataFrame, user=None) -> list[dict]:
+def agent_specs_resolve(specs: Any, *, dataset, split: str, pool: pd.DataFrame, user=None,
+                        decision: str | None = None) -> list[dict]:
     """Checks the specs against the database and the pool; returns them as a run stores them.
 
     Raises AgentSpecError naming the agent (by position and name), the field and the value.
     `user`, when given, must be allowed to see every study a human agent is built from.
+    `decision`: the decision rule of every persona agent whose spec names none (argmax when
+    None).
     """
+    try:
+        default_decision = parse_decision(decision).text()
+    except DecisionRuleError as exc:
+        raise AgentSpecError(f"field 'decision': {exc}") from None
     if not isinstance(specs, list) or not specs:
         raise AgentSpecError("agents: give a list of at least one agent spec, e.g. "
                              '[{"kind": "oracle"}]')
@@ -201,7 +217,8 @@ def agent_specs_resolve(specs: Any, *, dataset, split: str, pool: pd.DataFrame, 
         name = spec.get("name")
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise AgentSpecError(f"{where}: field 'name': value {name!r}: accepted: a non-empty text")
-        out = _resolve_one(kind, spec, where, dataset=dataset, split=split, pool=pool, user=user)
+        out = _resolve_one(kind, spec, where, dataset=dataset, split=split, pool=pool, user=user,
+                           default_decision=default_decision)
         out["name"] = (name or out["name"]).strip()
         resolved.append(out)
     names = [spec["name"] for spec in resolved]
@@ -215,7 +232,7 @@ def agent_specs_resolve(specs: Any, *, dataset, split: str, pool: pd.DataFrame, 
     return resolved
 
 
-def _resolve_one(kind, spec, where, *, dataset, split, pool, user) -> dict:
+def _resolve_one(kind, spec, where, *, dataset, split, pool, user, default_decision="argmax") -> dict:
     if kind == "oracle":
         return {"kind": "oracle", "name": "oracle",
                 "confidence": _probability(spec.get("confidence", 1.0), where, "confidence")}
@@ -231,8 +248,13 @@ def _resolve_one(kind, spec, where, *, dataset, split, pool, user) -> dict:
         except Persona.DoesNotExist as exc:
             raise AgentSpecError(f"{where}: field 'persona': {exc}") from None
         tables = _score_tables_for(persona, dataset=dataset, splits=_splits_of(split), where=where)
+        try:
+            decision = parse_decision(spec.get("decision") or default_decision).text()
+        except DecisionRuleError as exc:
+            raise AgentSpecError(f"{where}: field 'decision': {exc}") from None
         return {"kind": "persona", "name": persona.name, "persona": persona.name,
                 "persona_id": persona.pk, "normalised": bool(spec.get("normalised", False)),
+                "decision": decision,
                 "score_tables": [{"id": t.pk, "split": t.split, "path": t.path} for t in tables]}
     # human
     from annotation.analysis.human_profile import HumanProfileError, study_human_profile
@@ -335,7 +357,8 @@ def agents_build(specs: list[dict], *, pool: pd.DataFrame) -> list:
                 tables = [_read_score_file(t["path"]) for t in spec["score_tables"]]
                 p, q = persona_scores(tables=tables, pool=pool, where=where,
                                       normalised=spec.get("normalised", False))
-                agents.append(ScoreAgent(name=name, p_supports=p, p_refutes=q))
+                agents.append(ScoreAgent(name=name, p_supports=p, p_refutes=q,
+                                         decision=spec.get("decision") or "argmax"))
             else:
                 from annotation.analysis.human_profile import HumanProfile
 
@@ -376,7 +399,8 @@ def agent_provenance(specs: list[dict]) -> list[dict]:
 def parse_agent_option(text: str) -> dict:
     """A command-line `--agent` value as a spec.
 
-    persona:NAME[:normalised]      human:STUDY[:by_familiarity]      oracle[:CONFIDENCE]
+    persona:NAME[:normalised][:decision=RULE]   (RULE: argmax, frameref or sample/T/P)
+    human:STUDY[:by_familiarity]      oracle[:CONFIDENCE]
     parametric:NAME:accept_true=0.8,accept_false=0.3,confidence=0.7
     """
     kind, _, rest = text.partition(":")
@@ -386,12 +410,17 @@ def parse_agent_option(text: str) -> dict:
         if rest:
             spec["confidence"] = rest
     elif kind == "persona":
-        name, _, flag = rest.partition(":")
+        name, _, flags = rest.partition(":")
         spec = {"kind": "persona", "persona": name}
-        if flag:
-            if flag != "normalised":
-                raise AgentSpecError(f"--agent {text}: unknown option '{flag}'; accepted: normalised")
-            spec["normalised"] = True
+        for flag in filter(None, flags.split(":")):
+            if flag == "normalised":
+                spec["normalised"] = True
+            elif flag.startswith("decision="):
+                # '/' separates a sampling rule's numbers here, ':' separating the options.
+                spec["decision"] = flag.removeprefix("decision=").replace("/", ":")
+            else:
+                raise AgentSpecError(f"--agent {text}: unknown option '{flag}'; accepted: normalised, "
+                                     "decision=argmax|frameref|sample/T/P")
     elif kind == "human":
         study, _, flag = rest.partition(":")
         spec = {"kind": "human", "study": study}

@@ -18,6 +18,7 @@ from annotation.studies.invariants import study_invariant_violations
 from annotation.studies.services import study_create
 from modeling.persona_raters import (
     PersonaRaterError,
+    SampledAnswerPolicy,
     answers_from_scores,
     familiarity_levels,
     persona_answer_table,
@@ -70,6 +71,39 @@ def test_answers_follow_the_predicted_label_and_the_confidence_rule():
     # chosen-label probability 0.97, 0.70, 0.50, 0.999, 0.69 -> nearest of 0.5 + 0.125 (k - 1)
     assert answers["confidence"].tolist() == [5, 3, 1, 5, 3]
     assert answers["familiarity"].tolist() == [5, 4, 3, 2, 1]
+
+
+def test_sampled_answers_follow_the_tempered_probability():
+    """With a sampling rule the table's Yes share is the tempered, top-p-truncated P(SUPPORTS)
+    within Monte Carlo error, confidence follows the label drawn (untempered), and each
+    simulated participant draws its own answers from its own stream, reproducibly. Guards
+    against argmax answers under a sampling rule and against every participant sharing one draw."""
+    import random
+
+    n = 4000
+    p = np.full(n, 0.7)
+    q = 0.7 ** (1 / 0.6) / (0.7 ** (1 / 0.6) + 0.3 ** (1 / 0.6))
+    answers = answers_from_scores(np.full(n, "SUPPORTS"), p, np.arange(n, dtype=float),
+                                  decision="frameref", seed=1)
+    assert abs(answers["accurate"].mean() - q) < 4 * np.sqrt(q * (1 - q) / n)
+    np.testing.assert_allclose(answers["p_accept"], q)
+    assert answers["confidence"].tolist() == [3 if yes else 1 for yes in answers["accurate"]]  # 0.7 -> 3; 0.3 (under a coin flip) -> 1
+    # p = 0.8 tempers to 0.909 >= top-p 0.9: Yes alone.
+    assert answers_from_scores(np.full(50, "SUPPORTS"), np.full(50, 0.8), np.arange(50.0),
+                               decision="frameref")["accurate"].all()
+    # argmax (the default) keeps the predicted label.
+    assert answers_from_scores(np.full(n, "SUPPORTS"), p, np.arange(n, dtype=float))["accurate"].all()
+
+    table = pd.DataFrame({"text": ["a claim", "another  claim"], "p_supports_norm": [0.7, 0.3],
+                          "accurate": [True, False], "confidence": [3, 3], "familiarity": [4, 2]})
+    from simulation.decisions import FRAMEREF
+
+    policy = SampledAnswerPolicy(table, FRAMEREF)
+    per_participant = [[policy.answer("a claim", random.Random(f"0:{i}")) for _ in range(1)][0] for i in range(2000)]
+    yes = np.mean([c.accurate for c in per_participant])
+    assert abs(yes - q) < 4 * np.sqrt(q * (1 - q) / 2000)
+    assert all(c.familiarity == 4 and c.confidence == (3 if c.accurate else 1) for c in per_participant)
+    assert policy.answer("another claim", random.Random("0:5")) == policy.answer("another claim", random.Random("0:5"))
 
 
 @pytest.mark.django_db(transaction=True)

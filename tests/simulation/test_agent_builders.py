@@ -276,3 +276,48 @@ def test_human_agent_applies_the_analysis_exclusions_and_says_so(media_root):
     with pytest.raises(AgentSpecError, match="field 'exclusions'.*unknown rule 'nope'"):
         agent_specs_resolve([{"kind": "human", "study": "pilot", "exclusions": ["nope"]}],
                             dataset=dataset, split="all", pool=pool)
+
+
+def test_persona_decision_rule_from_the_spec_or_the_run(media_root, small_dataset):
+    """A persona spec's `decision` (one word) is stored canonically and builds a sampling
+    agent; a run's default applies to personas that name none, a spec's own rule wins.
+    Guards against the run-wide rule overriding a spec's own, and against a stored spec
+    without its rule (a rerun would then decide differently)."""
+    pool = pool_claims(dataset=small_dataset, split="test")
+    p_s = np.full(len(pool), 0.7)
+    persona = persona_with_table(media_root, small_dataset, score_rows(pool, p_s, 1 - p_s))
+    specs = agent_specs_resolve(
+        [{"kind": "persona", "persona": persona.name, "name": "a"},
+         {"kind": "persona", "persona": persona.name, "name": "b", "decision": "argmax"},
+         {"kind": "persona", "persona": persona.name, "name": "c", "decision": "sample:1.5:0.95"},
+         {"kind": "oracle"}],
+        dataset=small_dataset, split="test", pool=pool, decision="frameref")
+    assert [s.get("decision") for s in specs] == ["frameref", "argmax", "sample:1.5:0.95", None]
+    agents = agents_build(specs, pool=pool)
+    assert [a.uniforms_per_step for a in agents[:3]] == [1, 0, 1]
+    assert (agents[0].decision.temperature, agents[0].decision.top_p) == (0.6, 0.9)
+    # The stored spec resolves again to itself, with no run default.
+    again = agent_specs_resolve(specs[:3], dataset=small_dataset, split="test", pool=pool)
+    assert [s["decision"] for s in again] == ["frameref", "argmax", "sample:1.5:0.95"]
+    # Without any rule: argmax, as before.
+    plain = agent_specs_resolve([{"kind": "persona", "persona": persona.name}],
+                                dataset=small_dataset, split="test", pool=pool)
+    assert plain[0]["decision"] == "argmax" and agents_build(plain, pool=pool)[0].uniforms_per_step == 0
+    with pytest.raises(AgentSpecError, match=r"agent 1 \('x'\): field 'decision': decision 'greedy': accepted"):
+        agent_specs_resolve([{"kind": "persona", "persona": persona.name, "name": "x", "decision": "greedy"}],
+                            dataset=small_dataset, split="test", pool=pool)
+    with pytest.raises(AgentSpecError, match="field 'decision': decision 'sample:0:1'"):
+        agent_specs_resolve([{"kind": "oracle"}], dataset=small_dataset, split="test", pool=pool,
+                            decision="sample:0:1")
+    with pytest.raises(AgentSpecError, match="unknown field 'decision'"):
+        agent_specs_resolve([{"kind": "oracle", "decision": "frameref"}], dataset=small_dataset,
+                            split="test", pool=pool)
+
+
+def test_command_line_persona_decision_option():
+    assert parse_agent_option("persona:p:decision=frameref") == {
+        "kind": "persona", "persona": "p", "decision": "frameref"}
+    assert parse_agent_option("persona:p:normalised:decision=sample/0.7/0.95") == {
+        "kind": "persona", "persona": "p", "normalised": True, "decision": "sample:0.7:0.95"}
+    with pytest.raises(AgentSpecError, match="unknown option 'greedy'"):
+        parse_agent_option("persona:p:greedy")

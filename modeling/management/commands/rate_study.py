@@ -37,6 +37,13 @@ class Command(BaseCommand):
                             help="per request (default 60)")
         parser.add_argument("--answers-out", type=Path, metavar="CSV",
                             help="also write the persona's answer to every text of the study")
+        parser.add_argument("--decision", default="argmax", metavar="RULE",
+                            help="the persona's decision rule: argmax (default: the more probable label; "
+                                 "every participant gives the same answers), frameref (sampled at "
+                                 "temperature 0.6, top-p 0.9, as FrameRef's model generated) or sample:T:P "
+                                 "(each participant draws its own answers)")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="seed of the participants' draws (sampling rules; default 0)")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
@@ -53,12 +60,19 @@ class Command(BaseCommand):
             torch.set_num_threads(options["threads"])
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
+        from simulation.decisions import DecisionRuleError, parse_decision
+
+        try:
+            decision = parse_decision(options["decision"])
+        except DecisionRuleError as exc:
+            raise CommandError(f"--decision: {exc}") from None
         with done_of_total_bar(f"score {persona.name}", " texts", disable=options["no_progress"]) as progress:
             try:
                 rating = persona_rate_study(
                     persona=persona, study=study, base_url=options["base_url"],
                     participants=options["participants"], concurrency=options["concurrency"],
-                    timeout=options["timeout"], batch_size=options["batch_size"], progress=progress)
+                    timeout=options["timeout"], batch_size=options["batch_size"], progress=progress,
+                    decision=decision, seed=options["seed"])
             except PersonaRaterError as exc:
                 raise CommandError(str(exc)) from None
         answers = rating.answers
@@ -67,8 +81,8 @@ class Command(BaseCommand):
         self.stdout.write(f"persona {persona.pk} '{persona.name}' took study {study.pk} '{study.name}' "
                           f"at {options['base_url']}")
         claims = answers[answers["kind"] == "claim"]
-        self.stdout.write(f"its answers to the study's {len(claims)} claims (share answered Yes, "
-                          f"mean confidence 1-5):")
+        self.stdout.write(f"its answers to the study's {len(claims)} claims (decision {decision.text()}; "
+                          f"share answered Yes{' in the table' if decision.samples else ''}, mean confidence 1-5):")
         self.stdout.write(f"  {'framing':<16}{'Yes | true':>12}{'Yes | false':>13}{'confidence':>12}")
         for framing, rows in claims.groupby("framing", sort=False):
             true = rows[rows["true_label"] == "SUPPORTS"]["accurate"]
