@@ -321,3 +321,53 @@ def test_command_line_persona_decision_option():
         "kind": "persona", "persona": "p", "normalised": True, "decision": "sample:0.7:0.95"}
     with pytest.raises(AgentSpecError, match="unknown option 'greedy'"):
         parse_agent_option("persona:p:greedy")
+
+
+def test_calibrated_persona_decides_from_its_calibrated_probabilities(media_root, small_dataset):
+    """A persona spec with a calibration judges each claim by its framing's calibrated
+    P(SUPPORTS), sampled (temperature 1, top-p 1) unless the spec names a rule, whatever the
+    run's default; the parameters are snapshotted in the stored spec. Guards against a
+    calibrated agent that still decides by argmax on the raw scores (calibration then
+    changes nothing it does)."""
+    from modeling.models import Calibration
+
+    pool = pool_claims(dataset=small_dataset, split="test")
+    p_s = np.full(len(pool), 0.6)
+    persona = persona_with_table(media_root, small_dataset, score_rows(pool, p_s, 1 - p_s))
+    other = Persona.objects.create(name="other", status="succeeded", adapter_dir="adapters/other",
+                                   base_model="m")
+    study = Study.objects.create(name="s", dataset=small_dataset, base_claim_count=1, batch_size=1,
+                                 raters_per_batch=1)
+    params = {"method": "intercept", "per_framing": {"original": {"b": -3.0}, "consensus": {"b": 2.0}},
+              "pooled": {"b": 0.0}}
+    calibration = Calibration.objects.create(persona=persona, study=study, method="intercept",
+                                             result={"parameters": params})
+    specs = agent_specs_resolve([{"kind": "persona", "persona": persona.name, "calibration": calibration.pk}],
+                                dataset=small_dataset, split="test", pool=pool, decision="argmax")
+    assert specs[0]["decision"] == "sample:1:1" and specs[0]["calibration_parameters"] == params
+    (agent,) = agents_build(specs, pool=pool)
+    engine = engine_pool(pool)
+    rows = np.arange(len(pool))
+    expected = np.where(pool["framing"] == "original", 1 / (1 + np.exp(3.0 - np.log(1.5))),
+                        1 / (1 + np.exp(-2.0 - np.log(1.5))))
+    u = np.linspace(0.001, 0.999, 999)
+    for row in rows:
+        accepted, confidence = agent.judge(engine, np.full(len(u), row), u[:, None])
+        np.testing.assert_array_equal(accepted, u < expected[row])
+        np.testing.assert_allclose(confidence, np.where(accepted, expected[row], 1 - expected[row]))
+    # The stored spec resolves again to itself; a spec's own rule wins.
+    assert agent_specs_resolve(specs, dataset=small_dataset, split="test", pool=pool) == specs
+    argmax = agent_specs_resolve([{"kind": "persona", "persona": persona.name, "calibration": calibration.pk,
+                                   "decision": "argmax"}], dataset=small_dataset, split="test", pool=pool)
+    supports, _ = agents_build(argmax, pool=pool)[0].judge(engine, rows, np.zeros((len(rows), 0)))
+    np.testing.assert_array_equal(supports, pool["framing"] == "consensus")
+    wrong = Calibration.objects.create(persona=other, study=study, method="intercept", result={"parameters": params})
+    none = Calibration.objects.create(persona=persona, study=study, method="none",
+                                      result={"parameters": {"method": "none"}})
+    for ref, message in ((wrong.pk, "is of persona 'other', not 'consensus-0.5'"), (none.pk, "has no fitted parameters"),
+                         (99999, "no calibration with that id")):
+        with pytest.raises(AgentSpecError, match=message):
+            agent_specs_resolve([{"kind": "persona", "persona": persona.name, "calibration": ref}],
+                                dataset=small_dataset, split="test", pool=pool)
+    assert parse_agent_option("persona:p:calibration=7:decision=frameref") == {
+        "kind": "persona", "persona": "p", "calibration": "7", "decision": "frameref"}
