@@ -16,6 +16,10 @@ How a persona's scores become the three answers of the form:
   `sample:T:P`) each simulated participant draws its own answer to each text from its own
   seeded stream, Yes with the tempered, top-p-truncated P(SUPPORTS) (the answer table
   holds one such draw and, in `p_accept`, the probability of Yes);
+- a **calibrated** persona (`calibration`, a `Calibration` of the persona: `rate_study
+  --calibration ID`) decides its answers to the study's claims from its framing's calibrated
+  P(SUPPORTS) (`p_decide`; attention checks keep the raw one), sampled unless another rule is
+  given, so its acceptance per framing is the humans' that calibration fitted;
 - **confidence** 1..5: the level nearest to the (untempered) probability of the label it chose,
   max(p, 1 - p) of its normalised P(SUPPORTS), by the rule the calibration uses for
   humans (`annotation.analysis.human_profile.confidence_level`: level k stands for 0.5 + 0.125 (k - 1));
@@ -49,7 +53,7 @@ if TYPE_CHECKING:
 
 LEVELS = 5
 ANSWER_COLUMNS = ("text", "kind", "framed_claim_id", "claim_id", "framing", "true_label",
-                  "p_supports_norm", "predicted_label", "log_likelihood", "p_accept", "accurate", "confidence",
+                  "p_supports_norm", "predicted_label", "log_likelihood", "p_decide", "p_accept", "accurate", "confidence",
                   "familiarity")
 
 
@@ -106,7 +110,8 @@ class SampledAnswerPolicy(AnswerTablePolicy):
         super().__init__({row.text: Choice(bool(row.accurate), int(row.confidence), int(row.familiarity))
                           for row in answers.itertuples()}, name=name)
         self.decision = decision
-        self.p_supports = {" ".join(str(row.text).split()): float(row.p_supports_norm)
+        column = "p_decide" if "p_decide" in answers.columns else "p_supports_norm"
+        self.p_supports = {" ".join(str(row.text).split()): float(getattr(row, column))
                            for row in answers.itertuples()}
 
     def answer(self, text, rng):
@@ -131,7 +136,8 @@ def study_texts(study: Study) -> pd.DataFrame:
 
 def persona_answer_table(*, persona: Persona, study: Study, batch_size: int = 32,
                          progress: ProgressCallback | None = None, model_and_tokenizer=None,
-                         decision: DecisionRule | str | None = None, seed: int = 0) -> pd.DataFrame:
+                         decision: DecisionRule | str | None = None, seed: int = 0,
+                         calibration: dict | None = None) -> pd.DataFrame:
     """The persona's answer to every text of the study (ANSWER_COLUMNS).
 
     The claims' scores are the ones calibration uses (`study_item_scores`: a finished score
@@ -163,7 +169,17 @@ def persona_answer_table(*, persona: Persona, study: Study, batch_size: int = 32
         table.loc[checks, "predicted_label"] = check_scores.predicted_label
     table["log_likelihood"] = claim_log_likelihood(model, tokenizer, table["text"].tolist(),
                                                    batch_size=min(batch_size, 16))
-    answers = answers_from_scores(table["predicted_label"].to_numpy(), table["p_supports_norm"].to_numpy(),
+    table["p_decide"] = table["p_supports_norm"].astype(float)
+    if calibration:
+        from .calibration import apply_calibration
+
+        for framing in table.loc[~checks, "framing"].unique():
+            rows = ~checks & (table["framing"] == framing)
+            table.loc[rows, "p_decide"] = apply_calibration(table.loc[rows, "p_supports_norm"].to_numpy(float),
+                                                            framing, calibration)
+    predicted = table["predicted_label"].to_numpy() if not calibration else \
+        np.where(table["p_decide"].to_numpy() >= 0.5, "SUPPORTS", "REFUTES")
+    answers = answers_from_scores(predicted, table["p_decide"].to_numpy(),
                                   table["log_likelihood"].to_numpy(), decision=decision, seed=seed)
     return pd.concat([table, answers], axis=1)[list(ANSWER_COLUMNS)]
 
@@ -181,7 +197,8 @@ class PersonaRating:
 def persona_rate_study(*, persona: Persona, study: Study, base_url: str, participants: int | None = None,
                        concurrency: int = 4, timeout: float = 60.0, batch_size: int = 32,
                        progress: ProgressCallback | None = None, answers: pd.DataFrame | None = None,
-                       seed: int = 0, decision: DecisionRule | str | None = None) -> PersonaRating:
+                       seed: int = 0, decision: DecisionRule | str | None = None,
+                       calibration: dict | None = None) -> PersonaRating:
     """The persona takes `study` over HTTP at `base_url` as `participants` simulated
     participants (default: one per batch of the study), then its participants are marked
     with source `persona` (their status note names the persona).
@@ -192,15 +209,18 @@ def persona_rate_study(*, persona: Persona, study: Study, base_url: str, partici
 
     ``decision``: the persona's decision rule (argmax by default, every participant giving the
     table's answers; a sampling rule draws each participant's answers from its own stream).
+    ``calibration``: a calibration's parameters (``Calibration.result["parameters"]``): the
+    claims' answers are decided from the calibrated P(SUPPORTS), by ``sample:1:1`` unless
+    ``decision`` names a rule.
     """
-    rule = parse_decision(decision)
+    rule = parse_decision(decision if decision is not None or not calibration else "sample:1:1")
     if participants is None:
         participants = Batch.objects.filter(study=study).count()
     if participants < 0:
         raise PersonaRaterError("participants must be 0 or more")
     if answers is None:
         answers = persona_answer_table(persona=persona, study=study, batch_size=batch_size, progress=progress,
-                                       decision=rule, seed=seed)
+                                       decision=rule, seed=seed, calibration=calibration)
     if rule.samples:
         policy = SampledAnswerPolicy(answers, rule, name=f"persona {persona.name} ({rule.text()})")
     else:

@@ -172,3 +172,43 @@ def test_a_persona_needs_a_usable_model_and_a_study_with_items(tiny_model_dir):
         persona_answer_table(persona=failed, study=study)
     with pytest.raises(CommandError, match="no persona with id or name 'nobody'"):
         call_command("rate_study", persona="nobody", study="s", base_url="http://127.0.0.1:1")
+
+
+@pytest.mark.django_db
+def test_a_calibrated_persona_answers_from_its_calibrated_probabilities(tiny_model_dir, media_root):
+    """With a calibration the claims' answers are decided from each framing's calibrated
+    P(SUPPORTS) (`p_decide`), attention checks from the raw one; rate_study refuses a
+    calibration of another persona. Guards against a calibrated rater that still answers
+    from its raw scores."""
+    from modeling.models import Calibration, Persona
+
+    call_command("load_demo", no_user=True, stdout=io.StringIO())
+    study = study_create(dataset=Dataset.objects.get(name="FrameLab demo"), name="calibrated", base_claims=6,
+                         batch_size=6, raters_per_batch=1, seed=1, status=Study.Status.OPEN,
+                         attention_checks=[(ATTENTION, False, 3)])
+    persona = base_persona_get_or_create(base_model=str(tiny_model_dir))
+    framings = sorted(set(study_texts(study).query("kind == 'claim'")["framing"]))
+    yes = framings[0]
+    params = {"method": "intercept", "pooled": {"b": 0.0},
+              "per_framing": {f: {"b": 50.0 if f == yes else -50.0} for f in framings}}
+    answers = persona_answer_table(persona=persona, study=study, calibration=params)
+    claims, checks = answers[answers["kind"] == "claim"], answers[answers["kind"] == "attention check"]
+    assert claims.loc[claims["framing"] == yes, "accurate"].all()
+    assert not claims.loc[claims["framing"] != yes, "accurate"].any()
+    assert (claims.loc[claims["framing"] == yes, "p_decide"] > 0.999).all()
+    np.testing.assert_array_equal(checks["p_decide"], checks["p_supports_norm"])
+    # Each participant samples from p_decide under the default rule of a calibrated persona.
+    import random
+
+    from simulation.decisions import DecisionRule
+
+    policy = SampledAnswerPolicy(answers, DecisionRule("sample", 1.0, 1.0))
+    text = claims.loc[claims["framing"] == yes, "text"].iloc[0]
+    assert all(policy.answer(text, random.Random(i)).accurate for i in range(50))
+
+    other = Persona.objects.create(name="other", base_model=str(tiny_model_dir), status="succeeded",
+                                   adapter_dir="adapters/other")
+    wrong = Calibration.objects.create(persona=other, study=study, method="intercept", result={"parameters": params})
+    with pytest.raises(CommandError, match=f"--calibration {wrong.pk}: it calibrates persona 'other'"):
+        call_command("rate_study", persona=persona.name, study=study.name, base_url="http://127.0.0.1:1",
+                     calibration=str(wrong.pk), no_progress=True)
