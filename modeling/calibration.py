@@ -7,10 +7,13 @@ Inputs: the persona's scores on the very items the humans saw (one row per frame
 What is compared, per framing:
 
 - false acceptance (P(accept | false claim)) and false rejection (P(reject | true claim)).
-  The persona's rates are given two ways: `hard`, from its predicted labels, and
-  `expected`, the mean of its normalised P(SUPPORTS): the rate of a persona that accepts a
-  claim with that probability, which is how a calibrated persona behaves as a rater. 95%
-  intervals: Wilson for the humans' rates, and a bootstrap over items for the differences;
+  The persona's rates are given two ways, both from the same probabilities (raw before,
+  calibrated after): `hard`, the share of claims whose P(SUPPORTS) is at least 0.5 (an
+  argmax persona), and `expected`, the mean of its P(SUPPORTS): the rate of a persona that
+  samples its answer from that probability, which is how a calibrated persona agent or
+  rater behaves (`simulation.decisions`). Both are weighted by judgments, as the humans'
+  rate is: an item n raters judged counts n times. 95% intervals: Wilson for the humans'
+  rates, and a bootstrap over items for the differences;
 - mean confidence, with humans' 1..5 levels mapped to the probability of their chosen label
   by `confidence_probability` (1 -> 0.5, ..., 5 -> 1.0; annotation/analysis/human_profile.py) and the
   persona's confidence taken as the normalised probability of its predicted label;
@@ -26,13 +29,17 @@ What is compared, per framing:
   (items whose raters tied are left out).
 
 The adjustment rescales the persona's normalised P(SUPPORTS) per framing, on the logit scale:
-temperature `sigmoid(logit(p) / T)` or Platt `sigmoid(a * logit(p) + b)`, fitted by maximum
-likelihood to the humans' acceptances of each item (binomial: k of n raters accepted). The
-gaps after adjustment are measured on held-out items (two-fold cross-fitting by base claim,
-so no base claim is both fitted and judged); the stored parameters are fitted on all items.
-`apply_calibration` applies stored parameters to any P(SUPPORTS). Simulations do not call it:
-their persona agents read raw scores, and their human-calibrated agent is built from the
-study's human profile (simulation/agents.py).
+temperature `sigmoid(logit(p) / T)`, Platt `sigmoid(a * logit(p) + b)` or a per-framing
+intercept shift `sigmoid(logit(p) + b)`, fitted by maximum likelihood to the humans'
+acceptances of each item (binomial: k of n raters accepted). Temperature keeps every
+probability on its side of 0.5 and cannot move a framing's acceptance far (a persona that
+gives every false claim p > 0.5 accepts at least half of them whatever T), so a gap in
+credulity needs an intercept: `intercept` (one parameter per framing, whose fit makes the
+framing's judgment-weighted mean equal the humans' rate exactly, and keeps the persona's
+ranking and spread) or `platt` (also rescales the spread). The gaps after adjustment are
+measured on held-out items (two-fold cross-fitting by base claim, so no base claim is both
+fitted and judged); the stored parameters are fitted on all items. `apply_calibration`
+applies stored parameters to any P(SUPPORTS).
 
 Pure numpy/scipy/pandas; no Django.
 """
@@ -53,7 +60,7 @@ from annotation.analysis.human_profile import (
 from core.vocabulary import FRAMINGS
 
 SUPPORTS, REFUTES = "SUPPORTS", "REFUTES"
-METHODS = ("temperature", "platt", "none")
+METHODS = ("temperature", "platt", "intercept", "none")
 EPS = 1e-6
 LOGIT_LIMIT = math.log((1 - EPS) / EPS)
 
@@ -78,6 +85,8 @@ def rescale(p: np.ndarray, *, method: str, parameters: Mapping[str, float]) -> n
         return sigmoid(z / parameters["temperature"])
     if method == "platt":
         return sigmoid(parameters["a"] * z + parameters["b"])
+    if method == "intercept":
+        return sigmoid(z + parameters["b"])
     if method == "none":
         return np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
     raise CalibrationError(f"calibration method {method!r}; accepted: {', '.join(METHODS)}")
@@ -170,13 +179,40 @@ def fit_platt(p: np.ndarray, accepted: np.ndarray, n: np.ndarray) -> dict[str, f
     return {"a": a, "b": b, "nll": _negative_log_likelihood(sigmoid(a * z + b), accepted, n)}
 
 
+def fit_intercept(p: np.ndarray, accepted: np.ndarray, n: np.ndarray) -> dict[str, float]:
+    """The shift b of sigmoid(logit(p) + b) maximising the binomial likelihood.
+
+    Its score equation makes the judgment-weighted mean of the shifted probabilities equal
+    the humans' acceptance rate exactly, so a persona that samples from them accepts as
+    often as the humans in that framing, whatever side of 0.5 its scores lie on; the
+    persona's ranking and spread of items are kept. b is kept within [-50, 50].
+    """
+    from scipy.optimize import brentq
+
+    z = logit(p)
+    k, n = np.asarray(accepted, float), np.asarray(n, float)
+
+    def score(b):
+        return float((k - n * sigmoid(z + b)).sum())
+
+    if n.sum() == 0:
+        b = 0.0
+    elif score(-50.0) <= 0:
+        b = -50.0
+    elif score(50.0) >= 0:
+        b = 50.0
+    else:
+        b = brentq(score, -50.0, 50.0, xtol=1e-12)
+    return {"b": float(b), "nll": _negative_log_likelihood(sigmoid(z + b), k, n)}
+
+
 def fit_parameters(items: pd.DataFrame, method: str) -> dict[str, Any]:
     """Per-framing (and pooled) parameters from an item table (p, accepted, n, framing)."""
     if method not in METHODS:
         raise CalibrationError(f"calibration method {method!r}; accepted: {', '.join(METHODS)}")
     if method == "none":
         return {"method": "none", "per_framing": {}, "pooled": {}}
-    fit = fit_temperature if method == "temperature" else fit_platt
+    fit = {"temperature": fit_temperature, "platt": fit_platt, "intercept": fit_intercept}[method]
 
     def fitted(rows):
         return fit(rows["p"].to_numpy(float), rows["accepted"].to_numpy(float),
@@ -264,13 +300,14 @@ def _human_confidence_values(profile: HumanProfile, framing: str | None = None,
 
 
 def _bootstrap_gap(rows: pd.DataFrame, persona_col: str, reps: int, rng) -> tuple[float, float]:
-    """95% interval of (persona rate - human rate) resampling items of one cell."""
+    """95% interval of (persona rate - human rate) resampling items of one cell; both
+    rates weighted by the item's judgments, as in `rate_table`."""
     if len(rows) < 2:
         return (math.nan, math.nan)
     persona = rows[persona_col].to_numpy(float)
     accepted, n = rows["accepted"].to_numpy(float), rows["n"].to_numpy(float)
     picks = rng.integers(0, len(rows), size=(reps, len(rows)))
-    gaps = persona[picks].mean(1) - accepted[picks].sum(1) / n[picks].sum(1)
+    gaps = (persona[picks] * n[picks]).sum(1) / n[picks].sum(1) - accepted[picks].sum(1) / n[picks].sum(1)
     low, high = np.percentile(gaps, [2.5, 97.5])
     return (float(low), float(high))
 
@@ -279,11 +316,15 @@ def rate_table(items: pd.DataFrame, profile: HumanProfile, *, p_column: str = "p
                reps: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per framing: human vs persona false acceptance / rejection and mean confidence.
 
-    `p_column` names the persona's P(SUPPORTS) column (the raw `p`, or a calibrated one).
+    `p_column` names the persona's P(SUPPORTS) column (the raw `p`, or a calibrated one);
+    both persona rates come from it: `..._persona` is the expected rate of a persona that
+    samples from it (its mean), `..._persona_hard` that of one taking the more probable label
+    (p >= 0.5). Human and persona rates alike are weighted by judgments: an item judged by
+    n raters counts n times on both sides.
     """
     rng = np.random.default_rng(seed)
     items = items.copy()
-    items["hard_accept"] = (items["predicted_label"] == SUPPORTS).astype(float)
+    items["hard_accept"] = (items[p_column].to_numpy(float) >= 0.5).astype(float)
     rows = []
     for framing in _framings(items):
         row: dict[str, Any] = {"framing": framing}
@@ -292,8 +333,10 @@ def rate_table(items: pd.DataFrame, profile: HumanProfile, *, p_column: str = "p
             k, n = int(cell["accepted"].sum()), int(cell["n"].sum())
             human_accept = k / n if n else math.nan
             low, high = _wilson(k, n)
-            persona_expected = float(cell[p_column].mean()) if len(cell) else math.nan
-            persona_hard = float(cell["hard_accept"].mean()) if len(cell) else math.nan
+            weights = cell["n"].to_numpy(float)
+            persona_expected = (float((cell[p_column].to_numpy(float) * weights).sum() / n)
+                                if n else math.nan)
+            persona_hard = float((cell["hard_accept"].to_numpy(float) * weights).sum() / n) if n else math.nan
             gap_low, gap_high = _bootstrap_gap(cell, p_column, reps, rng)
             if truth == REFUTES:
                 row.update({

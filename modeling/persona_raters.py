@@ -10,9 +10,17 @@ exclusion rule of `annotation.analysis.statistics`); a study's human profile nev
 
 How a persona's scores become the three answers of the form:
 
-- **accurate**: Yes when its predicted label is SUPPORTS (the more probable label
-  sequence, `modeling.scoring`);
-- **confidence** 1..5: the level nearest to the probability of the label it chose,
+- **accurate**: by its decision rule (`simulation.decisions`): with `argmax` (the default)
+  Yes when its predicted label is SUPPORTS (the more probable label sequence,
+  `modeling.scoring`); with a sampling rule (`frameref`: temperature 0.6, top-p 0.9, or
+  `sample:T:P`) each simulated participant draws its own answer to each text from its own
+  seeded stream, Yes with the tempered, top-p-truncated P(SUPPORTS) (the answer table
+  holds one such draw and, in `p_accept`, the probability of Yes);
+- a **calibrated** persona (`calibration`, a `Calibration` of the persona: `rate_study
+  --calibration ID`) decides its answers to the study's claims from its framing's calibrated
+  P(SUPPORTS) (`p_decide`; attention checks keep the raw one), sampled unless another rule is
+  given, so its acceptance per framing is the humans' that calibration fitted;
+- **confidence** 1..5: the level nearest to the (untempered) probability of the label it chose,
   max(p, 1 - p) of its normalised P(SUPPORTS), by the rule the calibration uses for
   humans (`annotation.analysis.human_profile.confidence_level`: level k stands for 0.5 + 0.125 (k - 1));
 - **familiarity** 1..5: how probable the persona finds the claim's own wording (mean
@@ -35,6 +43,7 @@ from scipy.stats import rankdata
 from annotation.analysis.human_profile import confidence_level
 from annotation.models import AttentionCheck, Batch, Participant, Study
 from annotation.studies.bots import AnswerTablePolicy, BotsReport, Choice, run_bots
+from simulation.decisions import DecisionRule, parse_decision
 
 from .models import Persona
 from .score_services import framed_claim_rows, study_framed_claim_ids, study_item_scores
@@ -44,7 +53,7 @@ if TYPE_CHECKING:
 
 LEVELS = 5
 ANSWER_COLUMNS = ("text", "kind", "framed_claim_id", "claim_id", "framing", "true_label",
-                  "p_supports_norm", "predicted_label", "log_likelihood", "accurate", "confidence",
+                  "p_supports_norm", "predicted_label", "log_likelihood", "p_decide", "p_accept", "accurate", "confidence",
                   "familiarity")
 
 
@@ -65,13 +74,51 @@ def familiarity_levels(log_likelihood: np.ndarray) -> np.ndarray:
 
 
 def answers_from_scores(predicted_label: np.ndarray, p_supports_norm: np.ndarray,
-                        log_likelihood: np.ndarray) -> pd.DataFrame:
-    """The form's answers (accurate, confidence, familiarity) from a persona's scores."""
-    accurate = np.asarray(predicted_label) == "SUPPORTS"
+                        log_likelihood: np.ndarray, decision: DecisionRule | str | None = None,
+                        seed: int = 0) -> pd.DataFrame:
+    """The form's answers (p_accept, accurate, confidence, familiarity) from a persona's scores.
+
+    ``decision`` (argmax by default): a sampling rule draws each answer with one uniform
+    from ``numpy.random.default_rng(seed)``, in the table's order; ``p_accept`` is the
+    probability the rule answers Yes (0 or 1 under argmax).
+    """
+    rule = parse_decision(decision)
     p = np.asarray(p_supports_norm, dtype=float)
-    chosen = np.where(accurate, p, 1.0 - p)
-    return pd.DataFrame({"accurate": accurate, "confidence": np.asarray(confidence_level(chosen), dtype=int),
+    if rule.samples:
+        accurate = rule.decide(p, np.random.default_rng(seed).random(len(p)))
+        p_accept = rule.p_supports_decision(p)
+    else:
+        accurate = np.asarray(predicted_label) == "SUPPORTS"
+        p_accept = accurate.astype(float)
+    return pd.DataFrame({"p_accept": p_accept, "accurate": accurate,
+                         "confidence": answer_confidence(p, accurate),
                          "familiarity": familiarity_levels(log_likelihood)})
+
+
+def answer_confidence(p_supports_norm, accurate) -> np.ndarray:
+    """Confidence levels 1..5 of the untempered probability of the label chosen."""
+    p = np.asarray(p_supports_norm, dtype=float)
+    return np.asarray(confidence_level(np.where(accurate, p, 1.0 - p)), dtype=int).reshape(p.shape)
+
+
+class SampledAnswerPolicy(AnswerTablePolicy):
+    """The answer table, with Yes/No drawn anew for each simulated participant from its own
+    seeded stream (`run_bots` seeds participant i with ``f"{seed}:{i}"``) by a sampling rule;
+    confidence follows the label drawn, familiarity is the table's."""
+
+    def __init__(self, answers: pd.DataFrame, decision: DecisionRule, name: str = "table") -> None:
+        super().__init__({row.text: Choice(bool(row.accurate), int(row.confidence), int(row.familiarity))
+                          for row in answers.itertuples()}, name=name)
+        self.decision = decision
+        column = "p_decide" if "p_decide" in answers.columns else "p_supports_norm"
+        self.p_supports = {" ".join(str(row.text).split()): float(getattr(row, column))
+                           for row in answers.itertuples()}
+
+    def answer(self, text, rng):
+        table = super().answer(text, rng)
+        p = self.p_supports[" ".join(text.split())]
+        accurate = bool(self.decision.decide(np.array([p]), np.array([rng.random()]))[0])
+        return Choice(accurate, int(answer_confidence(np.array([p]), np.array([accurate]))[0]), table.familiarity)
 
 
 def study_texts(study: Study) -> pd.DataFrame:
@@ -88,7 +135,9 @@ def study_texts(study: Study) -> pd.DataFrame:
 
 
 def persona_answer_table(*, persona: Persona, study: Study, batch_size: int = 32,
-                         progress: ProgressCallback | None = None, model_and_tokenizer=None) -> pd.DataFrame:
+                         progress: ProgressCallback | None = None, model_and_tokenizer=None,
+                         decision: DecisionRule | str | None = None, seed: int = 0,
+                         calibration: dict | None = None) -> pd.DataFrame:
     """The persona's answer to every text of the study (ANSWER_COLUMNS).
 
     The claims' scores are the ones calibration uses (`study_item_scores`: a finished score
@@ -120,8 +169,18 @@ def persona_answer_table(*, persona: Persona, study: Study, batch_size: int = 32
         table.loc[checks, "predicted_label"] = check_scores.predicted_label
     table["log_likelihood"] = claim_log_likelihood(model, tokenizer, table["text"].tolist(),
                                                    batch_size=min(batch_size, 16))
-    answers = answers_from_scores(table["predicted_label"].to_numpy(), table["p_supports_norm"].to_numpy(),
-                                  table["log_likelihood"].to_numpy())
+    table["p_decide"] = table["p_supports_norm"].astype(float)
+    if calibration:
+        from .calibration import apply_calibration
+
+        for framing in table.loc[~checks, "framing"].unique():
+            rows = ~checks & (table["framing"] == framing)
+            table.loc[rows, "p_decide"] = apply_calibration(table.loc[rows, "p_supports_norm"].to_numpy(float),
+                                                            framing, calibration)
+    predicted = table["predicted_label"].to_numpy() if not calibration else \
+        np.where(table["p_decide"].to_numpy() >= 0.5, "SUPPORTS", "REFUTES")
+    answers = answers_from_scores(predicted, table["p_decide"].to_numpy(),
+                                  table["log_likelihood"].to_numpy(), decision=decision, seed=seed)
     return pd.concat([table, answers], axis=1)[list(ANSWER_COLUMNS)]
 
 
@@ -138,7 +197,8 @@ class PersonaRating:
 def persona_rate_study(*, persona: Persona, study: Study, base_url: str, participants: int | None = None,
                        concurrency: int = 4, timeout: float = 60.0, batch_size: int = 32,
                        progress: ProgressCallback | None = None, answers: pd.DataFrame | None = None,
-                       seed: int = 0) -> PersonaRating:
+                       seed: int = 0, decision: DecisionRule | str | None = None,
+                       calibration: dict | None = None) -> PersonaRating:
     """The persona takes `study` over HTTP at `base_url` as `participants` simulated
     participants (default: one per batch of the study), then its participants are marked
     with source `persona` (their status note names the persona).
@@ -146,18 +206,29 @@ def persona_rate_study(*, persona: Persona, study: Study, base_url: str, partici
     The persona occupies rater slots like anyone: run it when the humans are done, or give
     the study a rater per batch more. A full study turns its bots away (reported, not an
     error). Participant ids are ``persona<id>-<random>-00000``, ...
+
+    ``decision``: the persona's decision rule (argmax by default, every participant giving the
+    table's answers; a sampling rule draws each participant's answers from its own stream).
+    ``calibration``: a calibration's parameters (``Calibration.result["parameters"]``): the
+    claims' answers are decided from the calibrated P(SUPPORTS), by ``sample:1:1`` unless
+    ``decision`` names a rule.
     """
+    rule = parse_decision(decision if decision is not None or not calibration else "sample:1:1")
     if participants is None:
         participants = Batch.objects.filter(study=study).count()
     if participants < 0:
         raise PersonaRaterError("participants must be 0 or more")
     if answers is None:
-        answers = persona_answer_table(persona=persona, study=study, batch_size=batch_size, progress=progress)
-    choices = {row.text: Choice(bool(row.accurate), int(row.confidence), int(row.familiarity))
-               for row in answers.itertuples()}
+        answers = persona_answer_table(persona=persona, study=study, batch_size=batch_size, progress=progress,
+                                       decision=rule, seed=seed, calibration=calibration)
+    if rule.samples:
+        policy = SampledAnswerPolicy(answers, rule, name=f"persona {persona.name} ({rule.text()})")
+    else:
+        policy = AnswerTablePolicy({row.text: Choice(bool(row.accurate), int(row.confidence), int(row.familiarity))
+                                    for row in answers.itertuples()}, name=f"persona {persona.name}")
     prefix = f"persona{persona.pk}-{secrets.token_hex(3)}-"
     report = run_bots(base_url=base_url, study_id=study.pk, participants=participants,
-                      concurrency=concurrency, policy=AnswerTablePolicy(choices, name=f"persona {persona.name}"),
+                      concurrency=concurrency, policy=policy,
                       seed=seed, id_prefix=prefix, timeout=timeout)
     marked = Participant.objects.filter(study=study, external_id__startswith=prefix).update(
         source=Participant.Source.PERSONA, status_note=f"persona {persona.name!r} (id {persona.pk})"[:300])

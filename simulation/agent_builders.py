@@ -3,6 +3,7 @@
 A run stores its agents as specs a researcher can read and write by hand:
 
     {"kind": "persona", "persona": "consensus-0.5"}    (name or id: core/lookup.py's rule)
+    {"kind": "persona", "persona": "baseline", "decision": "frameref"}
     {"kind": "human", "study": "FrameRef replication", "by_familiarity": false}
     {"kind": "parametric", "name": "credulous",
      "accept": {"SUPPORTS": 0.9, "REFUTES": 0.6}, "confidence": 0.8}
@@ -19,6 +20,21 @@ Parametric acceptance may be one pair for every framing or one pair per framing:
 `"accept": {"authoritative": {"SUPPORTS": 0.9, "REFUTES": 0.7}, "*": {...}}` ("*": any
 framing not listed). `confidence` is one probability in [0, 1] (every judgment) or five
 weights of the confidence levels 1..5.
+
+A persona's `decision` is its decision rule (`simulation.decisions`): `argmax` (the more
+probable label), `frameref` (sampled at temperature 0.6, top-p 0.9, the generation config
+FrameRef's model shipped) or `sample:T:P`. A run's default rule (`agent_specs_resolve(...,
+decision=...)`, `simulate --decision`, the web form) applies to every persona agent whose
+spec names none; the stored spec always names it. Human, parametric and oracle agents draw
+from rates or are always right: they have no label distribution for a rule to act on.
+
+A persona's `calibration` (a `modeling.models.Calibration` id of that persona,
+`calibrate_persona`) makes it a calibrated persona: it decides from its calibrated
+P(SUPPORTS) (`modeling.calibration.apply_calibration`, per framing, on the normalised
+probability), sampled by default (`sample:1:1`: the calibrated probability itself, so its
+per-framing acceptance is the one calibration fitted to the humans'); the run's default
+rule does not apply to it, its own `decision` does. The parameters are copied into the
+stored spec (`calibration_parameters`).
 """
 from __future__ import annotations
 
@@ -38,12 +54,13 @@ from .agents import (
     human_calibrated_agent,
     parametric_agent,
 )
+from .decisions import DecisionRuleError, parse_decision
 
 KINDS = ("persona", "human", "parametric", "oracle")
 LABELS = ("SUPPORTS", "REFUTES")
 SCORE_COLUMNS = ("claim_id", "p_supports", "p_refutes")
 SPEC_KEYS = {
-    "persona": {"kind", "name", "persona", "normalised"},
+    "persona": {"kind", "name", "persona", "normalised", "decision", "calibration"},
     "human": {"kind", "name", "study", "by_familiarity", "apply_exclusions", "exclusions",
               "min_median_response_ms"},
     "parametric": {"kind", "name", "accept", "confidence"},
@@ -51,7 +68,7 @@ SPEC_KEYS = {
 }
 # Keys the resolver adds to a stored spec; accepted back so a stored spec resolves again.
 RESOLVED_KEYS = {
-    "persona": {"persona_id", "score_tables"},
+    "persona": {"persona_id", "score_tables", "calibration_parameters"},
     "human": {"study_id", "profile", "exclusions_applied"},
     "parametric": set(),
     "oracle": set(),
@@ -177,12 +194,19 @@ def _splits_of(split: str) -> list[str]:
     return list(Split.values) if split == "all" else [split]
 
 
-def agent_specs_resolve(specs: Any, *, dataset, split: str, pool: pd.DataFrame, user=None) -> list[dict]:
+def agent_specs_resolve(specs: Any, *, dataset, split: str, pool: pd.DataFrame, user=None,
+                        decision: str | None = None) -> list[dict]:
     """Checks the specs against the database and the pool; returns them as a run stores them.
 
     Raises AgentSpecError naming the agent (by position and name), the field and the value.
     `user`, when given, must be allowed to see every study a human agent is built from.
+    `decision`: the decision rule of every persona agent whose spec names none (argmax when
+    None).
     """
+    try:
+        default_decision = parse_decision(decision).text()
+    except DecisionRuleError as exc:
+        raise AgentSpecError(f"field 'decision': {exc}") from None
     if not isinstance(specs, list) or not specs:
         raise AgentSpecError("agents: give a list of at least one agent spec, e.g. "
                              '[{"kind": "oracle"}]')
@@ -201,7 +225,8 @@ def agent_specs_resolve(specs: Any, *, dataset, split: str, pool: pd.DataFrame, 
         name = spec.get("name")
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise AgentSpecError(f"{where}: field 'name': value {name!r}: accepted: a non-empty text")
-        out = _resolve_one(kind, spec, where, dataset=dataset, split=split, pool=pool, user=user)
+        out = _resolve_one(kind, spec, where, dataset=dataset, split=split, pool=pool, user=user,
+                           default_decision=default_decision)
         out["name"] = (name or out["name"]).strip()
         resolved.append(out)
     names = [spec["name"] for spec in resolved]
@@ -215,7 +240,7 @@ def agent_specs_resolve(specs: Any, *, dataset, split: str, pool: pd.DataFrame, 
     return resolved
 
 
-def _resolve_one(kind, spec, where, *, dataset, split, pool, user) -> dict:
+def _resolve_one(kind, spec, where, *, dataset, split, pool, user, default_decision="argmax") -> dict:
     if kind == "oracle":
         return {"kind": "oracle", "name": "oracle",
                 "confidence": _probability(spec.get("confidence", 1.0), where, "confidence")}
@@ -231,8 +256,18 @@ def _resolve_one(kind, spec, where, *, dataset, split, pool, user) -> dict:
         except Persona.DoesNotExist as exc:
             raise AgentSpecError(f"{where}: field 'persona': {exc}") from None
         tables = _score_tables_for(persona, dataset=dataset, splits=_splits_of(split), where=where)
+        calibration = _resolve_calibration(spec, persona, where)
+        if calibration is not None and not spec.get("decision"):
+            default_decision = CALIBRATED_DECISION
+        try:
+            decision = parse_decision(spec.get("decision") or default_decision).text()
+        except DecisionRuleError as exc:
+            raise AgentSpecError(f"{where}: field 'decision': {exc}") from None
+        extra = {} if calibration is None else {"calibration": calibration[0],
+                                                 "calibration_parameters": calibration[1]}
         return {"kind": "persona", "name": persona.name, "persona": persona.name,
                 "persona_id": persona.pk, "normalised": bool(spec.get("normalised", False)),
+                "decision": decision, **extra,
                 "score_tables": [{"id": t.pk, "split": t.split, "path": t.path} for t in tables]}
     # human
     from annotation.analysis.human_profile import HumanProfileError, study_human_profile
@@ -277,6 +312,49 @@ def _resolve_one(kind, spec, where, *, dataset, split, pool, user) -> dict:
             "apply_exclusions": apply_exclusions, "exclusions": profile.exclusions["policy"]["rules"],
             "min_median_response_ms": policy.min_median_response_ms,
             "exclusions_applied": profile.exclusions, "profile": profile_snapshot(profile)}
+
+
+#: How a calibrated persona decides unless its spec says otherwise: sampled from the
+#: calibrated probability itself (temperature 1, top-p 1).
+CALIBRATED_DECISION = "sample:1:1"
+
+
+def _resolve_calibration(spec, persona, where) -> tuple[int, dict] | None:
+    """(id, parameters) of the spec's calibration, checked to be the persona's and fitted."""
+    reference = spec.get("calibration")
+    if reference in (None, ""):
+        return None
+    if spec.get("calibration_parameters") is not None and spec.get("calibration") is not None:
+        stored = spec["calibration_parameters"]  # a stored spec resolving again keeps its snapshot
+        if isinstance(stored, dict) and stored.get("method"):
+            return int(spec["calibration"]), stored
+    from core.lookup import parse_id
+    from modeling.models import Calibration
+
+    pk = parse_id(reference)
+    calibration = Calibration.objects.filter(pk=pk).first() if pk is not None else None
+    if calibration is None:
+        raise AgentSpecError(f"{where}: field 'calibration': value {reference!r}: no calibration with that id")
+    if calibration.persona_id != persona.pk:
+        raise AgentSpecError(f"{where}: field 'calibration': value {reference!r}: calibration {calibration.pk} "
+                             f"is of persona '{calibration.persona.name}', not '{persona.name}'")
+    parameters = (calibration.result or {}).get("parameters") or {}
+    if parameters.get("method") in (None, "none"):
+        raise AgentSpecError(f"{where}: field 'calibration': value {reference!r}: calibration {calibration.pk} "
+                             "has no fitted parameters (method none); calibrate with temperature, platt or intercept")
+    return calibration.pk, parameters
+
+
+def calibrated_scores(p_normalised: np.ndarray, framings, parameters: dict) -> np.ndarray:
+    """The calibrated P(SUPPORTS) of each pool row, by its framing's parameters."""
+    from modeling.calibration import apply_calibration
+
+    framings = np.asarray(framings)
+    out = np.empty(len(p_normalised))
+    for framing in np.unique(framings):
+        rows = framings == framing
+        out[rows] = apply_calibration(np.asarray(p_normalised, dtype=np.float64)[rows], str(framing), parameters)
+    return out
 
 
 def _resolve_parametric(spec, where, *, pool) -> dict:
@@ -333,9 +411,14 @@ def agents_build(specs: list[dict], *, pool: pd.DataFrame) -> list:
                     confidence=spec["confidence"]))
             elif kind == "persona":
                 tables = [_read_score_file(t["path"]) for t in spec["score_tables"]]
-                p, q = persona_scores(tables=tables, pool=pool, where=where,
-                                      normalised=spec.get("normalised", False))
-                agents.append(ScoreAgent(name=name, p_supports=p, p_refutes=q))
+                if spec.get("calibration_parameters"):
+                    p, _ = persona_scores(tables=tables, pool=pool, where=where, normalised=True)
+                    p, q = calibrated_scores(p, pool["framing"].to_numpy(), spec["calibration_parameters"]), None
+                else:
+                    p, q = persona_scores(tables=tables, pool=pool, where=where,
+                                          normalised=spec.get("normalised", False))
+                agents.append(ScoreAgent(name=name, p_supports=p, p_refutes=q,
+                                         decision=spec.get("decision") or "argmax"))
             else:
                 from annotation.analysis.human_profile import HumanProfile
 
@@ -364,6 +447,9 @@ def agent_provenance(specs: list[dict]) -> list[dict]:
         entry = {"name": spec["name"], "kind": spec["kind"]}
         if spec["kind"] == "persona":
             entry["persona_id"] = spec["persona_id"]
+            entry["decision"] = spec.get("decision", "argmax")
+            if spec.get("calibration") is not None:
+                entry["calibration_id"] = spec["calibration"]
             entry["score_tables"] = [{**t, "sha256": score_file_sha256(t["path"])}
                                      for t in spec["score_tables"]]
         elif spec["kind"] == "human":
@@ -376,7 +462,8 @@ def agent_provenance(specs: list[dict]) -> list[dict]:
 def parse_agent_option(text: str) -> dict:
     """A command-line `--agent` value as a spec.
 
-    persona:NAME[:normalised]      human:STUDY[:by_familiarity]      oracle[:CONFIDENCE]
+    persona:NAME[:normalised][:decision=RULE][:calibration=ID]   (RULE: argmax, frameref or sample/T/P)
+    human:STUDY[:by_familiarity]      oracle[:CONFIDENCE]
     parametric:NAME:accept_true=0.8,accept_false=0.3,confidence=0.7
     """
     kind, _, rest = text.partition(":")
@@ -386,12 +473,19 @@ def parse_agent_option(text: str) -> dict:
         if rest:
             spec["confidence"] = rest
     elif kind == "persona":
-        name, _, flag = rest.partition(":")
+        name, _, flags = rest.partition(":")
         spec = {"kind": "persona", "persona": name}
-        if flag:
-            if flag != "normalised":
-                raise AgentSpecError(f"--agent {text}: unknown option '{flag}'; accepted: normalised")
-            spec["normalised"] = True
+        for flag in filter(None, flags.split(":")):
+            if flag == "normalised":
+                spec["normalised"] = True
+            elif flag.startswith("calibration="):
+                spec["calibration"] = flag.removeprefix("calibration=")
+            elif flag.startswith("decision="):
+                # '/' separates a sampling rule's numbers here, ':' separating the options.
+                spec["decision"] = flag.removeprefix("decision=").replace("/", ":")
+            else:
+                raise AgentSpecError(f"--agent {text}: unknown option '{flag}'; accepted: normalised, "
+                                     "decision=argmax|frameref|sample/T/P, calibration=ID")
     elif kind == "human":
         study, _, flag = rest.partition(":")
         spec = {"kind": "human", "study": study}

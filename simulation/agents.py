@@ -5,8 +5,10 @@ the probability it gives to the label it predicted (``simulation.engine.Agent``)
 pure: they hold plain arrays, so the Django side builds them from a persona's score table or
 a study's ``annotation.analysis.human_profile.HumanProfile`` and the engine never touches a database.
 
-- :class:`ScoreAgent`: a persona's (or any model's) precomputed ``p(SUPPORTS)`` per claim;
-  deterministic, as a language model scored once per claim is (method.md section 4.3).
+- :class:`ScoreAgent`: a persona's (or any model's) precomputed ``p(SUPPORTS)`` per claim,
+  decided by a decision rule (``simulation.decisions``): argmax, deterministic, as a language
+  model scored once per claim is (method.md section 4.3), or sampled at a temperature and
+  top-p (``frameref``: T 0.6, top-p 0.9), one draw per judgment from the trajectory's stream.
 - :class:`RateAgent`: acceptance probabilities per framing and truth value (optionally per
   familiarity level, the level drawn from the familiarity the study's raters reported for
   the claim's base claim) and a distribution of confidence levels 1..5 per (framing, truth,
@@ -22,6 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from simulation.decisions import ARGMAX, DecisionRule, DecisionRuleError, parse_decision
 from simulation.engine import REFUTES, SUPPORTS, Pool
 
 #: Confidence levels 1..5 as probabilities: 1 (not at all confident) = a coin flip, 5 = sure.
@@ -44,17 +47,26 @@ def confidence_from_level(level) -> np.ndarray:
 class ScoreAgent:
     """A persona's score table: ``p_supports[r]`` for the claim of canonical rank ``r``.
 
-    Predicts SUPPORTS when ``p_supports >= p_refutes`` and reports that label's probability
-    as its confidence. ``p_refutes`` defaults to ``1 - p_supports``; when a model scored both
-    label sequences separately, pass both (they need not sum to one).
+    With the default ``decision`` (argmax) it predicts SUPPORTS when ``p_supports >=
+    p_refutes``; with a sampling rule it draws the label from the tempered, top-p-truncated
+    distribution of ``p_supports / (p_supports + p_refutes)`` with one uniform draw per
+    judgment. Either way it reports the chosen label's (untempered) probability as its
+    confidence. ``p_refutes`` defaults to ``1 - p_supports``; when a model scored both label
+    sequences separately, pass both (they need not sum to one).
     """
 
     name: str
     p_supports: np.ndarray
     p_refutes: np.ndarray | None = None
-    uniforms_per_step: int = 0
+    decision: DecisionRule | str = ARGMAX
+    uniforms_per_step: int = field(init=False, default=0)
 
     def __post_init__(self):
+        try:
+            object.__setattr__(self, "decision", parse_decision(self.decision))
+        except DecisionRuleError as exc:
+            raise AgentError(f"agent {self.name!r}: {exc}") from None
+        object.__setattr__(self, "uniforms_per_step", self.decision.uniforms_per_judgment)
         p = np.asarray(self.p_supports, dtype=np.float64)
         object.__setattr__(self, "p_supports", p)
         _check_probabilities(f"agent {self.name!r}: p_supports", p)
@@ -71,7 +83,12 @@ class ScoreAgent:
         rank = pool.rank[claims]
         p = self.p_supports[rank]
         q = 1.0 - p if self.p_refutes is None else self.p_refutes[rank]
-        supports = p >= q
+        if self.decision.samples:
+            total = p + q
+            normalised = np.where(total > 0, p / np.where(total > 0, total, 1.0), 0.5)
+            supports = self.decision.decide(normalised, uniforms[:, 0])
+        else:
+            supports = p >= q
         return supports, np.where(supports, p, q)
 
 

@@ -34,6 +34,11 @@ class SimulationRunForm(forms.Form):
         required=False,
         label="Human agents judge each claim at the familiarity its raters reported for it "
               "(acceptance and confidence of the raters at that familiarity level)")
+    decision = forms.CharField(
+        required=False, initial="argmax", max_length=40, label="Personas' decision rule",
+        help_text="argmax (the more probable label), frameref (sampled at temperature 0.6, top-p 0.9: "
+                  "the generation config FrameRef's model shipped) or sample:T:P. Applies to every "
+                  "persona agent; a JSON agent's own \"decision\" overrides it.")
     oracle = forms.BooleanField(required=False, initial=True, label="Oracle (always right, confidence 1)")
     agents_json = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Agents as JSON (optional)",
@@ -84,6 +89,14 @@ class SimulationRunForm(forms.Form):
         try:
             return parse_policy_params([p for p in self.cleaned_data["policy_params"].split(",") if p.strip()])
         except PolicyError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_decision(self):
+        from .decisions import DecisionRuleError, parse_decision
+
+        try:
+            return parse_decision(self.cleaned_data["decision"] or "argmax").text()
+        except DecisionRuleError as exc:
             raise forms.ValidationError(str(exc)) from None
 
     def clean_agents_json(self):

@@ -157,9 +157,16 @@ def _read_embeddings(path: Path, n: int, claim_ids: np.ndarray) -> np.ndarray:
     return out
 
 
-def score_agents(files: PoolFiles, names: list[str] | None = None) -> list:
-    """One :class:`simulation.agents.ScoreAgent` per score column (or per name in ``names``)."""
+def score_agents(files: PoolFiles, names: list[str] | None = None, decision=None) -> list:
+    """One :class:`simulation.agents.ScoreAgent` per score column (or per name in ``names``),
+    each deciding by ``decision`` (``simulation.decisions``: argmax when None)."""
     from simulation.agents import ScoreAgent
+    from simulation.decisions import parse_decision
+
+    try:
+        rule = parse_decision(decision)
+    except ValueError as exc:
+        raise PoolFileError(f"--decision: {exc}") from None
 
     available = list(files.p_supports)
     names = names or available
@@ -167,7 +174,7 @@ def score_agents(files: PoolFiles, names: list[str] | None = None) -> list:
     if unknown:
         raise PoolFileError(f"no column {SCORE_PREFIX}{unknown[0]} in the pool file; agents there: "
                             f"{', '.join(available)}")
-    return [ScoreAgent(name, files.p_supports[name], files.p_refutes.get(name)) for name in names]
+    return [ScoreAgent(name, files.p_supports[name], files.p_refutes.get(name), decision=rule) for name in names]
 
 
 def simulate_pool(pool: Pool, agents: list, policy, *, trajectories: int, steps: int, seed: int, runs: int = 1,

@@ -103,6 +103,7 @@ def simulation_run_create(
     seed: int = 0,
     candidate_mode: str = CandidateMode.EXACT,
     user=None,
+    decision: str | None = None,
 ) -> SimulationRun:
     """Checks everything a run needs up front and stores it, queued.
 
@@ -140,7 +141,8 @@ def simulation_run_create(
     except EmbeddingModelError as exc:
         raise SimulationConfigError(str(exc)) from None
     try:
-        specs = agent_specs_resolve(agents, dataset=dataset, split=split, pool=pool, user=user)
+        specs = agent_specs_resolve(agents, dataset=dataset, split=split, pool=pool, user=user,
+                                    decision=decision)
     except AgentSpecError as exc:
         raise SimulationConfigError(str(exc)) from None
     rows = len(specs) * runs * trajectories * steps

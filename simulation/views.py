@@ -67,7 +67,8 @@ def run_new(request):
                 name=data["name"], dataset=data["dataset"], split=data["split"], agents=data["agents"],
                 policy=data["policy"], policy_params=data["policy_params"],
                 candidate_mode=data["candidate_mode"], trajectories=data["trajectories"],
-                steps=data["steps"], runs=data["runs"], seed=data["seed"], user=request.user)
+                steps=data["steps"], runs=data["runs"], seed=data["seed"], user=request.user,
+                decision=data["decision"])
         except SimulationConfigError as exc:
             form.add_error(None, str(exc))
         else:

@@ -18,6 +18,7 @@ from annotation.studies.invariants import study_invariant_violations
 from annotation.studies.services import study_create
 from modeling.persona_raters import (
     PersonaRaterError,
+    SampledAnswerPolicy,
     answers_from_scores,
     familiarity_levels,
     persona_answer_table,
@@ -70,6 +71,39 @@ def test_answers_follow_the_predicted_label_and_the_confidence_rule():
     # chosen-label probability 0.97, 0.70, 0.50, 0.999, 0.69 -> nearest of 0.5 + 0.125 (k - 1)
     assert answers["confidence"].tolist() == [5, 3, 1, 5, 3]
     assert answers["familiarity"].tolist() == [5, 4, 3, 2, 1]
+
+
+def test_sampled_answers_follow_the_tempered_probability():
+    """With a sampling rule the table's Yes share is the tempered, top-p-truncated P(SUPPORTS)
+    within Monte Carlo error, confidence follows the label drawn (untempered), and each
+    simulated participant draws its own answers from its own stream, reproducibly. Guards
+    against argmax answers under a sampling rule and against every participant sharing one draw."""
+    import random
+
+    n = 4000
+    p = np.full(n, 0.7)
+    q = 0.7 ** (1 / 0.6) / (0.7 ** (1 / 0.6) + 0.3 ** (1 / 0.6))
+    answers = answers_from_scores(np.full(n, "SUPPORTS"), p, np.arange(n, dtype=float),
+                                  decision="frameref", seed=1)
+    assert abs(answers["accurate"].mean() - q) < 4 * np.sqrt(q * (1 - q) / n)
+    np.testing.assert_allclose(answers["p_accept"], q)
+    assert answers["confidence"].tolist() == [3 if yes else 1 for yes in answers["accurate"]]  # 0.7 -> 3; 0.3 (under a coin flip) -> 1
+    # p = 0.8 tempers to 0.909 >= top-p 0.9: Yes alone.
+    assert answers_from_scores(np.full(50, "SUPPORTS"), np.full(50, 0.8), np.arange(50.0),
+                               decision="frameref")["accurate"].all()
+    # argmax (the default) keeps the predicted label.
+    assert answers_from_scores(np.full(n, "SUPPORTS"), p, np.arange(n, dtype=float))["accurate"].all()
+
+    table = pd.DataFrame({"text": ["a claim", "another  claim"], "p_supports_norm": [0.7, 0.3],
+                          "accurate": [True, False], "confidence": [3, 3], "familiarity": [4, 2]})
+    from simulation.decisions import FRAMEREF
+
+    policy = SampledAnswerPolicy(table, FRAMEREF)
+    per_participant = [[policy.answer("a claim", random.Random(f"0:{i}")) for _ in range(1)][0] for i in range(2000)]
+    yes = np.mean([c.accurate for c in per_participant])
+    assert abs(yes - q) < 4 * np.sqrt(q * (1 - q) / 2000)
+    assert all(c.familiarity == 4 and c.confidence == (3 if c.accurate else 1) for c in per_participant)
+    assert policy.answer("another claim", random.Random("0:5")) == policy.answer("another claim", random.Random("0:5"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -138,3 +172,43 @@ def test_a_persona_needs_a_usable_model_and_a_study_with_items(tiny_model_dir):
         persona_answer_table(persona=failed, study=study)
     with pytest.raises(CommandError, match="no persona with id or name 'nobody'"):
         call_command("rate_study", persona="nobody", study="s", base_url="http://127.0.0.1:1")
+
+
+@pytest.mark.django_db
+def test_a_calibrated_persona_answers_from_its_calibrated_probabilities(tiny_model_dir, media_root):
+    """With a calibration the claims' answers are decided from each framing's calibrated
+    P(SUPPORTS) (`p_decide`), attention checks from the raw one; rate_study refuses a
+    calibration of another persona. Guards against a calibrated rater that still answers
+    from its raw scores."""
+    from modeling.models import Calibration, Persona
+
+    call_command("load_demo", no_user=True, stdout=io.StringIO())
+    study = study_create(dataset=Dataset.objects.get(name="FrameLab demo"), name="calibrated", base_claims=6,
+                         batch_size=6, raters_per_batch=1, seed=1, status=Study.Status.OPEN,
+                         attention_checks=[(ATTENTION, False, 3)])
+    persona = base_persona_get_or_create(base_model=str(tiny_model_dir))
+    framings = sorted(set(study_texts(study).query("kind == 'claim'")["framing"]))
+    yes = framings[0]
+    params = {"method": "intercept", "pooled": {"b": 0.0},
+              "per_framing": {f: {"b": 50.0 if f == yes else -50.0} for f in framings}}
+    answers = persona_answer_table(persona=persona, study=study, calibration=params)
+    claims, checks = answers[answers["kind"] == "claim"], answers[answers["kind"] == "attention check"]
+    assert claims.loc[claims["framing"] == yes, "accurate"].all()
+    assert not claims.loc[claims["framing"] != yes, "accurate"].any()
+    assert (claims.loc[claims["framing"] == yes, "p_decide"] > 0.999).all()
+    np.testing.assert_array_equal(checks["p_decide"], checks["p_supports_norm"])
+    # Each participant samples from p_decide under the default rule of a calibrated persona.
+    import random
+
+    from simulation.decisions import DecisionRule
+
+    policy = SampledAnswerPolicy(answers, DecisionRule("sample", 1.0, 1.0))
+    text = claims.loc[claims["framing"] == yes, "text"].iloc[0]
+    assert all(policy.answer(text, random.Random(i)).accurate for i in range(50))
+
+    other = Persona.objects.create(name="other", base_model=str(tiny_model_dir), status="succeeded",
+                                   adapter_dir="adapters/other")
+    wrong = Calibration.objects.create(persona=other, study=study, method="intercept", result={"parameters": params})
+    with pytest.raises(CommandError, match=f"--calibration {wrong.pk}: it calibrates persona 'other'"):
+        call_command("rate_study", persona=persona.name, study=study.name, base_url="http://127.0.0.1:1",
+                     calibration=str(wrong.pk), no_progress=True)

@@ -276,3 +276,98 @@ def test_human_agent_applies_the_analysis_exclusions_and_says_so(media_root):
     with pytest.raises(AgentSpecError, match="field 'exclusions'.*unknown rule 'nope'"):
         agent_specs_resolve([{"kind": "human", "study": "pilot", "exclusions": ["nope"]}],
                             dataset=dataset, split="all", pool=pool)
+
+
+def test_persona_decision_rule_from_the_spec_or_the_run(media_root, small_dataset):
+    """A persona spec's `decision` (one word) is stored canonically and builds a sampling
+    agent; a run's default applies to personas that name none, a spec's own rule wins.
+    Guards against the run-wide rule overriding a spec's own, and against a stored spec
+    without its rule (a rerun would then decide differently)."""
+    pool = pool_claims(dataset=small_dataset, split="test")
+    p_s = np.full(len(pool), 0.7)
+    persona = persona_with_table(media_root, small_dataset, score_rows(pool, p_s, 1 - p_s))
+    specs = agent_specs_resolve(
+        [{"kind": "persona", "persona": persona.name, "name": "a"},
+         {"kind": "persona", "persona": persona.name, "name": "b", "decision": "argmax"},
+         {"kind": "persona", "persona": persona.name, "name": "c", "decision": "sample:1.5:0.95"},
+         {"kind": "oracle"}],
+        dataset=small_dataset, split="test", pool=pool, decision="frameref")
+    assert [s.get("decision") for s in specs] == ["frameref", "argmax", "sample:1.5:0.95", None]
+    agents = agents_build(specs, pool=pool)
+    assert [a.uniforms_per_step for a in agents[:3]] == [1, 0, 1]
+    assert (agents[0].decision.temperature, agents[0].decision.top_p) == (0.6, 0.9)
+    # The stored spec resolves again to itself, with no run default.
+    again = agent_specs_resolve(specs[:3], dataset=small_dataset, split="test", pool=pool)
+    assert [s["decision"] for s in again] == ["frameref", "argmax", "sample:1.5:0.95"]
+    # Without any rule: argmax, as before.
+    plain = agent_specs_resolve([{"kind": "persona", "persona": persona.name}],
+                                dataset=small_dataset, split="test", pool=pool)
+    assert plain[0]["decision"] == "argmax" and agents_build(plain, pool=pool)[0].uniforms_per_step == 0
+    with pytest.raises(AgentSpecError, match=r"agent 1 \('x'\): field 'decision': decision 'greedy': accepted"):
+        agent_specs_resolve([{"kind": "persona", "persona": persona.name, "name": "x", "decision": "greedy"}],
+                            dataset=small_dataset, split="test", pool=pool)
+    with pytest.raises(AgentSpecError, match="field 'decision': decision 'sample:0:1'"):
+        agent_specs_resolve([{"kind": "oracle"}], dataset=small_dataset, split="test", pool=pool,
+                            decision="sample:0:1")
+    with pytest.raises(AgentSpecError, match="unknown field 'decision'"):
+        agent_specs_resolve([{"kind": "oracle", "decision": "frameref"}], dataset=small_dataset,
+                            split="test", pool=pool)
+
+
+def test_command_line_persona_decision_option():
+    assert parse_agent_option("persona:p:decision=frameref") == {
+        "kind": "persona", "persona": "p", "decision": "frameref"}
+    assert parse_agent_option("persona:p:normalised:decision=sample/0.7/0.95") == {
+        "kind": "persona", "persona": "p", "normalised": True, "decision": "sample:0.7:0.95"}
+    with pytest.raises(AgentSpecError, match="unknown option 'greedy'"):
+        parse_agent_option("persona:p:greedy")
+
+
+def test_calibrated_persona_decides_from_its_calibrated_probabilities(media_root, small_dataset):
+    """A persona spec with a calibration judges each claim by its framing's calibrated
+    P(SUPPORTS), sampled (temperature 1, top-p 1) unless the spec names a rule, whatever the
+    run's default; the parameters are snapshotted in the stored spec. Guards against a
+    calibrated agent that still decides by argmax on the raw scores (calibration then
+    changes nothing it does)."""
+    from modeling.models import Calibration
+
+    pool = pool_claims(dataset=small_dataset, split="test")
+    p_s = np.full(len(pool), 0.6)
+    persona = persona_with_table(media_root, small_dataset, score_rows(pool, p_s, 1 - p_s))
+    other = Persona.objects.create(name="other", status="succeeded", adapter_dir="adapters/other",
+                                   base_model="m")
+    study = Study.objects.create(name="s", dataset=small_dataset, base_claim_count=1, batch_size=1,
+                                 raters_per_batch=1)
+    params = {"method": "intercept", "per_framing": {"original": {"b": -3.0}, "consensus": {"b": 2.0}},
+              "pooled": {"b": 0.0}}
+    calibration = Calibration.objects.create(persona=persona, study=study, method="intercept",
+                                             result={"parameters": params})
+    specs = agent_specs_resolve([{"kind": "persona", "persona": persona.name, "calibration": calibration.pk}],
+                                dataset=small_dataset, split="test", pool=pool, decision="argmax")
+    assert specs[0]["decision"] == "sample:1:1" and specs[0]["calibration_parameters"] == params
+    (agent,) = agents_build(specs, pool=pool)
+    engine = engine_pool(pool)
+    rows = np.arange(len(pool))
+    expected = np.where(pool["framing"] == "original", 1 / (1 + np.exp(3.0 - np.log(1.5))),
+                        1 / (1 + np.exp(-2.0 - np.log(1.5))))
+    u = np.linspace(0.001, 0.999, 999)
+    for row in rows:
+        accepted, confidence = agent.judge(engine, np.full(len(u), row), u[:, None])
+        np.testing.assert_array_equal(accepted, u < expected[row])
+        np.testing.assert_allclose(confidence, np.where(accepted, expected[row], 1 - expected[row]))
+    # The stored spec resolves again to itself; a spec's own rule wins.
+    assert agent_specs_resolve(specs, dataset=small_dataset, split="test", pool=pool) == specs
+    argmax = agent_specs_resolve([{"kind": "persona", "persona": persona.name, "calibration": calibration.pk,
+                                   "decision": "argmax"}], dataset=small_dataset, split="test", pool=pool)
+    supports, _ = agents_build(argmax, pool=pool)[0].judge(engine, rows, np.zeros((len(rows), 0)))
+    np.testing.assert_array_equal(supports, pool["framing"] == "consensus")
+    wrong = Calibration.objects.create(persona=other, study=study, method="intercept", result={"parameters": params})
+    none = Calibration.objects.create(persona=persona, study=study, method="none",
+                                      result={"parameters": {"method": "none"}})
+    for ref, message in ((wrong.pk, "is of persona 'other', not 'consensus-0.5'"), (none.pk, "has no fitted parameters"),
+                         (99999, "no calibration with that id")):
+        with pytest.raises(AgentSpecError, match=message):
+            agent_specs_resolve([{"kind": "persona", "persona": persona.name, "calibration": ref}],
+                                dataset=small_dataset, split="test", pool=pool)
+    assert parse_agent_option("persona:p:calibration=7:decision=frameref") == {
+        "kind": "persona", "persona": "p", "calibration": "7", "decision": "frameref"}

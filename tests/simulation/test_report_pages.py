@@ -169,3 +169,28 @@ def test_pages_need_a_login(client, finished_run):
         response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     assert client.post(reverse("simulation:run-cancel", args=[finished_run.pk])).status_code == 302
+
+
+def test_start_form_takes_the_personas_decision_rule(client, researcher, demo, media_root,
+                                                     django_capture_on_commit_callbacks):
+    """The form's one-word rule reaches the stored persona spec and the run executes with it;
+    a rule that cannot be read is shown beside the field and nothing is created."""
+    import numpy as np
+
+    from simulation.selectors import pool_claims
+    from tests.simulation.test_agent_builders import persona_with_table, score_rows
+
+    pool = pool_claims(dataset=demo, split="test")
+    p_s = np.linspace(0.2, 0.8, len(pool))
+    persona = persona_with_table(media_root, demo, score_rows(pool, p_s, 1 - p_s), name="sampler")
+    assert b'name="decision"' in client.get(reverse("simulation:run-new")).content
+    form = {"name": "sampled", "dataset": demo.pk, "split": "test", "policy": "frameref", "candidate_mode": "exact",
+            "trajectories": 6, "steps": 4, "runs": 1, "seed": 5, "shards": 2, "personas": [persona.pk]}
+    response = client.post(reverse("simulation:run-new"), dict(form, decision="greedy"))
+    assert response.status_code == 200 and b"decision &#x27;greedy&#x27;: accepted: argmax, frameref" in response.content
+    assert not SimulationRun.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("simulation:run-new"), dict(form, decision="frameref"))
+    run = SimulationRun.objects.get(name="sampled")
+    assert run.status == "succeeded", run.error
+    assert run.agents[0]["decision"] == "frameref"

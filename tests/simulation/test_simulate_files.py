@@ -208,3 +208,23 @@ def test_other_command_errors(pool_files, tmp_path):
         call_command("simulate", "--pool-file", str(pool_path), "--embeddings-file", str(emb_path))
     with pytest.raises(CommandError, match="does not exist"):
         simulate(pool_path, emb_path, tmp_path / "nowhere" / "x.parquet")
+
+
+def test_simulate_decision_rule_in_file_mode(pool_files, tmp_path):
+    """`--decision frameref` samples every score agent's decisions (the same with 1 or 2
+    workers, to the bit), so some judgments differ from argmax and the confidence stays the
+    untempered probability of the chosen label; a bad rule is refused by name."""
+    table, pool_path, emb_path = pool_files
+    args = ("--trajectories", "20", "--steps", "12", "--seed", "3", "--agents", "baseline")
+    argmax = simulate(pool_path, emb_path, tmp_path / "argmax.parquet", *args)
+    printed = simulate(pool_path, emb_path, tmp_path / "one.parquet", *args, "--decision", "frameref")
+    simulate(pool_path, emb_path, tmp_path / "two.parquet", *args, "--decision", "sample:0.6:0.9", "--workers", "2")
+    assert "decision argmax" in argmax and "decision frameref" in printed
+    one = pd.read_parquet(tmp_path / "one.parquet")
+    pd.testing.assert_frame_equal(one, pd.read_parquet(tmp_path / "two.parquet"))
+    p = table.set_index("claim_id")["p_supports_baseline"].loc[one["claim_id"]].to_numpy()
+    np.testing.assert_allclose(one["confidence"], np.where(one["accepted"], p, 1 - p))
+    assert (one["accepted"].to_numpy() != (p >= 0.5)).any()
+    with pytest.raises(CommandError, match="--decision: decision 'greedy': accepted: argmax, frameref"):
+        simulate(pool_path, emb_path, tmp_path / "bad.parquet", *args, "--decision", "greedy")
+    assert not (tmp_path / "bad.parquet").exists()

@@ -37,6 +37,16 @@ class Command(BaseCommand):
                             help="per request (default 60)")
         parser.add_argument("--answers-out", type=Path, metavar="CSV",
                             help="also write the persona's answer to every text of the study")
+        parser.add_argument("--calibration", metavar="ID", default=None,
+                            help="a calibration of the persona (calibrate_persona): answer the claims from "
+                                 "the calibrated P(SUPPORTS), sampled unless --decision says otherwise")
+        parser.add_argument("--decision", default=None, metavar="RULE",
+                            help="the persona's decision rule: argmax (default: the more probable label; "
+                                 "every participant gives the same answers), frameref (sampled at "
+                                 "temperature 0.6, top-p 0.9, as FrameRef's model generated) or sample:T:P "
+                                 "(each participant draws its own answers)")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="seed of the participants' draws (sampling rules; default 0)")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
@@ -53,12 +63,35 @@ class Command(BaseCommand):
             torch.set_num_threads(options["threads"])
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
+        from simulation.decisions import DecisionRuleError, parse_decision
+
+        calibration = None
+        if options["calibration"] is not None:
+            from core.lookup import parse_id
+            from modeling.models import Calibration
+
+            pk = parse_id(options["calibration"])
+            row = Calibration.objects.filter(pk=pk).first() if pk is not None else None
+            if row is None:
+                raise CommandError(f"--calibration {options['calibration']}: no calibration with that id")
+            if row.persona_id != persona.pk:
+                raise CommandError(f"--calibration {row.pk}: it calibrates persona '{row.persona.name}', "
+                                   f"not '{persona.name}'")
+            calibration = (row.result or {}).get("parameters") or {}
+            if calibration.get("method") in (None, "none"):
+                raise CommandError(f"--calibration {row.pk}: it has no fitted parameters (method none)")
+        try:
+            decision = parse_decision(options["decision"] if options["decision"] is not None
+                                      else ("sample:1:1" if calibration else "argmax"))
+        except DecisionRuleError as exc:
+            raise CommandError(f"--decision: {exc}") from None
         with done_of_total_bar(f"score {persona.name}", " texts", disable=options["no_progress"]) as progress:
             try:
                 rating = persona_rate_study(
                     persona=persona, study=study, base_url=options["base_url"],
                     participants=options["participants"], concurrency=options["concurrency"],
-                    timeout=options["timeout"], batch_size=options["batch_size"], progress=progress)
+                    timeout=options["timeout"], batch_size=options["batch_size"], progress=progress,
+                    decision=decision, seed=options["seed"], calibration=calibration)
             except PersonaRaterError as exc:
                 raise CommandError(str(exc)) from None
         answers = rating.answers
@@ -67,8 +100,10 @@ class Command(BaseCommand):
         self.stdout.write(f"persona {persona.pk} '{persona.name}' took study {study.pk} '{study.name}' "
                           f"at {options['base_url']}")
         claims = answers[answers["kind"] == "claim"]
-        self.stdout.write(f"its answers to the study's {len(claims)} claims (share answered Yes, "
-                          f"mean confidence 1-5):")
+        calibrated_note = f", calibration {options['calibration']}" if calibration else ""
+        self.stdout.write(f"its answers to the study's {len(claims)} claims (decision {decision.text()}"
+                          f"{calibrated_note}; "
+                          f"share answered Yes{' in the table' if decision.samples else ''}, mean confidence 1-5):")
         self.stdout.write(f"  {'framing':<16}{'Yes | true':>12}{'Yes | false':>13}{'confidence':>12}")
         for framing, rows in claims.groupby("framing", sort=False):
             true = rows[rows["true_label"] == "SUPPORTS"]["accurate"]

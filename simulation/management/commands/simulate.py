@@ -67,6 +67,11 @@ class Command(BaseCommand):
         files.add_argument("--workers", type=int, default=1, help="processes to split trajectories over")
         files.add_argument("--baseline", metavar="AGENT",
                            help="also print each agent's difference from this agent, bootstrap 95%% CI")
+        parser.add_argument("--decision", default=None, metavar="RULE",
+                            help="decision rule of every persona (score) agent: argmax (default: the more "
+                                 "probable label), frameref (sampled at temperature 0.6, top-p 0.9, the "
+                                 "generation config FrameRef's Llama-3.1-8B-Instruct ships) or sample:T:P; "
+                                 "an agent spec's own decision overrides it (database mode)")
         parser.add_argument("--conventions", default="platform", choices=("platform", "frameref"),
                             help="summary conventions of the printed table: platform (default: mean_IH "
                                  "over T, claims per trajectory, confidence pooled) or frameref (FrameRef's "
@@ -100,7 +105,8 @@ class Command(BaseCommand):
                 dataset=options["dataset"], split=options["split"], agents=agents,
                 policy=options["policy"], policy_params=parse_policy_params(options["policy_param"]),
                 candidate_mode=options["candidates"], trajectories=options["trajectories"],
-                steps=options["steps"], runs=options["runs"], seed=options["seed"])
+                steps=options["steps"], runs=options["runs"], seed=options["seed"],
+                decision=options["decision"])
         except (AgentSpecError, SimulationConfigError, PolicyError) as exc:
             raise CommandError(f"{exc}\nNothing was created.") from None
         self.stdout.write(f"simulation run {run.pk} created: {run.name}\n")
@@ -177,7 +183,7 @@ class Command(BaseCommand):
         started = time.perf_counter()
         try:
             files = read_pool_files(options["pool_file"], options["embeddings_file"])
-            agents = score_agents(files, options["agents"])
+            agents = score_agents(files, options["agents"], decision=options["decision"])
         except PoolFileError as exc:
             raise CommandError(f"{exc}\nNothing was simulated.") from None
         pool, index = files.pool, None
@@ -222,7 +228,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{len(agents)} agent(s) x {options['runs']} run(s) x {options['trajectories']} trajectories x "
             f"{options['steps']} steps over {pool.size:,} claims ({pool.n_base:,} base claims), policy "
-            f"{policy.name} {policy.parameters()}, {options['candidates']} candidates, seed {options['seed']}: "
+            f"{policy.name} {policy.parameters()}, {options['candidates']} candidates, decision "
+            f"{agents[0].decision.text()}, seed {options['seed']}: "
             f"{len(frame):,} rows written to {out} in {seconds:.1f} s\n"
         )
         if index is not None:
