@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 
 from annotation.analysis.exclusions import ExclusionPolicy
-from annotation.analysis.human_profile import human_profile, human_profile_with_exclusions
+from annotation.analysis.human_profile import (
+    human_profile,
+    human_profile_with_exclusions,
+)
 from modeling.calibration import (
     CalibrationError,
     apply_calibration,
