@@ -11,7 +11,7 @@ What is compared, per framing:
   calibrated after): `hard`, the share of claims whose P(SUPPORTS) is at least 0.5 (an
   argmax persona), and `expected`, the mean of its P(SUPPORTS): the rate of a persona that
   samples its answer from that probability, which is how a calibrated persona agent or
-  rater behaves (`simulation.decisions`). Both are weighted by judgments, as the humans'
+  rater behaves (`modeling.decisions`). Both are weighted by judgments, as the humans'
   rate is: an item n raters judged counts n times. 95% intervals: Wilson for the humans'
   rates, and a bootstrap over items for the differences;
 - mean confidence, with humans' 1..5 levels mapped to the probability of their chosen label

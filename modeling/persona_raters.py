@@ -10,7 +10,7 @@ exclusion rule of `annotation.analysis.statistics`); a study's human profile nev
 
 How a persona's scores become the three answers of the form:
 
-- **accurate**: by its decision rule (`simulation.decisions`): with `argmax` (the default)
+- **accurate**: by its decision rule (`modeling.decisions`): with `argmax` (the default)
   Yes when its predicted label is SUPPORTS (the more probable label sequence,
   `modeling.scoring`); with a sampling rule (`frameref`: temperature 0.6, top-p 0.9, or
   `sample:T:P`) each simulated participant draws its own answer to each text from its own
@@ -43,7 +43,7 @@ from scipy.stats import rankdata
 from annotation.analysis.human_profile import confidence_level
 from annotation.models import AttentionCheck, Batch, Participant, Study
 from annotation.studies.bots import AnswerTablePolicy, BotsReport, Choice, run_bots
-from simulation.decisions import DecisionRule, parse_decision
+from modeling.decisions import DecisionRule, parse_decision
 
 from .models import Persona
 from .score_services import framed_claim_rows, study_framed_claim_ids, study_item_scores

@@ -21,7 +21,7 @@ Parametric acceptance may be one pair for every framing or one pair per framing:
 framing not listed). `confidence` is one probability in [0, 1] (every judgment) or five
 weights of the confidence levels 1..5.
 
-A persona's `decision` is its decision rule (`simulation.decisions`): `argmax` (the more
+A persona's `decision` is its decision rule (`modeling.decisions`): `argmax` (the more
 probable label), `frameref` (sampled at temperature 0.6, top-p 0.9, the generation config
 FrameRef's model shipped) or `sample:T:P`. A run's default rule (`agent_specs_resolve(...,
 decision=...)`, `simulate --decision`, the web form) applies to every persona agent whose
@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from core.lookup import lookup_by_id_or_name
+from modeling.decisions import DecisionRuleError, parse_decision
 
 from .agents import (
     ANY_FRAMING,
@@ -54,7 +55,6 @@ from .agents import (
     human_calibrated_agent,
     parametric_agent,
 )
-from .decisions import DecisionRuleError, parse_decision
 
 KINDS = ("persona", "human", "parametric", "oracle")
 LABELS = ("SUPPORTS", "REFUTES")

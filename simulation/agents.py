@@ -6,7 +6,7 @@ pure: they hold plain arrays, so the Django side builds them from a persona's sc
 a study's ``annotation.analysis.human_profile.HumanProfile`` and the engine never touches a database.
 
 - :class:`ScoreAgent`: a persona's (or any model's) precomputed ``p(SUPPORTS)`` per claim,
-  decided by a decision rule (``simulation.decisions``): argmax, deterministic, as a language
+  decided by a decision rule (``modeling.decisions``): argmax, deterministic, as a language
   model scored once per claim is (method.md section 4.3), or sampled at a temperature and
   top-p (``frameref``: T 0.6, top-p 0.9), one draw per judgment from the trajectory's stream.
 - :class:`RateAgent`: acceptance probabilities per framing and truth value (optionally per
@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from simulation.decisions import ARGMAX, DecisionRule, DecisionRuleError, parse_decision
+from modeling.decisions import ARGMAX, DecisionRule, DecisionRuleError, parse_decision
 from simulation.engine import REFUTES, SUPPORTS, Pool
 
 #: Confidence levels 1..5 as probabilities: 1 (not at all confident) = a coin flip, 5 = sure.

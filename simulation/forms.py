@@ -92,7 +92,7 @@ class SimulationRunForm(forms.Form):
             raise forms.ValidationError(str(exc)) from None
 
     def clean_decision(self):
-        from .decisions import DecisionRuleError, parse_decision
+        from modeling.decisions import DecisionRuleError, parse_decision
 
         try:
             return parse_decision(self.cleaned_data["decision"] or "argmax").text()

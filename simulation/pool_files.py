@@ -159,9 +159,9 @@ def _read_embeddings(path: Path, n: int, claim_ids: np.ndarray) -> np.ndarray:
 
 def score_agents(files: PoolFiles, names: list[str] | None = None, decision=None) -> list:
     """One :class:`simulation.agents.ScoreAgent` per score column (or per name in ``names``),
-    each deciding by ``decision`` (``simulation.decisions``: argmax when None)."""
+    each deciding by ``decision`` (``modeling.decisions``: argmax when None)."""
+    from modeling.decisions import parse_decision
     from simulation.agents import ScoreAgent
-    from simulation.decisions import parse_decision
 
     try:
         rule = parse_decision(decision)

@@ -96,7 +96,7 @@ def test_sampled_answers_follow_the_tempered_probability():
 
     table = pd.DataFrame({"text": ["a claim", "another  claim"], "p_supports_norm": [0.7, 0.3],
                           "accurate": [True, False], "confidence": [3, 3], "familiarity": [4, 2]})
-    from simulation.decisions import FRAMEREF
+    from modeling.decisions import FRAMEREF
 
     policy = SampledAnswerPolicy(table, FRAMEREF)
     per_participant = [[policy.answer("a claim", random.Random(f"0:{i}")) for _ in range(1)][0] for i in range(2000)]
@@ -200,7 +200,7 @@ def test_a_calibrated_persona_answers_from_its_calibrated_probabilities(tiny_mod
     # Each participant samples from p_decide under the default rule of a calibrated persona.
     import random
 
-    from simulation.decisions import DecisionRule
+    from modeling.decisions import DecisionRule
 
     policy = SampledAnswerPolicy(answers, DecisionRule("sample", 1.0, 1.0))
     text = claims.loc[claims["framing"] == yes, "text"].iloc[0]

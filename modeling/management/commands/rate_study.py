@@ -63,7 +63,7 @@ class Command(BaseCommand):
             torch.set_num_threads(options["threads"])
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
-        from simulation.decisions import DecisionRuleError, parse_decision
+        from modeling.decisions import DecisionRuleError, parse_decision
 
         calibration = None
         if options["calibration"] is not None:

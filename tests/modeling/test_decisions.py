@@ -1,12 +1,11 @@
-"""Decision rules (simulation/decisions.py): argmax and sampling with temperature and top-p,
+"""Decision rules (modeling/decisions.py): argmax and sampling with temperature and top-p,
 by hand, through a persona agent in the engine, across shards, and from the specs."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from simulation.agents import AgentError, ScoreAgent
-from simulation.decisions import (
+from modeling.decisions import (
     ARGMAX,
     FRAMEREF,
     DecisionRule,
@@ -14,6 +13,7 @@ from simulation.decisions import (
     parse_decision,
     tempered_probability,
 )
+from simulation.agents import AgentError, ScoreAgent
 from simulation.engine import run_study, run_trajectories
 from simulation.policies import make_policy
 from simulation.synthetic_pool import persona_scores, synthetic_pool
