@@ -11,7 +11,11 @@ import pytest
 from scipy import stats
 
 from annotation.analysis.options import AnalysisOptions
-from annotation.analysis.statistics import DIFFERENCE_STATISTICS, STATISTIC_NAMES, _framing_summaries
+from annotation.analysis.statistics import (
+    DIFFERENCE_STATISTICS,
+    STATISTIC_NAMES,
+    _framing_summaries,
+)
 
 FRAMINGS = ["original", "authoritative", "emotional"]
 RATE = {"accuracy", "accuracy_true", "accuracy_false", "acceptance_rate", "false_acceptance_rate",
@@ -302,3 +306,18 @@ def test_pigeonhole_bootstrap_needs_two_participants_and_two_claims(participants
     has = not math.isnan(rows[-1]["accuracy"]["ci_low"])
     assert has == intervals
     assert ("Too few participants or base claims for bootstrap intervals." in notes) == (not intervals)
+
+
+def test_participant_bootstrap_ignores_how_judgments_split_into_base_claims():
+    """The participant bootstrap resamples participants only: with one base claim it gives
+    the same intervals as with many. Guards against cells (participant x base claim) mapped
+    back to the wrong participant when there is one base claim (a cell code factor of 2)."""
+    table = claims(seed=9, n=80)
+    options = AnalysisOptions(mixed_model=False, interval="participant-bootstrap", bootstrap_resamples=40)
+    many, _ = _framing_summaries(table, FRAMINGS, options, np.random.default_rng(4))
+    one, _ = _framing_summaries(table.assign(base_claim=5), FRAMINGS, options, np.random.default_rng(4))
+    for a, b in zip(many, one):
+        for name in STATISTIC_NAMES:
+            assert same(a[name]["ci_low"], b[name]["ci_low"]) and same(a[name]["ci_high"], b[name]["ci_high"])
+        for name, got in a["difference_from_original"].items():
+            assert same(got["ci_low"], b["difference_from_original"][name]["ci_low"])
