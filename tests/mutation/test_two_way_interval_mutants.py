@@ -321,3 +321,22 @@ def test_participant_bootstrap_ignores_how_judgments_split_into_base_claims():
             assert same(a[name]["ci_low"], b[name]["ci_low"]) and same(a[name]["ci_high"], b[name]["ci_high"])
         for name, got in a["difference_from_original"].items():
             assert same(got["ci_low"], b["difference_from_original"][name]["ci_low"])
+
+
+def test_a_tiny_study_has_its_intervals_clipped_to_what_each_statistic_can_take():
+    """Two participants and two base claims: one df, t = 12.7, intervals far wider than the
+    range. Rates stay in [0, 1], means in [1, 5], differences of rates in [-1, 1] and of
+    means in [-4, 4]. Guards against a difference of means clipped to +-(5 + 1) instead of
+    +-(5 - 1)."""
+    rows = []
+    for p, c, framing, accept, confidence in [
+            (1, 1, "original", True, 1.0), (1, 2, "authoritative", False, 5.0), (2, 1, "authoritative", True, 5.0),
+            (2, 2, "original", False, 1.0), (1, 1, "authoritative", False, 4.0), (2, 2, "authoritative", True, 2.0),
+            (1, 2, "original", True, 5.0), (2, 1, "original", True, 2.0)]:
+        rows.append({"participant": p, "framing": framing, "true_claim": c == 1, "accept": accept,
+                     "confidence": confidence, "familiarity": 6.0 - confidence, "item": c, "base_claim": c})
+    table = pd.DataFrame(rows)
+    result, _ = check_two_way(table, FRAMINGS[:2])
+    effect = result[1]["difference_from_original"]["mean_confidence"]
+    assert (effect["ci_low"], effect["ci_high"]) == (-4.0, 4.0)
+    assert (result[0]["accuracy"]["ci_low"], result[0]["accuracy"]["ci_high"]) == (0.0, 1.0)
