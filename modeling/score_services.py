@@ -516,6 +516,29 @@ def study_item_scores(*, persona: Persona, study: Study, batch_size: int = 32,
     return scores, {"items": len(wanted), "reused": int(len(reused)), "scored": len(missing)}
 
 
+def persona_calibration(*, persona: Persona, reference) -> tuple[int, dict]:
+    """(id, fitted parameters) of the calibration `reference` (an id) of `persona`, for a
+    persona agent or rater that decides from calibrated probabilities.
+
+    Raises `ScoreServiceError` saying why when there is no such calibration, when it
+    calibrates another persona, or when it has no fitted parameters (method none).
+    """
+    from core.lookup import parse_id
+
+    pk = parse_id(reference)
+    calibration = Calibration.objects.filter(pk=pk).first() if pk is not None else None
+    if calibration is None:
+        raise ScoreServiceError("no calibration with that id")
+    if calibration.persona_id != persona.pk:
+        raise ScoreServiceError(f"calibration {calibration.pk} is of persona '{calibration.persona.name}', "
+                                f"not '{persona.name}'")
+    parameters = (calibration.result or {}).get("parameters") or {}
+    if parameters.get("method") in (None, "none"):
+        raise ScoreServiceError(f"calibration {calibration.pk} has no fitted parameters (method none); "
+                                "calibrate with temperature, platt or intercept")
+    return calibration.pk, parameters
+
+
 def calibration_run(*, persona: Persona, study: Study, method: str = "temperature",
                     seed: int = 0, batch_size: int = 32, bootstrap_reps: int = 1000,
                     progress: ProgressCallback | None = None,

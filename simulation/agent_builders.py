@@ -328,21 +328,12 @@ def _resolve_calibration(spec, persona, where) -> tuple[int, dict] | None:
         stored = spec["calibration_parameters"]  # a stored spec resolving again keeps its snapshot
         if isinstance(stored, dict) and stored.get("method"):
             return int(spec["calibration"]), stored
-    from core.lookup import parse_id
-    from modeling.models import Calibration
+    from modeling.score_services import ScoreServiceError, persona_calibration
 
-    pk = parse_id(reference)
-    calibration = Calibration.objects.filter(pk=pk).first() if pk is not None else None
-    if calibration is None:
-        raise AgentSpecError(f"{where}: field 'calibration': value {reference!r}: no calibration with that id")
-    if calibration.persona_id != persona.pk:
-        raise AgentSpecError(f"{where}: field 'calibration': value {reference!r}: calibration {calibration.pk} "
-                             f"is of persona '{calibration.persona.name}', not '{persona.name}'")
-    parameters = (calibration.result or {}).get("parameters") or {}
-    if parameters.get("method") in (None, "none"):
-        raise AgentSpecError(f"{where}: field 'calibration': value {reference!r}: calibration {calibration.pk} "
-                             "has no fitted parameters (method none); calibrate with temperature, platt or intercept")
-    return calibration.pk, parameters
+    try:
+        return persona_calibration(persona=persona, reference=reference)
+    except ScoreServiceError as exc:
+        raise AgentSpecError(f"{where}: field 'calibration': value {reference!r}: {exc}") from None
 
 
 def calibrated_scores(p_normalised: np.ndarray, framings, parameters: dict) -> np.ndarray:

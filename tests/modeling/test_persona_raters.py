@@ -209,6 +209,6 @@ def test_a_calibrated_persona_answers_from_its_calibrated_probabilities(tiny_mod
     other = Persona.objects.create(name="other", base_model=str(tiny_model_dir), status="succeeded",
                                    adapter_dir="adapters/other")
     wrong = Calibration.objects.create(persona=other, study=study, method="intercept", result={"parameters": params})
-    with pytest.raises(CommandError, match=f"--calibration {wrong.pk}: it calibrates persona 'other'"):
+    with pytest.raises(CommandError, match=f"--calibration {wrong.pk}: calibration {wrong.pk} is of persona 'other'"):
         call_command("rate_study", persona=persona.name, study=study.name, base_url="http://127.0.0.1:1",
                      calibration=str(wrong.pk), no_progress=True)

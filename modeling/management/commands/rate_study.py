@@ -67,19 +67,12 @@ class Command(BaseCommand):
 
         calibration = None
         if options["calibration"] is not None:
-            from core.lookup import parse_id
-            from modeling.models import Calibration
+            from modeling.score_services import ScoreServiceError, persona_calibration
 
-            pk = parse_id(options["calibration"])
-            row = Calibration.objects.filter(pk=pk).first() if pk is not None else None
-            if row is None:
-                raise CommandError(f"--calibration {options['calibration']}: no calibration with that id")
-            if row.persona_id != persona.pk:
-                raise CommandError(f"--calibration {row.pk}: it calibrates persona '{row.persona.name}', "
-                                   f"not '{persona.name}'")
-            calibration = (row.result or {}).get("parameters") or {}
-            if calibration.get("method") in (None, "none"):
-                raise CommandError(f"--calibration {row.pk}: it has no fitted parameters (method none)")
+            try:
+                _, calibration = persona_calibration(persona=persona, reference=options["calibration"])
+            except ScoreServiceError as exc:
+                raise CommandError(f"--calibration {options['calibration']}: {exc}") from None
         try:
             decision = parse_decision(options["decision"] if options["decision"] is not None
                                       else ("sample:1:1" if calibration else "argmax"))
