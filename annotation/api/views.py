@@ -668,6 +668,14 @@ class ExportFileView(APIView):
 
     renderer_classes = EXPORT_RENDERERS
 
+    def initial(self, request, *args, **kwargs):
+        # DRF's content negotiation takes `?format=` (empty) for no format at all; the schema
+        # offers only the renderers' names, so an empty value is refused, as an unknown one is.
+        if request.query_params.get("format") == "":
+            formats = ", ".join(renderer.format for renderer in self.renderer_classes)
+            raise ValidationError({"format": [f"give one of {formats}, or leave the parameter out"]})
+        super().initial(request, *args, **kwargs)
+
     def finalize_response(self, request, response, *args, **kwargs):
         if isinstance(response, Response) and response.status_code >= 400:
             request.accepted_renderer = JSONRenderer()

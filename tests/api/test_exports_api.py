@@ -79,6 +79,11 @@ def test_a_background_export_offers_a_download(api, other_api, answered, media_r
     assert other_api.get(job["url"]).status_code == 404
     assert other_api.get(job["download_url"]).status_code == 404
     assert other_api.post(f"/api/studies/{answered.pk}/exports/", {}, format="json").status_code == 404
+    # An empty ?format= is not "no format": the schema offers only the formats' names
+    # (schemathesis found it answered 200 with a file), on the download as on the stream.
+    for url in (job["download_url"], f"/api/studies/{answered.pk}/judgments/export/"):
+        empty = api.get(url, {"format": ""})
+        assert empty.status_code == 400 and "format" in empty.json(), url
 
 
 def test_a_download_before_the_file_is_ready_is_a_conflict(api, answered, owner):
