@@ -770,7 +770,7 @@ class DataExportDetailView(APIView):
                responses={(200, "text/csv"): OpenApiTypes.BINARY,
                           (200, "application/jsonl"): OpenApiTypes.BINARY,
                           (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
-                          404: NOT_FOUND,
+                          400: BAD_REQUEST, 404: NOT_FOUND,
                           409: OpenApiResponse(ErrorSerializer, description="Not finished.")})
 class DataExportDownloadView(ExportFileView):
     def get(self, request, pk):
