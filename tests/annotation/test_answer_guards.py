@@ -9,17 +9,14 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
 from annotation.models import (
     Batch,
-    Dataset,
     Judgment,
     JudgmentRevision,
     Participant,
-    Study,
 )
 from annotation.studies.assignment import (
     MARKABLE,
@@ -30,7 +27,6 @@ from annotation.studies.assignment import (
 )
 from annotation.studies.judgments import Answer, JudgmentRefused, judgment_record
 from annotation.studies.selectors import batch_items
-from annotation.studies.services import study_create
 from tests.annotation.test_participant_flow import (
     answer,
     checked_radios,
@@ -40,15 +36,6 @@ from tests.annotation.test_participant_flow import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def study():
-    """The study of test_participant_flow.py: 8 batches of 6 items, 2 raters each."""
-    call_command("load_demo", no_user=True)
-    return study_create(dataset=Dataset.objects.get(name="FrameLab demo"), name="pilot",
-                        base_claims=8, batch_size=6, raters_per_batch=2, seed=7,
-                        status=Study.Status.OPEN)
 
 
 def stored(participant):

@@ -23,15 +23,6 @@ from annotation.studies.services import study_create
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def study():
-    call_command("load_demo", no_user=True)
-    return study_create(dataset=Dataset.objects.get(name="FrameLab demo"), name="pilot",
-                        base_claims=8, batch_size=6, raters_per_batch=2, seed=7,
-                        status=Study.Status.OPEN, completion_code="DONE123",
-                        completion_url="https://app.prolific.com/submissions/complete?cc=DONE123")
-
-
 def enter(client, study, pid="P1", **extra):
     response = client.get(f"/s/{study.pk}/", {"PROLIFIC_PID": pid, "STUDY_ID": "S", "SESSION_ID": "X", **extra})
     return response
