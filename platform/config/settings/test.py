@@ -40,6 +40,10 @@ FRAMELAB_PARTICIPANT_ENTRIES_PER_ADDRESS = env.int("FRAMELAB_PARTICIPANT_ENTRIES
 # Tests call tasks eagerly unless they start a real worker (tests/integration/), which may
 # send its own tasks to the broker as a deployment does (CELERY_TASK_ALWAYS_EAGER=false).
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+# An eager task stores its state and result as a worker's would, so that the pages and the job
+# recovery that read them (AsyncResult) see in tests what they see in a deployment; without it
+# Celery warns that nothing is stored, and the suite turns RuntimeWarnings into errors.
+CELERY_TASK_STORE_EAGER_RESULT = True
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "test-media" / str(os.getpid()))))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
