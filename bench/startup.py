@@ -71,8 +71,8 @@ CHECK_MAX_MIB = 150.0
 WORKER_MAX_MIB = 200.0
 
 # The libraries tests/test_light_processes.py guards, and numpy for information.
-MODEL_LIBRARIES = ("torch", "transformers", "peft", "sentence_transformers", "gguf")
-ANALYSIS_LIBRARIES = ("scipy", "statsmodels", "matplotlib", "pyarrow", "pandas")
+MODEL_LIBRARIES = ("torch", "transformers", "peft", "sentence_transformers", "gguf", "jax", "numpyro")
+ANALYSIS_LIBRARIES = ("scipy", "matplotlib", "pyarrow", "pandas")
 HEAVY = (*MODEL_LIBRARIES, *ANALYSIS_LIBRARIES, "numpy")
 # Pages whose modules load lazily (core/lazy_views.py) with the analysis libraries: each is
 # also measured alone, in a fresh worker, so its cost does not hide behind an earlier page's.

@@ -15,8 +15,8 @@ from django.urls import get_resolver
 from django.utils.module_loading import import_string
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_LIBRARIES = ("torch", "transformers", "peft", "sentence_transformers", "gguf")
-ANALYSIS_LIBRARIES = ("scipy", "statsmodels", "matplotlib", "pyarrow", "pandas")
+MODEL_LIBRARIES = ("torch", "transformers", "peft", "sentence_transformers", "gguf", "jax", "numpyro")
+ANALYSIS_LIBRARIES = ("scipy", "matplotlib", "pyarrow", "pandas")
 URL_CONF_MAX_MB = 200
 COMMAND_MODULES = sorted(
     ".".join(path.relative_to(ROOT).with_suffix("").parts)

@@ -37,9 +37,7 @@ removed already (a CONSORT-style flow).
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -154,6 +152,14 @@ class AnalysisResult:
                        for vc in self.mixed_model.get("random_effects", [])]
         for row in mixed_rows:
             row.pop("name", None)
+        rate_rows = []
+        for row in self.mixed_model.get("implied_rates", []):
+            flat = {"framing": row["framing"]}
+            for name, estimate in row.items():
+                if isinstance(estimate, dict):
+                    flat.update({name: estimate["estimate"], f"{name}_ci_low": estimate["ci_low"],
+                                 f"{name}_ci_high": estimate["ci_high"]})
+            rate_rows.append(flat)
         agreement_rows = [{"framing": ALL, **self.agreement["overall"]}] + list(self.agreement["by_framing"])
         framing_test_rows = [{"method": self.framing_tests["method"], **row} for row in self.framing_tests["rows"]]
         return {
@@ -164,6 +170,7 @@ class AnalysisResult:
             "familiarity_tests": pd.DataFrame(self.familiarity_tests["rows"]),
             "agreement": pd.DataFrame(agreement_rows),
             "mixed_model": pd.DataFrame(mixed_rows),
+            "mixed_model_rates": pd.DataFrame(rate_rows),
             "confidence_distribution": pd.DataFrame(self.confidence_distribution),
         }
 
@@ -814,107 +821,16 @@ def _agreement(claims: pd.DataFrame, framings: list[str]) -> dict:
 
 # --- Mixed-effects logistic regression -----------------------------------------------------
 
-def _mixed_model(claims: pd.DataFrame, framings: list[str], options: AnalysisOptions) -> dict:
-    """Acceptance ~ framing + truth + (1 | participant) + (1 | base claim), variational Bayes.
+def _mixed_model(claims: pd.DataFrame, framings: list[str], options: AnalysisOptions,
+                 progress=None) -> dict:
+    """Acceptance ~ framing * truth + (1 | participant) + (1 | base claim), by NUTS
+    (`annotation.analysis.mixed_model`); `reason` says why where it was not fitted."""
+    from annotation.analysis.mixed_model import fit_mixed_model, not_fitted
 
-    The random-effects design is built as a sparse matrix directly (one column per
-    participant and per base claim), so a large study does not build a dense dummy matrix.
-    Any failure is reported in `reason` instead of raised: the rest of the report stands.
-    """
-    result: dict[str, Any] = {
-        "fitted": False, "reason": "", "method": "statsmodels BinomialBayesMixedGLM.fit_vb",
-        "formula": "", "reference_framing": None, "n": int(len(claims)),
-        "participants": int(claims["participant"].nunique()), "claims": int(claims["base_claim"].nunique()),
-        "fixed_effects": [], "random_effects": [], "warnings": [],
-    }
     if not options.mixed_model:
-        result["reason"] = "switched off"
-        return result
-    present = [f for f in framings if (claims["framing"] == f).any()]
-    if len(present) < 2:
-        result["reason"] = "needs judgments in at least two framings"
-        return result
-    if result["participants"] < 2 or result["claims"] < 2:
-        result["reason"] = "needs at least two participants and two base claims for the random intercepts"
-        return result
-    if len(claims) < 20:
-        result["reason"] = f"too few judgments ({len(claims)}; at least 20)"
-        return result
-    accept = claims["accept"].to_numpy(dtype=float)
-    if accept.min() == accept.max():
-        result["reason"] = "every judgment has the same response"
-        return result
-    reference = REFERENCE_FRAMING if REFERENCE_FRAMING in present else present[0]
-    result["reference_framing"] = reference
-    framing = claims["framing"].to_numpy(dtype=str)
-    true_claim = claims["true_claim"].to_numpy(dtype=float)
-    columns, names = [np.ones(len(claims))], ["Intercept"]
-    for other in present:
-        if other != reference:
-            columns.append((framing == other).astype(float))
-            names.append(f"framing[{other}]")
-    both_truths = 0 < true_claim.sum() < len(true_claim)
-    if both_truths:
-        columns.append(true_claim)
-        names.append("true claim")
-    else:
-        result["warnings"].append("only one truth value present: the truth term is left out")
-    exog = np.column_stack(columns)
-    result["formula"] = ("accept ~ C(framing, Treatment('%s'))%s + (1 | participant) + (1 | base claim)"
-                         % (reference, " + true_claim" if both_truths else ""))
-    participant_codes, participant_levels = pd.factorize(claims["participant"])
-    claim_codes, claim_levels = pd.factorize(claims["base_claim"])
-    rows = np.arange(len(claims))
-    exog_vc = sparse.hstack([
-        sparse.csr_matrix((np.ones(len(claims)), (rows, participant_codes)),
-                          shape=(len(claims), len(participant_levels))),
-        sparse.csr_matrix((np.ones(len(claims)), (rows, claim_codes)),
-                          shape=(len(claims), len(claim_levels))),
-    ]).tocsr()
-    ident = np.concatenate([np.zeros(len(participant_levels), dtype=int),
-                            np.ones(len(claim_levels), dtype=int)])
-    try:
-        from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = BinomialBayesMixedGLM(accept, exog, exog_vc, ident, vcp_p=1.0, fe_p=2.0,
-                                          fep_names=names, vcp_names=["participant", "base claim"])
-            # L-BFGS-B reaches the same optimum as the default BFGS in about half the time.
-            fit = model.fit_vb(fit_method="L-BFGS-B", rng=np.random.default_rng(options.seed))
-        fe_mean, fe_sd = np.asarray(fit.fe_mean, dtype=float), np.asarray(fit.fe_sd, dtype=float)
-        vcp_mean, vcp_sd = np.asarray(fit.vcp_mean, dtype=float), np.asarray(fit.vcp_sd, dtype=float)
-        if not (np.isfinite(fe_mean).all() and np.isfinite(fe_sd).all()):
-            raise FloatingPointError("the fit produced non-finite estimates")
-    except Exception as exc:  # noqa: BLE001: the report must stand without the model
-        result["reason"] = f"the fit failed: {type(exc).__name__}: {exc}"
-        return result
-    result["warnings"].extend(sorted({str(w.message).strip().splitlines()[0] for w in caught}))
-    z = stats.norm.ppf(1 - (1 - options.confidence_level) / 2)
-    for name, mean, sd in zip(names, fe_mean, fe_sd):
-        result["fixed_effects"].append({
-            "term": name,
-            "posterior_mean": mean,
-            "posterior_sd": sd,
-            "ci_low": mean - z * sd,
-            "ci_high": mean + z * sd,
-            "odds_ratio": math.exp(mean),
-            "odds_ratio_ci_low": math.exp(mean - z * sd),
-            "odds_ratio_ci_high": math.exp(mean + z * sd),
-            "posterior_probability_positive": float(stats.norm.sf(0, loc=mean, scale=sd)) if sd > 0 else None,
-        })
-    for name, mean, sd in zip(["participant", "base claim"], vcp_mean, vcp_sd):
-        # The variance parameters are log standard deviations of the random intercepts.
-        result["random_effects"].append({
-            "name": name,
-            "log_sd_posterior_mean": mean,
-            "log_sd_posterior_sd": sd,
-            "sd": math.exp(mean),
-            "sd_ci_low": math.exp(mean - z * sd),
-            "sd_ci_high": math.exp(mean + z * sd),
-        })
-    result["fitted"] = True
-    return result
+        return not_fitted(claims, "switched off")
+    return fit_mixed_model(claims, framings, confidence_level=options.confidence_level,
+                           seed=options.seed, reference=REFERENCE_FRAMING, progress=progress)
 
 
 # --- Distributions ---------------------------------------------------------------------------
@@ -936,13 +852,23 @@ def _confidence_distribution(claims: pd.DataFrame, framings: list[str]) -> list[
 
 # --- The entry point -------------------------------------------------------------------------
 
-def analyze(table: pd.DataFrame, options: AnalysisOptions | None = None) -> AnalysisResult:
+def fit_report_model(table: pd.DataFrame, options: AnalysisOptions, progress=None) -> dict:
+    """The report's mixed-model entry alone, from the same table, exclusions and framings as
+    `analyze` (a worker fits it for the report page: `annotation.analysis.model_fits`)."""
+    prepared = _prepare(table)
+    claims, _, _ = _apply_exclusions(prepared, options)
+    framings = _framing_order(prepared.claims["framing"].unique())
+    return _mixed_model(claims, framings, replace(options, mixed_model=True), progress)
+
+
+def analyze(table: pd.DataFrame, options: AnalysisOptions | None = None, progress=None) -> AnalysisResult:
     """The full analysis of a tidy judgment table (see the module docstring).
 
     `table` needs the tidy columns of method.md section 2.4 (`DataPoint_ID`, `Task_Group_ID`
     and `text` may be absent); the platform columns `participant_status`, `excluded`,
     `attention_passed`, `is_attention_check` and `response_time_ms` are optional and feed
     the exclusion rules. Raises `ValueError` naming the row, column and value for bad input.
+    `progress(fraction, stage)`, if given, hears how the mixed model's sampling goes.
     """
     options = options or AnalysisOptions()
     prepared = _prepare(table)
@@ -975,7 +901,7 @@ def analyze(table: pd.DataFrame, options: AnalysisOptions | None = None) -> Anal
         chi_square=_chi_square_tests(claims, framings),
         familiarity_tests=_familiarity_tests(claims, framings, options),
         agreement=_agreement(claims, framings),
-        mixed_model=_mixed_model(claims, framings, options),
+        mixed_model=_mixed_model(claims, framings, options, progress),
         confidence_distribution=_confidence_distribution(claims, framings),
         notes=notes,
     )

@@ -151,12 +151,50 @@ def format_text(result: AnalysisResult) -> str:
             "odds ratio": format_number(term["odds_ratio"]),
             "interval": f"[{format_number(term['odds_ratio_ci_low'])}, {format_number(term['odds_ratio_ci_high'])}]",
             "P(>0)": format_number(term["posterior_probability_positive"]),
+            "R-hat": format_number(term["r_hat"]), "ESS": format_number(term["effective_sample_size"], 0),
         } for term in model["fixed_effects"]]).to_string(index=False))
         for vc in model["random_effects"]:
             lines.append(f"  SD of {vc['name']} intercepts: {vc['sd']:.3f} "
                          f"[{vc['sd_ci_low']:.3f}, {vc['sd_ci_high']:.3f}]")
+        lines.append(f"  {diagnostics_sentence(model)}")
+        if model["implied_rates"]:
+            lines += ["", f"  Implied acceptance per framing (averaged over participants and claims), "
+                          f"{level} intervals"]
+            lines.append(pd.DataFrame(implied_rate_rows(model)).to_string(index=False))
         for warning in model["warnings"]:
             lines.append(f"  warning: {warning}")
     if result.notes:
         lines += ["", "Notes"] + [f"  - {note}" for note in result.notes]
     return "\n".join(lines) + "\n"
+
+
+def diagnostics_sentence(model: dict) -> str:
+    """The NUTS fit's convergence in one sentence (R-hat, effective sample size, divergences)."""
+    d = model["diagnostics"]
+    verdict = "converged" if d["converged"] else "NOT converged by the usual thresholds"
+    return (f"Sampling {verdict}: largest R-hat {format_number(d['max_r_hat'])} "
+            f"(at most {d['thresholds']['max_r_hat']}), smallest effective sample size "
+            f"{format_number(d['min_effective_sample_size'], 0)} (at least "
+            f"{d['thresholds']['min_effective_sample_size']}), {d['divergences']} divergent transitions; "
+            f"{d['chains']} chains x {d['draws']} draws in {d['seconds']:.0f} s.")
+
+
+def implied_rate_rows(model: dict) -> list[dict]:
+    """The model's implied acceptance rates as table rows of formatted strings."""
+    reference = model["reference_framing"]
+    rows = []
+    for row in model["implied_rates"]:
+        flat = {"framing": row["framing"]}
+        for name, label in (("false_acceptance", "false acceptance"), ("true_acceptance", "true acceptance"),
+                            ("acceptance", "acceptance")):
+            if name not in row:
+                continue
+            estimate = row[name]
+            flat[label] = (f"{format_number(estimate['estimate'])} "
+                           f"[{format_number(estimate['ci_low'])}, {format_number(estimate['ci_high'])}]")
+            difference = row.get(f"{name}_minus_{reference}")
+            flat[f"{label} minus {reference}"] = (
+                f"{format_number(difference['estimate'])} [{format_number(difference['ci_low'])}, "
+                f"{format_number(difference['ci_high'])}]" if difference else "")
+        rows.append(flat)
+    return rows

@@ -19,6 +19,7 @@ from annotation.analysis.statistics import (
     holm_adjust,
     krippendorff_alpha_nominal,
 )
+from annotation.analysis.text_report import diagnostics_sentence
 
 NO_BOOTSTRAP = AnalysisOptions(bootstrap_resamples=0, mixed_model=False)
 
@@ -439,7 +440,7 @@ def test_to_dict_is_plain_json_and_to_text_reads_like_a_results_section():
         assert heading in text
     tables = result.tables()
     assert set(tables) == {"framing_summary", "framing_tests", "exclusions", "chi_square", "familiarity_tests",
-                           "agreement", "mixed_model", "confidence_distribution"}
+                           "agreement", "mixed_model", "mixed_model_rates", "confidence_distribution"}
     summary = tables["framing_summary"].set_index("framing")
     assert summary.loc["authoritative", "false_acceptance_rate"] == pytest.approx(1.0)
     distribution = tables["confidence_distribution"]
@@ -511,24 +512,122 @@ def many_participants_table(*, participants=40, base_claims=24, per_participant=
     return pd.DataFrame(rows)
 
 
-def test_mixed_model_recovers_the_sign_of_a_strong_framing_effect():
+@pytest.fixture(scope="module")
+def strong_effect_fit():
+    """One NUTS fit, shared by the tests below: a short run (2 chains x 300 draws) of the
+    report's model on a study with a strong authoritative effect (+2.5 logits, on true and
+    false claims alike, so the framing x truth interaction's truth is 0)."""
+    from annotation.analysis import mixed_model
+
     table = many_participants_table(participants=40, per_participant=12, effect=2.5, seed=2)
-    started = time.perf_counter()
-    model = analyze(table, AnalysisOptions(bootstrap_resamples=0)).mixed_model
-    elapsed = time.perf_counter() - started
+    stages = []
+    saved = mixed_model.CHAINS, mixed_model.WARMUP, mixed_model.DRAWS
+    mixed_model.CHAINS, mixed_model.WARMUP, mixed_model.DRAWS = 2, 300, 300
+    try:
+        started = time.perf_counter()
+        result = analyze(table, AnalysisOptions(bootstrap_resamples=0, permutations=0, seed=3),
+                         progress=lambda fraction, stage: stages.append((fraction, stage)))
+        elapsed = time.perf_counter() - started
+        again = analyze(table, AnalysisOptions(bootstrap_resamples=0, permutations=0, seed=3)).mixed_model
+    finally:
+        mixed_model.CHAINS, mixed_model.WARMUP, mixed_model.DRAWS = saved
+    return result, stages, elapsed, again
+
+
+def test_mixed_model_recovers_a_strong_framing_effect_on_false_claims(strong_effect_fit):
+    result, _, elapsed, _ = strong_effect_fit
+    model = result.mixed_model
     assert model["fitted"], model["reason"]
     terms = {term["term"]: term for term in model["fixed_effects"]}
-    assert set(terms) == {"Intercept", "framing[authoritative]", "framing[consensus]",
-                          "framing[emotional]", "true claim"}
+    others = ("authoritative", "consensus", "emotional")
+    assert list(terms) == (["Intercept"] + [f"framing[{f}]" for f in others] + ["true claim"]
+                           + [f"framing[{f}]:true claim" for f in others])
+    assert [term["kind"] for term in model["fixed_effects"]] == (
+        ["intercept"] + ["framing"] * 3 + ["truth"] + ["interaction"] * 3)
     assert model["reference_framing"] == "original"
     authoritative = terms["framing[authoritative]"]
-    assert authoritative["posterior_mean"] > 1 and authoritative["odds_ratio_ci_low"] > 1
+    assert authoritative["ci_low"] > 1 and authoritative["odds_ratio_ci_low"] > math.exp(1)
     assert authoritative["posterior_probability_positive"] > 0.99
-    assert terms["true claim"]["posterior_mean"] > 1
-    # the null framings stay near zero
-    assert abs(terms["framing[consensus]"]["posterior_mean"]) < 1
+    assert "accepting a false claim" in authoritative["meaning"]
+    assert terms["true claim"]["ci_low"] > 0 and terms["true claim"]["posterior_probability_positive"] > 0.99
+    # null terms: intervals that hold 0, odds-ratio intervals that hold 1
+    for name in ("framing[consensus]", "framing[emotional]", "framing[authoritative]:true claim"):
+        assert terms[name]["ci_low"] < 0 < terms[name]["ci_high"], name
+        assert terms[name]["odds_ratio_ci_low"] < 1 < terms[name]["odds_ratio_ci_high"], name
+    for term in model["fixed_effects"]:
+        assert term["ci_low"] < term["posterior_mean"] < term["ci_high"]
+        assert 0.99 < term["r_hat"] < 1.1 and term["effective_sample_size"] > 50
     assert [vc["name"] for vc in model["random_effects"]] == ["participant", "base claim"]
-    assert elapsed < 20
+    assert all(vc["sd_ci_low"] < vc["sd"] < vc["sd_ci_high"] for vc in model["random_effects"])
+    assert elapsed < 60
+
+
+def test_mixed_model_implies_the_rates_it_was_built_on(strong_effect_fit):
+    result, _, _, _ = strong_effect_fit
+    implied = {row["framing"]: row for row in result.mixed_model["implied_rates"]}
+    assert list(implied) == ["original", "authoritative", "consensus", "emotional"]
+    assert "false_acceptance_minus_original" not in implied["original"]
+    authoritative = implied["authoritative"]["false_acceptance_minus_original"]
+    assert authoritative["ci_low"] > 0.2  # +2.5 logits from about 0.27
+    observed = result.summary("original")["false_acceptance_rate"]["estimate"]
+    original = implied["original"]["false_acceptance"]
+    assert original["ci_low"] < observed < original["ci_high"]
+    for row in implied.values():
+        for name in ("false_acceptance", "true_acceptance"):
+            assert 0 < row[name]["ci_low"] < row[name]["estimate"] < row[name]["ci_high"] < 1
+    # the report's tables and text carry them
+    rates = result.tables()["mixed_model_rates"].set_index("framing")
+    assert rates.loc["authoritative", "false_acceptance_minus_original_ci_low"] == authoritative["ci_low"]
+    text = result.to_text()
+    assert "Implied acceptance per framing" in text and "R-hat" in text and "divergent transitions" in text
+
+
+def test_mixed_model_reports_its_sampling_and_repeats_with_its_seed(strong_effect_fit):
+    result, stages, _, again = strong_effect_fit
+    diagnostics = result.mixed_model["diagnostics"]
+    assert (diagnostics["chains"], diagnostics["warmup"], diagnostics["draws"]) == (2, 300, 300)
+    assert diagnostics["divergences"] == 0
+    assert diagnostics["max_r_hat"] == max(t["r_hat"] for t in result.mixed_model["fixed_effects"]
+                                           + result.mixed_model["random_effects"])
+    assert [fraction for fraction, _ in stages] == [0.0, 0.5, 1.0]
+    assert stages[0][1].startswith("warming up 2 chains")
+    assert again["fixed_effects"] == result.mixed_model["fixed_effects"]
+
+
+def test_mixed_model_flags_a_fit_that_misses_the_thresholds(monkeypatch):
+    from annotation.analysis import mixed_model
+
+    monkeypatch.setattr(mixed_model, "MIN_EFFECTIVE_SAMPLES", 10**6)
+    monkeypatch.setattr(mixed_model, "MAX_R_HAT", 1.0)
+    table = many_participants_table(participants=20, per_participant=8, seed=5)
+    model = mixed_model.fit_mixed_model(_model_claims(table), ["original", "authoritative", "consensus", "emotional"],
+                                        chains=2, warmup=100, draws=100)
+    assert model["fitted"] and model["diagnostics"]["converged"] is False
+    assert any("effective sample size" in w for w in model["warnings"])
+    assert any("R-hat" in w for w in model["warnings"])
+    assert "NOT converged" in diagnostics_sentence(model)
+
+
+def _model_claims(table):
+    from annotation.analysis.statistics import _apply_exclusions, _prepare
+
+    claims, _, _ = _apply_exclusions(_prepare(table), AnalysisOptions(exclusions=()))
+    return claims
+
+
+def test_mixed_model_without_both_truths_leaves_the_truth_terms_out():
+    from annotation.analysis.mixed_model import fit_mixed_model
+
+    table = many_participants_table(participants=20, per_participant=8, seed=6)
+    false_only = _model_claims(table)
+    false_only = false_only[~false_only["true_claim"]]
+    model = fit_mixed_model(false_only, ["original", "authoritative", "consensus", "emotional"],
+                            chains=2, warmup=100, draws=100)
+    assert model["fitted"], model["reason"]
+    assert [t["kind"] for t in model["fixed_effects"]] == ["intercept", "framing", "framing", "framing"]
+    assert "accepting a claim" in model["fixed_effects"][1]["meaning"]
+    assert any("truth term" in w for w in model["warnings"])
+    assert set(model["implied_rates"][1]) == {"framing", "acceptance", "acceptance_minus_original"}
 
 
 def test_mixed_model_reports_why_it_was_not_fitted():
@@ -538,6 +637,11 @@ def test_mixed_model_reports_why_it_was_not_fitted():
     assert few["fitted"] is False and "too few judgments" in few["reason"]
     text = analyze(hand_table(), AnalysisOptions(bootstrap_resamples=0)).to_text()
     assert "not fitted: too few judgments" in text
+    same = hand_table().assign(accurate_response="SUPPORTS")
+    big = pd.concat([same.assign(Annotator_ID=same["Annotator_ID"] + str(k)) for k in range(3)])
+    assert analyze(big, AnalysisOptions(bootstrap_resamples=0, exclusions=())).mixed_model["reason"] == \
+        "every judgment has the same response"
+    assert analyze(hand_table(), AnalysisOptions(mixed_model=False)).mixed_model["reason"] == "switched off"
 
 
 def test_bootstrap_interval_equals_a_loop_over_resampled_tables():

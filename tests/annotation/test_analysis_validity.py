@@ -69,3 +69,24 @@ def test_default_intervals_cover_and_the_primary_test_holds_its_size():
         rejections.append(raw < 0.05)
     size = float(np.concatenate(rejections).mean())
     assert 0.01 <= size <= 0.10, size
+
+
+MODEL_STUDIES = 6  # FrameRef-sized studies, half null, half +0.15: about 25 s each
+
+
+def test_the_mixed_model_intervals_cover_its_terms():
+    """The report's mixed model, as its worker fits it (defaults: 4 chains x 1,500 draws), on
+    seeded studies with known terms. The variational model it replaced covered 75-81% of its
+    fixed effects in bench/validity.py (issue 13), below the 85% bound here; NUTS covers about
+    95% there (docs/analysis.md), and every fit must converge and take under 60 s."""
+    bench = load_bench()
+    fits = [bench.mixed_fit(bench.FRAMEREF.name, "null" if i % 2 == 0 else "effect", 9_000 + i)
+            for i in range(MODEL_STUDIES)]
+    assert all(fit is not None for fit in fits)
+    terms = np.concatenate([fit["terms"] for fit in fits])
+    rates = np.concatenate([fit["rates"] for fit in fits])
+    assert len(terms) == MODEL_STUDIES * 12
+    assert terms.mean() >= 0.85, terms.mean()
+    assert rates.mean() >= 0.80, rates.mean()
+    assert sum(bool(fit["converged"][0]) for fit in fits) >= MODEL_STUDIES - 1
+    assert max(fit["seconds"] for fit in fits) < 60

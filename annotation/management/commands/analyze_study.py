@@ -102,7 +102,7 @@ class Command(BaseCommand):
             if not path.is_file():
                 raise CommandError(f"{path}: no such file")
             try:
-                result = analyze(read_table(path), analysis_options)
+                result = analyze(read_table(path), analysis_options, progress=self.model_progress)
             except (ValueError, OSError) as exc:
                 raise CommandError(f"{path}: {exc}") from None
             title = {"table": str(path)}
@@ -111,7 +111,7 @@ class Command(BaseCommand):
                 study = study_lookup(options["study"])
             except Study.DoesNotExist as exc:
                 raise CommandError(str(exc)) from None
-            result = study_analysis(study=study, options=analysis_options)
+            result = study_analysis(study=study, options=analysis_options, progress=self.model_progress)
             title = {"study": {"id": study.pk, "name": study.name}}
 
         if options["format"] == "json":
@@ -127,6 +127,10 @@ class Command(BaseCommand):
             self.stdout.write(report, ending="")
         if options["out_dir"]:
             self.write_files(options["out_dir"], result, title)
+
+    def model_progress(self, fraction: float, stage: str) -> None:
+        """The mixed model's sampling, on standard error (the report stays on standard output)."""
+        self.stderr.write(f"mixed model: {fraction:4.0%} {stage}")
 
     def write_files(self, folder: Path, result, title) -> None:
         folder.mkdir(parents=True, exist_ok=True)
