@@ -486,3 +486,31 @@ class DataExport(Job):
 
     def __str__(self) -> str:
         return f"{self.study} as {self.format} ({self.status})"
+
+
+class ModelFit(Job):
+    """A fit of the study report's mixed-effects model, run by a worker (it takes tens of
+    seconds): the report page starts it, shows its progress and, once done, its result.
+
+    A fit belongs to the study's data as they were (`data_version`) and to the analysis
+    options it was asked with (`options_key`, a digest of `options`): new answers or other
+    exclusions make the report ask for a new fit, and the old one stays until cleaned up.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="model_fits")
+    options = models.JSONField(default=dict, help_text="The report options the fit was asked with.")
+    options_key = models.CharField(max_length=64, help_text="Digest of the options (a look-up key).")
+    data_version = models.CharField(max_length=16, help_text="The study's data fingerprint when asked.")
+    stage = models.CharField(max_length=200, blank=True, help_text="What the running fit is doing.")
+    result = models.JSONField(null=True, blank=True, help_text="The model's entry in the report.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="model_fits",
+    )
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["study", "data_version", "options_key"])]
+
+    def __str__(self) -> str:
+        return f"mixed model of {self.study} ({self.status})"

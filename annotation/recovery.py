@@ -1,7 +1,9 @@
-"""How claim imports and data exports are recovered when their worker dies (core/recovery.py).
+"""How claim imports, data exports and model fits are recovered when their worker dies
+(core/recovery.py).
 
-Both are run again from their start: an import is one transaction (a dead worker's import
-left no rows), and an export writes its file under a temporary name first.
+All are run again from their start: an import is one transaction (a dead worker's import
+left no rows), an export writes its file under a temporary name first, and a fit stores its
+result only when it is complete (same seed, same draws).
 """
 from __future__ import annotations
 
@@ -29,6 +31,12 @@ def _retry_export(job) -> None:
     data_export_enqueue(data_export=job)
 
 
+def _retry_model_fit(job) -> None:
+    from annotation.analysis.model_fits import model_fit_enqueue
+
+    model_fit_enqueue(model_fit=job)
+
+
 def register() -> None:
     register_job_kind(JobKind(
         model="annotation.ClaimImport", name="claim import",
@@ -37,3 +45,6 @@ def register() -> None:
     register_job_kind(JobKind(
         model="annotation.DataExport", name="export", lost="no file was written; start the export again",
         retry=_retry_export, requeue={"task_id": "", "rows_written": 0}))
+    register_job_kind(JobKind(
+        model="annotation.ModelFit", name="model fit", lost="no model was stored; fit it again",
+        retry=_retry_model_fit, requeue={"task_id": "", "progress": 0.0, "stage": "waiting for a worker"}))

@@ -67,3 +67,22 @@ def run_data_export(export_id: int) -> dict:
         data_export_run(data_export=job)
     job.refresh_from_db()
     return {"status": job.status, "rows_written": job.rows_written, "file": job.file}
+
+
+@shared_task(name="annotation.run_model_fit")
+def run_model_fit(model_fit_id: int) -> dict:
+    """Fits a queued `ModelFit` (the report's mixed model); a retried or duplicated message
+    does nothing twice (a redelivered one takes over a fit whose lease expired)."""
+    from annotation.analysis.model_fits import model_fit_run
+    from annotation.models import ModelFit
+
+    claimed = job_claim(ModelFit.objects, model_fit_id, take_expired=True)
+    job = ModelFit.objects.select_related("study").filter(pk=model_fit_id).first()
+    if job is None:
+        return {"status": "missing", "skipped": True}
+    if not claimed:
+        return {"status": job.status, "skipped": True}
+    with job_heartbeat(ModelFit.objects, job.pk, owner=job.lease_owner):
+        model_fit_run(model_fit=job)
+    job.refresh_from_db()
+    return {"status": job.status}

@@ -35,6 +35,8 @@ urlpatterns = [
          name="study-report-table"),
     path("studies/<int:pk>/report/analysis.<slug:fmt>", lazy_view(report + "study_report_data"),
          name="study-report-data"),
+    path("studies/<int:pk>/report/model-fit/", lazy_view(report + "study_report_model_fit"),
+         name="study-report-model-fit"),
     path("exports/<int:pk>/", export_views.export_detail, name="export-detail"),
     path("exports/<int:pk>/download/", export_views.export_download, name="export-download"),
     # What participants see: /s/<study>/ is the link given to the recruitment platform.

@@ -11,11 +11,12 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
+from annotation.analysis.model_fits import TYPICAL_SECONDS, model_fit_start
 from annotation.analysis.options import (
     ALL,
     EXCLUSION_RULES,
@@ -23,8 +24,13 @@ from annotation.analysis.options import (
     AnalysisOptions,
 )
 from annotation.analysis.plots import PLOTS, plot_bytes
-from annotation.analysis.study import cached_study_analysis
-from annotation.analysis.text_report import interval_description, primary_test_caption
+from annotation.analysis.study import report_analysis
+from annotation.analysis.text_report import (
+    diagnostics_sentence,
+    implied_rate_rows,
+    interval_description,
+    primary_test_caption,
+)
 from annotation.studies.selectors import studies_visible_to
 from core.figures import FIGURE_FORMATS
 from core.formatting import format_number, format_p_value
@@ -37,6 +43,7 @@ TABLE_TITLES = {
     "familiarity_tests": "False acceptance at the chosen familiarity levels (descriptive)",
     "agreement": "Krippendorff's alpha",
     "mixed_model": "Mixed-effects logistic regression",
+    "mixed_model_rates": "Mixed model: implied acceptance per framing",
     "confidence_distribution": "Confidence distributions",
 }
 DATA_FORMATS = {"json": "application/json", "txt": "text/plain; charset=utf-8"}
@@ -108,16 +115,28 @@ def _display(result) -> dict:
                  for row in [{"framing": ALL, **result.agreement["overall"]}] + result.agreement["by_framing"]]
     model = result.mixed_model
     terms = [{
-        "term": term["term"], "mean": format_number(term["posterior_mean"]), "sd": format_number(term["posterior_sd"]),
+        "term": term["term"], "meaning": term.get("meaning", ""),
+        "mean": format_number(term["posterior_mean"]), "sd": format_number(term["posterior_sd"]),
         "odds_ratio": format_number(term["odds_ratio"]),
         "interval": f"[{format_number(term['odds_ratio_ci_low'])}, {format_number(term['odds_ratio_ci_high'])}]",
         "p_positive": format_number(term["posterior_probability_positive"]),
+        "r_hat": format_number(term.get("r_hat")), "ess": format_number(term.get("effective_sample_size"), 0),
     } for term in model.get("fixed_effects", [])]
     random_effects = [{"name": vc["name"], "sd": format_number(vc["sd"]),
-                       "interval": f"[{format_number(vc['sd_ci_low'])}, {format_number(vc['sd_ci_high'])}]"}
+                       "interval": f"[{format_number(vc['sd_ci_low'])}, {format_number(vc['sd_ci_high'])}]",
+                       "r_hat": format_number(vc.get("r_hat")),
+                       "ess": format_number(vc.get("effective_sample_size"), 0)}
                       for vc in model.get("random_effects", [])]
+    implied = implied_rate_rows(model) if model.get("implied_rates") else []
+    model_display = {
+        "terms": terms, "random_effects": random_effects,
+        "implied_columns": list(implied[0])[1:] if implied else [],
+        "implied": [{"framing": row["framing"], "cells": [row[k] for k in list(row)[1:]]} for row in implied],
+        "diagnostics": diagnostics_sentence(model) if model.get("fitted") else "",
+        "job": model.get("job"),
+    }
     return {"rates": rates, "differences": differences, "primary": primary, "chi_square": chi_square, "familiarity": familiarity,
-            "agreement": agreement, "terms": terms, "random_effects": random_effects}
+            "agreement": agreement, "model": model_display}
 
 
 @login_required
@@ -133,7 +152,7 @@ def study_report(request, pk):
             "interval_methods": list(INTERVAL_METHODS.items()),
             "reset_url": reverse("annotation:study-report", args=[study.pk]),
         }, status=400)
-    result = cached_study_analysis(study=study, options=options)
+    result = report_analysis(study=study, options=options)
     query = urlencode(options.to_params())
     base = reverse("annotation:study-report", args=[study.pk])
     plots = [{
@@ -163,8 +182,26 @@ def study_report(request, pk):
         "primary_caption": primary_test_caption(result),
         "interval_methods": list(INTERVAL_METHODS.items()),
         "command": f'python manage.py analyze_study {study.pk} --format text',
+        "model_fit_url": reverse("annotation:study-report-model-fit", args=[study.pk]) + "?" + query,
+        "model_running": bool(result.mixed_model.get("job")) and result.mixed_model["job"]["status"] in ("queued", "running"),
+        "model_typical_seconds": TYPICAL_SECONDS,
     }
     return render(request, "annotation/study_report.html", context)
+
+
+@login_required
+@require_POST
+def study_report_model_fit(request, pk):
+    """Starts the mixed model's fit under the report's options (a worker runs it) and goes
+    back to the report, which shows its progress."""
+    study = _visible_study(request, pk)
+    options, error = _options_or_error(request)
+    if error:
+        return HttpResponse(error, status=400, content_type="text/plain; charset=utf-8")
+    if options.mixed_model:
+        model_fit_start(study=study, options=options, user=request.user)
+    return redirect(reverse("annotation:study-report", args=[study.pk]) + "?"
+                    + urlencode(options.to_params()) + "#mixed-model")
 
 
 def _rules(options: AnalysisOptions) -> list[tuple[str, str, bool]]:
@@ -194,7 +231,7 @@ def study_report_plot(request, pk, name, fmt):
     options, error = _options_or_error(request)
     if error:
         return HttpResponse(error, status=400, content_type="text/plain; charset=utf-8")
-    result = cached_study_analysis(study=study, options=options)
+    result = report_analysis(study=study, options=options)
     response = HttpResponse(plot_bytes(result, name, fmt), content_type=FIGURE_FORMATS[fmt])
     response["Cache-Control"] = "private, no-cache"
     if request.GET.get("download"):
@@ -211,7 +248,7 @@ def study_report_table(request, pk, name):
     options, error = _options_or_error(request)
     if error:
         return HttpResponse(error, status=400, content_type="text/plain; charset=utf-8")
-    table = cached_study_analysis(study=study, options=options).tables()[name]
+    table = report_analysis(study=study, options=options).tables()[name]
     response = HttpResponse(table.to_csv(index=False), content_type="text/csv; charset=utf-8")
     return _attachment(response, f"{_file_stem(study)}-{name}.csv")
 
@@ -225,7 +262,7 @@ def study_report_data(request, pk, fmt):
     options, error = _options_or_error(request)
     if error:
         return HttpResponse(error, status=400, content_type="text/plain; charset=utf-8")
-    result = cached_study_analysis(study=study, options=options)
+    result = report_analysis(study=study, options=options)
     if fmt == "json":
         import orjson
 

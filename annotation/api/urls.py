@@ -33,6 +33,7 @@ urlpatterns = [
     path(study + "judgments/export/", api.JudgmentExportView.as_view(), name="judgment-export"),
     path(study + "exports/", api.StudyExportListCreateView.as_view(), name="study-exports"),
     path(study + "analysis/", api.StudyAnalysisView.as_view(), name="study-analysis"),
+    path(study + "analysis/model/", api.StudyAnalysisModelView.as_view(), name="study-analysis-model"),
     path("exports/<int:pk>/", api.DataExportDetailView.as_view(), name="export-detail"),
     path("exports/<int:pk>/download/", api.DataExportDownloadView.as_view(), name="export-download"),
     path("judgments/", api.JudgmentListView.as_view(), name="judgment-list"),

@@ -10,6 +10,7 @@ and the schema pages are open, and those are rate-limited.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from django.db import IntegrityError, transaction
 from django.http import FileResponse, Http404, StreamingHttpResponse
@@ -830,15 +831,70 @@ ANALYSIS_RESULT = inline_serializer("StudyAnalysis", {
 )
 class StudyAnalysisView(APIView):
     def get(self, request, pk):
-        # pandas, scipy and statsmodels load with the first analysis, not with the API.
-        from annotation.analysis.study import cached_study_analysis
+        # pandas and scipy load with the first analysis, not with the API.
+        from annotation.analysis.study import report_analysis
 
         study = visible_study(request, pk)
         try:
             options = AnalysisOptions.from_params(request.query_params)
         except ValueError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(cached_study_analysis(study=study, options=options).to_dict())
+        return Response(report_analysis(study=study, options=options).to_dict())
+
+
+MODEL_FIT = inline_serializer("StudyModelFit", {
+    "mixed_model": serializers.DictField(
+        help_text="The model's entry in the analysis: `fitted` true with its terms, implied rates "
+                  "and sampling diagnostics, or false with `reason` (not fitted yet, being "
+                  "fitted, failed)."),
+    "job": serializers.DictField(allow_null=True, help_text=(
+        "The background fit for the study's current data under these options: status "
+        "(queued, running, succeeded, failed), progress (0-1), stage, error; null if none was "
+        "started.")),
+})
+
+
+@extend_schema(
+    tags=["analysis"], summary="A study's mixed model, fitted in the background",
+    description="GET: the mixed-effects model of the study's current data under the analysis "
+                "options in the query string (the same as for the analysis; only the exclusions, "
+                "`min_median_response_ms`, `confidence_level` and `seed` matter), and its "
+                "background job. POST (no body, the options in the query string): start the fit; "
+                "202 with the queued job, or 200 with the job already queued, running or done. "
+                "Poll with GET until `job.status` is `succeeded` (tens of seconds).",
+    parameters=[s.AnalysisQuery], request=None,
+    responses={200: MODEL_FIT, 202: MODEL_FIT, 400: OpenApiResponse(ErrorSerializer), 404: NOT_FOUND},
+)
+class StudyAnalysisModelView(APIView):
+    def _options(self, request):
+        options = AnalysisOptions.from_params(request.query_params)
+        return options if options.mixed_model else replace(options, mixed_model=True)
+
+    def _body(self, study, options) -> dict:
+        from annotation.analysis.model_fits import model_entry
+
+        entry = model_entry(study=study, options=options)
+        return {"mixed_model": entry, "job": entry.pop("job", None)}
+
+    def get(self, request, pk):
+        study = visible_study(request, pk)
+        try:
+            options = self._options(request)
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(self._body(study, options))
+
+    def post(self, request, pk):
+        from annotation.analysis.model_fits import model_fit_start
+
+        study = visible_study(request, pk)
+        try:
+            options = self._options(request)
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        _, created = model_fit_start(study=study, options=options, user=request.user)
+        return Response(self._body(study, options),
+                        status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
 
 @extend_schema(exclude=True)

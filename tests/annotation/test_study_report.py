@@ -213,7 +213,20 @@ def report_url(study, query=""):
     return reverse("annotation:study-report", args=[study.pk]) + (f"?{query}" if query else "")
 
 
-def test_report_page_shows_the_tables_with_the_model(client, study):
+@pytest.fixture
+def short_sampler(monkeypatch):
+    """The report's model with a short NUTS run (2 chains x 200 draws): the same code, faster."""
+    from annotation.analysis import mixed_model
+
+    monkeypatch.setattr(mixed_model, "CHAINS", 2)
+    monkeypatch.setattr(mixed_model, "WARMUP", 150)
+    monkeypatch.setattr(mixed_model, "DRAWS", 200)
+
+
+def test_report_page_shows_the_tables_and_fits_the_model_in_the_background(
+        client, study, short_sampler, django_capture_on_commit_callbacks):
+    from annotation.models import ModelFit
+
     page = client.get(report_url(study, "bootstrap=200"))
     assert page.status_code == 200
     html = page.content.decode()
@@ -221,11 +234,70 @@ def test_report_page_shows_the_tables_with_the_model(client, study):
                  "False acceptance P(Yes | false)", "Pearson chi-square", "Krippendorff", "Mixed-effects",
                  "Exclusions", "returned the study", "Difference from the original framing"):
         assert text in html, text
-    assert page.context["result"].mixed_model["fitted"], page.context["result"].mixed_model["reason"]
-    assert "framing[authoritative]" in html
+    # The page never fits the model itself: it offers to, and nothing runs until asked.
+    model = page.context["result"].mixed_model
+    assert not model["fitted"] and model["reason"].startswith("not fitted yet") and model["job"] is None
+    assert "Fit the mixed model" in html and not ModelFit.objects.exists()
     assert html.count("<img ") == 3
     # without JavaScript everything is a link or a plain form
     assert "<script" not in html
+
+    fit_url = reverse("annotation:study-report-model-fit", args=[study.pk]) + "?bootstrap=200"
+    assert client.get(fit_url).status_code == 405
+    with django_capture_on_commit_callbacks(execute=True):  # the worker's task (eager here)
+        response = client.post(fit_url)
+    assert response.status_code == 302 and response["Location"].endswith("#mixed-model")
+    fit = ModelFit.objects.get()
+    assert fit.status == "succeeded" and fit.progress == 1.0 and fit.attempts == 1
+    assert set(fit.options) == {"exclusions", "min_median_response_ms", "confidence_level", "seed"}
+    assert AnalysisOptions.from_params(fit.options) == AnalysisOptions()
+
+    page = client.get(response["Location"])
+    html = page.content.decode()
+    model = page.context["result"].mixed_model
+    assert model["fitted"], model["reason"]
+    assert model["n"] == 78 and model["job"]["status"] == "succeeded"
+    for text in ("framing[authoritative]", "framing[authoritative]:true claim", "R-hat", "ESS",
+                 "Implied acceptance per framing", "Sampling "):
+        assert text in html, text
+    assert "Fit the mixed model" not in html
+    # The interval method and the permutations do not change the model: the fit is kept.
+    other = client.get(report_url(study, "bootstrap=200&interval=participant-bootstrap&permutations=50"))
+    assert other.context["result"].mixed_model["fitted"]
+    # Other exclusions are another model, not fitted yet; asking twice makes one fit.
+    fewer = client.get(report_url(study, "exclusions=status"))
+    assert fewer.context["result"].mixed_model["reason"].startswith("not fitted yet")
+    # The downloads carry the stored fit.
+    csv = client.get(reverse("annotation:study-report-table", args=[study.pk, "mixed_model_rates"]))
+    assert csv.status_code == 200 and b"false_acceptance_minus_original" in csv.content
+    data = json.loads(client.get(reverse("annotation:study-report-data", args=[study.pk, "json"])).content)
+    assert data["mixed_model"]["fitted"] and data["mixed_model"]["diagnostics"]["chains"] == 2
+
+
+def test_a_running_fit_shows_its_progress_and_the_page_refreshes(client, study):
+    from annotation.analysis.model_fits import model_fit_start
+    from annotation.models import ModelFit
+
+    fit, created = model_fit_start(study=study, options=AnalysisOptions())  # queued: no worker here
+    assert created and model_fit_start(study=study, options=AnalysisOptions())[0] == fit
+    ModelFit.objects.filter(pk=fit.pk).update(status="running", progress=0.5,
+                                              stage="drawing 1500 draws per chain from the posterior")
+    page = client.get(report_url(study))
+    html = page.content.decode()
+    assert '<meta http-equiv="refresh" content="3">' in html
+    assert "being fitted in the background: drawing 1500 draws per chain" in html
+    assert '<progress max="1" value="0.5">' in html and "Fit the mixed model" not in html
+    # a failed fit says why and offers to fit again
+    ModelFit.objects.filter(pk=fit.pk).update(status="failed", error="MemoryError: out of memory")
+    html = client.get(report_url(study)).content.decode()
+    assert "the last fit failed: MemoryError: out of memory; start it again" in html
+    assert "Fit the mixed model" in html and "http-equiv" not in html
+    again, created = model_fit_start(study=study, options=AnalysisOptions())
+    assert created and again.pk != fit.pk
+    # new answers make the stored fit stale: the page asks for a new one
+    ModelFit.objects.filter(pk=again.pk).update(status="succeeded", result={"fitted": True})
+    Participant.objects.filter(study=study).update(status_changed_at=timezone.now())
+    assert client.get(report_url(study)).context["result"].mixed_model["reason"].startswith("not fitted yet")
 
 
 def test_report_exclusions_toggle_through_the_form(client, study):
@@ -380,3 +452,21 @@ def test_command_takes_the_interval_and_permutations(study, tmp_path):
     assert "method" in pd.read_csv(tmp_path / "framing_tests.csv").columns
     with pytest.raises(CommandError, match="option --interval: value 'wide'"):
         call_command("analyze_study", study.name, "--interval", "wide")
+
+
+def test_the_command_fits_the_model_itself_and_shows_its_progress(study, short_sampler, tmp_path):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("analyze_study", str(study.pk), "--format", "json", "--permutations", "0",
+                 "--out-dir", str(tmp_path), stdout=out, stderr=err)
+    model = json.loads(out.getvalue())["mixed_model"]
+    assert model["fitted"], model["reason"]
+    assert model["n"] == 78 and model["diagnostics"]["draws"] == 200
+    assert [row["framing"] for row in model["implied_rates"]][0] == "original"
+    progress = [line for line in err.getvalue().splitlines() if line.startswith("mixed model:")]
+    assert progress[0] == "mixed model:   0% warming up 2 chains (150 iterations each)"
+    assert progress[-1] == "mixed model: 100% summarising the posterior"
+    text = next(tmp_path.glob("*.txt")).read_text()
+    for words in ("framing[authoritative]:true claim", "R-hat", "divergent transitions", "Implied acceptance"):
+        assert words in text, words
+    rates = pd.read_csv(tmp_path / "mixed_model_rates.csv")
+    assert list(rates["framing"])[0] == "original" and "false_acceptance_ci_low" in rates

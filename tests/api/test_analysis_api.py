@@ -58,3 +58,47 @@ def test_the_analysis_gives_two_way_intervals_and_the_primary_test_by_default(ap
         mixed_model=False, interval="participant-bootstrap", bootstrap_resamples=50)).to_dict()
     bad = api.get(f"/api/studies/{study.pk}/analysis/", {"interval": "sideways"})
     assert bad.status_code == 400 and "interval" in bad.json()["detail"] and "sideways" in bad.json()["detail"]
+
+
+def test_the_mixed_model_is_fitted_in_the_background_on_request(
+        api, other_api, study, monkeypatch, django_capture_on_commit_callbacks):
+    from annotation.analysis import mixed_model
+    from annotation.models import ModelFit
+
+    for name, value in (("CHAINS", 2), ("WARMUP", 150), ("DRAWS", 200)):  # a short NUTS run
+        monkeypatch.setattr(mixed_model, name, value)
+    take_part(study, "P1", accept=lambda item: True)
+    take_part(study, "P2", accept=lambda item: bool(item.attention_check_id))
+    take_part(study, "P3", accept=lambda item: item.pk % 2 == 0)
+    take_part(study, "P4", accept=lambda item: item.pk % 3 != 0)
+    url = f"/api/studies/{study.pk}/analysis/model/"
+
+    # The analysis never fits the model in the request: it says how to ask for it.
+    analysis = api.get(f"/api/studies/{study.pk}/analysis/", {"permutations": "0"}).json()
+    assert analysis["mixed_model"]["fitted"] is False
+    assert analysis["mixed_model"]["reason"].startswith("not fitted yet") and analysis["mixed_model"]["job"] is None
+    before = api.get(url).json()
+    assert before["job"] is None and before["mixed_model"]["reason"] == analysis["mixed_model"]["reason"]
+
+    with django_capture_on_commit_callbacks(execute=True):  # the worker's task (eager here)
+        started = api.post(url + "?seed=4&exclusions=none")
+    assert started.status_code == 202, started.content
+    assert started.json()["job"]["status"] == "queued" and started.json()["job"]["url"].endswith(url)
+    done = api.get(url, {"seed": "4", "exclusions": "none"}).json()
+    assert done["job"]["status"] == "succeeded" and done["job"]["progress"] == 1.0
+    model = done["mixed_model"]
+    assert model["fitted"], model["reason"]
+    assert model["n"] == 24 and model["diagnostics"]["chains"] == 2
+    assert {term["kind"] for term in model["fixed_effects"]} == {"intercept", "framing", "truth", "interaction"}
+    # the analysis shows the stored fit for the same options, not for others
+    assert api.get(f"/api/studies/{study.pk}/analysis/", {"seed": "4", "exclusions": "none", "permutations": "0"}).json()[
+        "mixed_model"]["fixed_effects"] == model["fixed_effects"]
+    assert api.get(url).json()["job"] is None
+    # asking again gives the fit there is (200), not a second one
+    again = api.post(url + "?seed=4&exclusions=none")
+    assert again.status_code == 200 and again.json()["job"]["id"] == done["job"]["id"]
+    assert ModelFit.objects.count() == 1
+    # errors: a bad option names it; another researcher's study does not exist
+    bad = api.post(url + "?confidence_level=2")
+    assert bad.status_code == 400 and "confidence_level" in bad.json()["detail"]
+    assert other_api.get(url).status_code == 404 and other_api.post(url).status_code == 404

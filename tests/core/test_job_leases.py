@@ -256,3 +256,38 @@ def test_the_job_pages_say_a_job_was_started_again(client, django_user_model):
     assert b"The worker running it stopped; it is queued to start again (attempt 2)." in page()
     ClaimImport.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, attempts=2)
     assert b"Started 2 times: the worker running it earlier stopped." in page()
+
+
+def test_every_kind_of_job_is_recovered():
+    """A new job table that recovery does not know would stay "running" forever after its
+    worker died: every concrete `Job` model must be registered."""
+    from django.apps import apps
+
+    from core.jobs import Job
+    from core.recovery import job_kinds
+
+    tables = {model._meta.label for model in apps.get_models() if issubclass(model, Job)}
+    assert {"annotation.ModelFit", "annotation.DataExport", "simulation.SimulationRun"} <= tables
+    assert tables == {kind.model for kind in job_kinds()}
+
+
+def test_an_abandoned_model_fit_is_fitted_again(django_capture_on_commit_callbacks, monkeypatch):
+    from annotation.analysis import mixed_model
+    from annotation.models import ModelFit
+    from annotation.studies.services import study_create
+
+    for name, value in (("CHAINS", 2), ("WARMUP", 100), ("DRAWS", 100)):
+        monkeypatch.setattr(mixed_model, name, value)
+    call_command("load_demo", no_user=True)
+    study = study_create(dataset=Dataset.objects.get(name="FrameLab demo"), name="fit", base_claims=8,
+                         batch_size=6, raters_per_batch=2, seed=7)
+    fit = ModelFit.objects.create(study=study, options={"seed": "0"}, options_key="k", data_version="v",
+                                  status=JobStatus.RUNNING, task_id="dead-task", attempts=1,
+                                  started=timezone.now() - LONG_AGO, heartbeat=timezone.now() - LONG_AGO)
+    with django_capture_on_commit_callbacks(execute=True):  # the new task (eager here)
+        outcome = jobs_recover()
+    assert outcome.retried == [f"model fit #{fit.pk}"]
+    fit.refresh_from_db()
+    assert fit.status == JobStatus.SUCCEEDED and fit.attempts == 2 and fit.stage == "done"
+    # no judgments yet: the fit ran and says why there is no model
+    assert fit.result["fitted"] is False and fit.result["reason"] == "needs judgments in at least two framings"
