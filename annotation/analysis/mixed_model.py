@@ -144,18 +144,26 @@ def _sample(exog, participant_codes, claim_codes, accept, *, seed: int, chains: 
             jnp.asarray(accept), int(participant_codes.max()) + 1, int(claim_codes.max()) + 1)
     mcmc = MCMC(NUTS(_model, target_accept_prob=0.9), num_warmup=warmup, num_samples=draws,
                 num_chains=chains, chain_method="vectorized", progress_bar=False)
-    if progress:
-        progress(0.0, f"warming up {chains} chains ({warmup} iterations each)")
-    mcmc.warmup(jax.random.PRNGKey(seed), *args, collect_warmup=False)
-    if progress:
-        progress(0.5, f"drawing {draws} draws per chain from the posterior")
-    mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=("diverging",))
-    if progress:
-        progress(1.0, "summarising the posterior")
-    samples = {name: np.asarray(values, dtype=float)
-               for name, values in mcmc.get_samples(group_by_chain=True).items()
-               if name in ("beta", "sd_participant", "sd_claim")}
-    return samples, int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
+    try:
+        if progress:
+            progress(0.0, f"warming up {chains} chains ({warmup} iterations each)")
+        mcmc.warmup(jax.random.PRNGKey(seed), *args, collect_warmup=False)
+        if progress:
+            progress(0.5, f"drawing {draws} draws per chain from the posterior")
+        mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=("diverging",))
+        if progress:
+            progress(1.0, "summarising the posterior")
+        samples = {name: np.asarray(values, dtype=float)
+                   for name, values in mcmc.get_samples(group_by_chain=True).items()
+                   if name in ("beta", "sd_participant", "sd_claim")}
+        divergences = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
+    finally:
+        # Every fit compiles its own sampler, and JAX keeps each compiled program (memory
+        # maps, ~75 MiB) for the life of the process: a worker that fitted ~40 models ran out
+        # of memory maps ("LLVM compilation error: Cannot allocate memory"). Drop them.
+        del mcmc
+        jax.clear_caches()
+    return samples, divergences
 
 
 def _diagnose(draws: np.ndarray) -> tuple[float, float]:

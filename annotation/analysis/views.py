@@ -183,6 +183,7 @@ def study_report(request, pk):
         "interval_methods": list(INTERVAL_METHODS.items()),
         "command": f'python manage.py analyze_study {study.pk} --format text',
         "model_fit_url": reverse("annotation:study-report-model-fit", args=[study.pk]) + "?" + query,
+        "model_status_url": reverse("api:study-analysis-model", args=[study.pk]) + "?" + query,
         "model_running": bool(result.mixed_model.get("job")) and result.mixed_model["job"]["status"] in ("queued", "running"),
         "model_typical_seconds": TYPICAL_SECONDS,
     }
@@ -201,7 +202,7 @@ def study_report_model_fit(request, pk):
     if options.mixed_model:
         model_fit_start(study=study, options=options, user=request.user)
     return redirect(reverse("annotation:study-report", args=[study.pk]) + "?"
-                    + urlencode(options.to_params()) + "#mixed-model")
+                    + urlencode(options.to_params()) + "#model")
 
 
 def _rules(options: AnalysisOptions) -> list[tuple[str, str, bool]]:

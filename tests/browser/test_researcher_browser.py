@@ -77,3 +77,43 @@ def test_researcher_pages_swagger_and_admin_work_under_the_policy(chromium, guni
     wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "form"), "no study form")
 
     assert csp_violations(driver) == []
+
+
+def test_the_report_follows_a_model_fit_and_shows_the_model_when_it_is_done(
+        chromium, gunicorn_server, researcher_study):
+    """The report page's script polls the fit's status (the API, with the page's session),
+    moves the bar, and shows the model once the worker has stored it; no timed refresh."""
+    from annotation.analysis.model_fits import model_fit_start
+    from annotation.analysis.options import AnalysisOptions
+    from annotation.models import ModelFit
+
+    server, driver, study = gunicorn_server, chromium, researcher_study
+    fit, _ = model_fit_start(study=study, options=AnalysisOptions())  # queued; no worker here
+    ModelFit.objects.filter(pk=fit.pk).update(status="running", progress=0.0, stage="warming up 4 chains")
+
+    driver.get(f"{server.url}/accounts/login/")
+    driver.find_element(By.ID, "id_username").send_keys("rita")
+    driver.find_element(By.ID, "id_password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    wait_until(driver, lambda d: d.current_url.endswith("/datasets/"), "the login did not land")
+    driver.get(f"{server.url}/studies/{study.pk}/report/")
+    assert driver.find_element(By.CSS_SELECTOR, "[data-stage]").text == "warming up 4 chains"
+    driver.execute_script("window.framelabMarker = 'same page';")
+
+    ModelFit.objects.filter(pk=fit.pk).update(progress=0.5, stage="drawing 1500 draws per chain")
+    wait_until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "[data-stage]").text
+               == "drawing 1500 draws per chain", "the stage did not move", timeout=20)
+    assert driver.execute_script("return document.querySelector('progress').value") == 0.5
+    assert driver.execute_script("return window.framelabMarker") == "same page"  # not reloaded
+
+    result = {"fitted": True, "reason": "", "method": "NUTS", "formula": "accept ~ framing",
+              "reference_framing": "original", "n": 6, "participants": 1, "claims": 6,
+              "fixed_effects": [], "random_effects": [], "implied_rates": [], "warnings": [],
+              "diagnostics": {"chains": 4, "warmup": 500, "draws": 1500, "divergences": 0,
+                              "max_r_hat": 1.001, "min_effective_sample_size": 2000.0,
+                              "converged": True, "seconds": 12.0,
+                              "thresholds": {"max_r_hat": 1.01, "min_effective_sample_size": 400}}}
+    ModelFit.objects.filter(pk=fit.pk).update(status="succeeded", progress=1.0, stage="done", result=result)
+    wait_until(driver, lambda d: "Sampling converged" in d.page_source, "the model did not appear", timeout=20)
+    assert not driver.find_elements(By.CSS_SELECTOR, "[data-progress-url]")
+    assert csp_violations(driver) == []
