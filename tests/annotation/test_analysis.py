@@ -594,20 +594,6 @@ def test_mixed_model_reports_its_sampling_and_repeats_with_its_seed(strong_effec
     assert again["fixed_effects"] == result.mixed_model["fixed_effects"]
 
 
-def test_mixed_model_flags_a_fit_that_misses_the_thresholds(monkeypatch):
-    from annotation.analysis import mixed_model
-
-    monkeypatch.setattr(mixed_model, "MIN_EFFECTIVE_SAMPLES", 10**6)
-    monkeypatch.setattr(mixed_model, "MAX_R_HAT", 1.0)
-    table = many_participants_table(participants=20, per_participant=8, seed=5)
-    model = mixed_model.fit_mixed_model(_model_claims(table), ["original", "authoritative", "consensus", "emotional"],
-                                        chains=2, warmup=100, draws=100)
-    assert model["fitted"] and model["diagnostics"]["converged"] is False
-    assert any("effective sample size" in w for w in model["warnings"])
-    assert any("R-hat" in w for w in model["warnings"])
-    assert "NOT converged" in diagnostics_sentence(model)
-
-
 def _model_claims(table):
     from annotation.analysis.statistics import _apply_exclusions, _prepare
 
@@ -615,19 +601,27 @@ def _model_claims(table):
     return claims
 
 
-def test_mixed_model_without_both_truths_leaves_the_truth_terms_out():
-    from annotation.analysis.mixed_model import fit_mixed_model
+def test_mixed_model_without_both_truths_and_a_fit_that_misses_the_thresholds(monkeypatch):
+    """One short fit on false claims alone, judged by impossible thresholds: the truth terms
+    are left out (and it says so), and the fit is flagged as not converged."""
+    from annotation.analysis import mixed_model
 
+    monkeypatch.setattr(mixed_model, "MIN_EFFECTIVE_SAMPLES", 10**6)
+    monkeypatch.setattr(mixed_model, "MAX_R_HAT", 1.0)
     table = many_participants_table(participants=20, per_participant=8, seed=6)
     false_only = _model_claims(table)
     false_only = false_only[~false_only["true_claim"]]
-    model = fit_mixed_model(false_only, ["original", "authoritative", "consensus", "emotional"],
-                            chains=2, warmup=100, draws=100)
+    model = mixed_model.fit_mixed_model(false_only, ["original", "authoritative", "consensus", "emotional"],
+                                        chains=2, warmup=100, draws=100)
     assert model["fitted"], model["reason"]
     assert [t["kind"] for t in model["fixed_effects"]] == ["intercept", "framing", "framing", "framing"]
     assert "accepting a claim" in model["fixed_effects"][1]["meaning"]
     assert any("truth term" in w for w in model["warnings"])
     assert set(model["implied_rates"][1]) == {"framing", "acceptance", "acceptance_minus_original"}
+    assert model["diagnostics"]["converged"] is False
+    assert any("effective sample size" in w for w in model["warnings"])
+    assert any("R-hat" in w for w in model["warnings"])
+    assert "NOT converged" in diagnostics_sentence(model)
 
 
 def test_mixed_model_reports_why_it_was_not_fitted():

@@ -180,7 +180,7 @@ def test_command_errors_name_the_option_and_the_study(study):
         call_command("analyze_study")
 
 
-def test_command_analyses_a_frameref_tidy_table_file(tmp_path, db):
+def test_command_analyses_a_frameref_tidy_table_file(tmp_path, db, short_sampler):
     rows = []
     for participant in range(6):
         for base in range(4):
