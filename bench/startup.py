@@ -846,7 +846,10 @@ def main(argv=None) -> int:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings",
            "FRAMELAB_VAR_DIR": str(work / "var"), "MEDIA_ROOT": str(work / "var" / "media"),
            "DATABASE_URL": f"sqlite:///{work / 'framelab.sqlite3'}",
-           "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}"}
+           "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
+           # The bots that fill the study use made-up participant ids, all from 127.0.0.1
+           # (docs/security.md: how to run bots against a server).
+           "FRAMELAB_CHECK_PLATFORM_IDS": "false", "FRAMELAB_PARTICIPANT_ENTRIES_PER_ADDRESS": "0"}
     env.pop("CELERY_BROKER_URL", None)
     env.pop("CACHE_URL", None)
     machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gib": memory_gib(),
