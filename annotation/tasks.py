@@ -50,39 +50,39 @@ def reclaim_expired_sessions() -> int:
     return sessions_reclaim_expired()
 
 
-@shared_task(name="annotation.run_data_export")
-def run_data_export(export_id: int) -> dict:
-    """Writes a queued `DataExport`'s file; a retried or duplicated message does nothing twice
-    (a redelivered one takes over a job whose lease expired, as `run_claim_import`)."""
-    from annotation.dataio.services import data_export_run
-    from annotation.models import DataExport
-
-    claimed = job_claim(DataExport.objects, export_id, take_expired=True)
-    job = DataExport.objects.select_related("study").filter(pk=export_id).first()
+def _run_study_job(model, job_id: int, run, summary) -> dict:
+    """Claims a queued job of a study (or takes over one whose lease expired), runs it with
+    its lease renewed, and says how it ended; a retried or duplicated message does nothing
+    twice."""
+    claimed = job_claim(model.objects, job_id, take_expired=True)
+    job = model.objects.select_related("study").filter(pk=job_id).first()
     if job is None:
         return {"status": "missing", "skipped": True}
     if not claimed:
         return {"status": job.status, "skipped": True}
-    with job_heartbeat(DataExport.objects, job.pk, owner=job.lease_owner):
-        data_export_run(data_export=job)
+    with job_heartbeat(model.objects, job.pk, owner=job.lease_owner):
+        run(job)
     job.refresh_from_db()
-    return {"status": job.status, "rows_written": job.rows_written, "file": job.file}
+    return summary(job)
+
+
+@shared_task(name="annotation.run_data_export")
+def run_data_export(export_id: int) -> dict:
+    """Writes a queued `DataExport`'s file (as `run_claim_import`, a redelivered message takes
+    over a job whose lease expired)."""
+    from annotation.dataio.services import data_export_run
+    from annotation.models import DataExport
+
+    return _run_study_job(
+        DataExport, export_id, lambda job: data_export_run(data_export=job),
+        lambda job: {"status": job.status, "rows_written": job.rows_written, "file": job.file})
 
 
 @shared_task(name="annotation.run_model_fit")
 def run_model_fit(model_fit_id: int) -> dict:
-    """Fits a queued `ModelFit` (the report's mixed model); a retried or duplicated message
-    does nothing twice (a redelivered one takes over a fit whose lease expired)."""
+    """Fits a queued `ModelFit` (the report's mixed model)."""
     from annotation.analysis.model_fits import model_fit_run
     from annotation.models import ModelFit
 
-    claimed = job_claim(ModelFit.objects, model_fit_id, take_expired=True)
-    job = ModelFit.objects.select_related("study").filter(pk=model_fit_id).first()
-    if job is None:
-        return {"status": "missing", "skipped": True}
-    if not claimed:
-        return {"status": job.status, "skipped": True}
-    with job_heartbeat(ModelFit.objects, job.pk, owner=job.lease_owner):
-        model_fit_run(model_fit=job)
-    job.refresh_from_db()
-    return {"status": job.status}
+    return _run_study_job(ModelFit, model_fit_id, lambda job: model_fit_run(model_fit=job),
+                          lambda job: {"status": job.status})
