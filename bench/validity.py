@@ -356,7 +356,12 @@ def run_design(design: Design, args, seed_base: int) -> list[Line]:
             with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 found = list(pool.map(mixed_fit, *zip(*jobs)))
         else:
-            found = [mixed_fit(*job) for job in jobs]
+            found = []
+            for i, job in enumerate(jobs):
+                found.append(mixed_fit(*job))
+                if (i + 1) % 10 == 0:
+                    print(f"    ... mixed-model fit {i + 1} of {len(jobs)}, {time.perf_counter() - started:.0f} s",
+                          file=sys.stderr, flush=True)
         fits = [f for f in found if f is not None]
         if fits:
             for key, label, low, high in (
