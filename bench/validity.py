@@ -5,6 +5,10 @@ Run from the repository root:
     .venv/bin/python bench/validity.py                 # the full run (>= 500 / 1,000 studies)
     .venv/bin/python bench/validity.py --quick         # a smoke run, a few minutes
     .venv/bin/python bench/validity.py --studies 800 --null-studies 1600 --compare 300 --mixed 150
+    .venv/bin/python bench/validity.py --mixed-only --mixed 80 --design frameref   # the model alone
+
+Each mixed-model fit takes about 20 s on a quiet 2-core machine (100 per design by default:
+over half an hour each); `--workers 2` fits two at a time.
 
 Studies are simulated the way FrameLab runs them: the design module
 (`annotation.studies.design.design_study`) chooses the base claims and deals every (base
