@@ -15,6 +15,7 @@ from annotation.analysis.statistics import (
     _ratio,
     _statistic_columns,
 )
+from tests.mutation.statistic_definitions import qualifies
 
 FRAMINGS = ["original", "authoritative", "emotional"]
 # These tests pin the participant bootstrap, written out resample by resample; the default
@@ -39,27 +40,6 @@ def claims(seed=5, n=90, participants=7):
         "item": rng.integers(0, 25, n),
         "base_claim": rng.integers(0, 12, n).astype(str),
     })
-
-
-def qualifies(row, name):
-    """(value, counts) of one judgment for one statistic, from the statistic's definition."""
-    true, accept = row["true_claim"], row["accept"]
-    correct = float(accept == true)
-    kind = {"accuracy": (correct, True), "accuracy_true": (correct, true),
-            "accuracy_false": (correct, not true), "acceptance_rate": (float(accept), True),
-            "false_acceptance_rate": (float(accept), not true),
-            "false_rejection_rate": (float(not accept), true)}
-    if name in kind:
-        value, counts = kind[name]
-        return (value if counts else 0.0), counts
-    column = "confidence" if "confidence" in name else "familiarity"
-    value = row[column]
-    counts = not math.isnan(value)
-    if name.endswith("_true"):
-        counts = counts and true
-    elif name.endswith("_false"):
-        counts = counts and not true
-    return (value if counts else 0.0), counts
 
 
 def weighted_rate(rows, name, weight_of):

@@ -16,6 +16,7 @@ from annotation.analysis.statistics import (
     STATISTIC_NAMES,
     _framing_summaries,
 )
+from tests.mutation.statistic_definitions import qualifies
 
 FRAMINGS = ["original", "authoritative", "emotional"]
 RATE = {"accuracy", "accuracy_true", "accuracy_false", "acceptance_rate", "false_acceptance_rate",
@@ -43,26 +44,6 @@ def claims(seed=3, n=120, participants=(3, 10, 2, 21, 1, 7), base_claims=10, fra
         "item": rng.integers(0, 30, n),
         "base_claim": base * 7 + 1,
     })
-
-
-def qualifies(row, name):
-    """(value, counts) of one judgment for one statistic, from its definition."""
-    true, accept = bool(row["true_claim"]), bool(row["accept"])
-    correct = float(accept == true)
-    kind = {"accuracy": (correct, True), "accuracy_true": (correct, true),
-            "accuracy_false": (correct, not true), "acceptance_rate": (float(accept), True),
-            "false_acceptance_rate": (float(accept), not true),
-            "false_rejection_rate": (float(not accept), true)}
-    if name in kind:
-        value, counts = kind[name]
-        return (value if counts else 0.0), counts
-    value = row["confidence" if "confidence" in name else "familiarity"]
-    counts = not math.isnan(value)
-    if name.endswith("_true"):
-        counts = counts and true
-    elif name.endswith("_false"):
-        counts = counts and not true
-    return (value if counts else 0.0), counts
 
 
 def rows_of(table, framing):
